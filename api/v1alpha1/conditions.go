@@ -1,0 +1,55 @@
+package v1alpha1
+
+// Condition types.
+const (
+	// ConditionReady summarises the others: a store that works, a request that is done.
+	ConditionReady = "Ready"
+	// ConditionAccepted: the request's subject and stores were resolved.
+	ConditionAccepted = "Accepted"
+	// ConditionErased: every store applied its mapping.
+	ConditionErased = "Erased"
+	// ConditionVerified: no store holds anything that still identifies the subject.
+	ConditionVerified = "Verified"
+	// ConditionDeadlineExceeded: the regulation's deadline passed before the request completed.
+	ConditionDeadlineExceeded = "DeadlineExceeded"
+	// ConditionCollected: every store returned the subject's records.
+	ConditionCollected = "Collected"
+	// ConditionExpired: the export's TTL passed and the export was deleted.
+	ConditionExpired = "Expired"
+)
+
+// Condition reasons, CamelCase as the API conventions ask.
+const (
+	ReasonReconciling        = "Reconciling"
+	ReasonPending            = "Pending"
+	ReasonReady              = "Ready"
+	ReasonConnectionFailed   = "ConnectionFailed"
+	ReasonMappingInvalid     = "MappingInvalid"
+	ReasonSecretNotFound     = "SecretNotFound"
+	ReasonAccepted           = "Accepted"
+	ReasonIdentifiersMissing = "IdentifiersSecretNotFound"
+	ReasonIdentifiersInvalid = "IdentifiersInvalid"
+	ReasonUnknownIdentifier  = "UnknownIdentifier"
+	ReasonNoStores           = "NoMatchingStores"
+	ReasonStoreNotAllowed    = "StoreNotAllowed"
+	ReasonErasing            = "Erasing"
+	ReasonErased             = "Erased"
+	ReasonStoreUnavailable   = "StoreUnavailable"
+	ReasonStoreFailed        = "StoreFailed"
+	ReasonVerifying          = "Verifying"
+	ReasonVerified           = "Verified"
+	ReasonDataRemains        = "DataRemains"
+	ReasonDataReappeared     = "DataReappeared"
+	ReasonReErased           = "ReErased"
+	ReasonDryRun             = "DryRun"
+	ReasonWithinDeadline     = "WithinDeadline"
+	ReasonDeadlineExceeded   = "DeadlineExceeded"
+	ReasonCompleted          = "Completed"
+	ReasonCollecting         = "Collecting"
+	ReasonCollected          = "Collected"
+	ReasonExportTooLarge     = "ExportTooLarge"
+	ReasonExportDelivered    = "ExportDelivered"
+	ReasonNotExpired         = "NotExpired"
+	ReasonExpired            = "Expired"
+	ReasonFailed             = "Failed"
+)

@@ -1,0 +1,304 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// StoreType names the connector that talks to a store.
+// +kubebuilder:validation:Enum=postgres;mysql;sqlite;redis;http
+type StoreType string
+
+const (
+	StoreTypePostgres StoreType = "postgres"
+	StoreTypeMySQL    StoreType = "mysql"
+	StoreTypeSQLite   StoreType = "sqlite"
+	StoreTypeRedis    StoreType = "redis"
+	StoreTypeHTTP     StoreType = "http"
+)
+
+// IsSQL reports whether the store is mapped with spec.tables.
+func (t StoreType) IsSQL() bool {
+	return t == StoreTypePostgres || t == StoreTypeMySQL || t == StoreTypeSQLite
+}
+
+// TableAction says what happens to a subject's rows in a table.
+// +kubebuilder:validation:Enum=delete;mask;retain
+type TableAction string
+
+const (
+	ActionDelete TableAction = "delete"
+	ActionMask   TableAction = "mask"
+	ActionRetain TableAction = "retain"
+)
+
+// KeyAction says what happens to a subject's Redis keys.
+// +kubebuilder:validation:Enum=delete;retain
+type KeyAction string
+
+const (
+	KeyActionDelete KeyAction = "delete"
+	KeyActionRetain KeyAction = "retain"
+)
+
+// MaskStrategy says how a masked column is rewritten.
+// +kubebuilder:validation:Enum=nullify;redact;hash
+type MaskStrategy string
+
+const (
+	// MaskNullify sets the column to NULL.
+	MaskNullify MaskStrategy = "nullify"
+	// MaskRedact sets the column to the fixed marker RedactedMarker.
+	MaskRedact MaskStrategy = "redact"
+	// MaskHash replaces the column by a salted SHA-256 of its value, so joins inside the store still work.
+	MaskHash MaskStrategy = "hash"
+)
+
+// RedactedMarker is what the redact strategy writes.
+const RedactedMarker = "[REDACTED]"
+
+// SecretKeySelector points at one key of a Secret. For a DataStore the Secret lives in the store's
+// namespace; for a ClusterDataStore it lives in the operator's namespace.
+type SecretKeySelector struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// Connection says how to reach a store.
+type Connection struct {
+	// SecretRef holds the DSN (postgres, mysql), file path (sqlite), URL (redis) or bearer token (http).
+	// +optional
+	SecretRef *SecretKeySelector `json:"secretRef,omitempty"`
+	// URL is the non-secret base endpoint of an http store, e.g. https://crm.internal/dsr.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
+	URL string `json:"url,omitempty"`
+	// CASecretRef holds a PEM CA bundle that an http store's TLS certificate must chain to.
+	// +optional
+	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+	// Timeout bounds every call to the store.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('10m')",message="timeout must be between 1s and 10m"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// ColumnMatch selects the rows whose column equals one of the subject's identifiers.
+type ColumnMatch struct {
+	// Column compared with the identifier.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
+	Column string `json:"column"`
+	// Identifier is the name of the subject's identifier (a key of the identifiers Secret),
+	// e.g. email, userId, phone.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_.-]*$`
+	Identifier string `json:"identifier"`
+}
+
+// ColumnMask rewrites one column of the subject's rows.
+type ColumnMask struct {
+	// Column to rewrite.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
+	Column string `json:"column"`
+	// Strategy: nullify (NULL), redact (the marker "[REDACTED]") or hash (salted SHA-256, hex).
+	Strategy MaskStrategy `json:"strategy"`
+}
+
+// TableMapping says where a subject's rows are in one table and what to do with them.
+// +kubebuilder:validation:XValidation:rule="self.action != 'retain' || (has(self.retainReason) && size(self.retainReason) > 0)",message="retainReason is required when action is retain",fieldPath=".retainReason"
+// +kubebuilder:validation:XValidation:rule="self.action != 'mask' || (has(self.mask) && size(self.mask) > 0)",message="mask is required when action is mask",fieldPath=".mask"
+// +kubebuilder:validation:XValidation:rule="self.action == 'mask' || !has(self.mask) || size(self.mask) == 0",message="mask is only allowed when action is mask",fieldPath=".mask"
+type TableMapping struct {
+	// Name of the table, optionally schema-qualified (schema.table).
+	// +kubebuilder:validation:MaxLength=127
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`
+	Name string `json:"name"`
+	// Match lists the columns that identify the subject; a row matches when any of them equals
+	// the subject's identifier of that name.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	Match []ColumnMatch `json:"match"`
+	// Action: delete the rows, mask columns of them, or retain them under a legal hold.
+	Action TableAction `json:"action"`
+	// Mask lists the columns rewritten when action is mask.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	Mask []ColumnMask `json:"mask,omitempty"`
+	// RetainReason is the legal ground for keeping the rows (GDPR Art. 17(3)), shown to auditors.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	RetainReason string `json:"retainReason,omitempty"`
+}
+
+// KeyMapping says which Redis keys hold a subject's data and what to do with them.
+// +kubebuilder:validation:XValidation:rule="self.action != 'retain' || (has(self.retainReason) && size(self.retainReason) > 0)",message="retainReason is required when action is retain",fieldPath=".retainReason"
+type KeyMapping struct {
+	// Pattern of the keys, with {identifier} placeholders, optionally ending in a glob after a
+	// separator, e.g. "session:{userId}:*". The placeholders are replaced by the subject's
+	// identifiers, escaped so that they match only themselves.
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^([^*?\[\]{}\\\s]|\{[A-Za-z][A-Za-z0-9_.-]*\})*\{[A-Za-z][A-Za-z0-9_.-]*\}([^*?\[\]{}\\\s]|\{[A-Za-z][A-Za-z0-9_.-]*\})*([^*?\[\]{}\\\s}]\*)?$`
+	Pattern string `json:"pattern"`
+	// Action: delete the keys, or retain them under a legal hold.
+	Action KeyAction `json:"action"`
+	// RetainReason is the legal ground for keeping the keys.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	RetainReason string `json:"retainReason,omitempty"`
+}
+
+// DataStoreSpec describes a store that holds personal data and how a subject's data is found in it.
+// +kubebuilder:validation:XValidation:rule="!(self.type in ['postgres', 'mysql', 'sqlite']) || (has(self.tables) && size(self.tables) > 0)",message="tables is required for postgres, mysql and sqlite stores",fieldPath=".tables"
+// +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite'] || !has(self.tables) || size(self.tables) == 0",message="tables is only allowed for postgres, mysql and sqlite stores",fieldPath=".tables"
+// +kubebuilder:validation:XValidation:rule="self.type != 'redis' || (has(self.keys) && size(self.keys) > 0)",message="keys is required for redis stores",fieldPath=".keys"
+// +kubebuilder:validation:XValidation:rule="self.type == 'redis' || !has(self.keys) || size(self.keys) == 0",message="keys is only allowed for redis stores",fieldPath=".keys"
+// +kubebuilder:validation:XValidation:rule="self.type != 'http' || (has(self.connection.url) && size(self.connection.url) > 0)",message="connection.url is required for http stores",fieldPath=".connection.url"
+// +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite and redis stores",fieldPath=".connection.secretRef"
+// +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http stores",fieldPath=".connection"
+type DataStoreSpec struct {
+	// Type of the store; it picks the connector.
+	Type StoreType `json:"type"`
+	// Connection to the store.
+	Connection Connection `json:"connection"`
+	// Tables maps a subject to rows (postgres, mysql, sqlite).
+	// +optional
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=atomic
+	Tables []TableMapping `json:"tables,omitempty"`
+	// Keys maps a subject to keys (redis).
+	// +optional
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=atomic
+	Keys []KeyMapping `json:"keys,omitempty"`
+
+	// Description of the store for access reports (GDPR Art. 15), e.g. "Customer relationship database".
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Description string `json:"description,omitempty"`
+	// Purposes of the processing (Art. 15(1)(a)).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	Purposes []string `json:"purposes,omitempty"`
+	// DataCategories held (Art. 15(1)(b)), e.g. contact details, order history.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	DataCategories []string `json:"dataCategories,omitempty"`
+	// Retention period or the criteria that set it (Art. 15(1)(d)).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Retention string `json:"retention,omitempty"`
+	// Recipients the data is disclosed to (Art. 15(1)(c)).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=atomic
+	Recipients []string `json:"recipients,omitempty"`
+
+	// CheckInterval is how often the store's connection and mapping are checked.
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('24h')",message="checkInterval must be between 10s and 24h"
+	CheckInterval *metav1.Duration `json:"checkInterval,omitempty"`
+}
+
+// DataStoreStatus is what the last check of a store found.
+type DataStoreStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// LastCheckTime is when the store was last checked.
+	// +optional
+	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+	// Warnings from the last check that do not make the store unusable, e.g. a matched column
+	// without an index (every erasure would scan the table).
+	// +optional
+	// +listType=atomic
+	Warnings []string `json:"warnings,omitempty"`
+	// Conditions: Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ds,categories=dsr
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// DataStore is a store in one namespace that holds personal data; requests in that namespace use it.
+type DataStore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DataStoreSpec   `json:"spec,omitempty"`
+	Status DataStoreStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// DataStoreList is a list of DataStores.
+type DataStoreList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DataStore `json:"items"`
+}
+
+// ClusterDataStoreSpec is a DataStoreSpec plus the namespaces whose requests may use the store.
+type ClusterDataStoreSpec struct {
+	DataStoreSpec `json:",inline"`
+	// NamespaceSelector selects the namespaces whose requests may use this store. An empty
+	// selector admits every namespace; a missing one admits none.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=cds,categories=dsr
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ClusterDataStore is a store shared by the namespaces its namespaceSelector admits. Its Secrets
+// live in the operator's namespace.
+type ClusterDataStore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ClusterDataStoreSpec `json:"spec,omitempty"`
+	Status DataStoreStatus      `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ClusterDataStoreList is a list of ClusterDataStores.
+type ClusterDataStoreList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterDataStore `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DataStore{}, &DataStoreList{}, &ClusterDataStore{}, &ClusterDataStoreList{})
+}

@@ -1,0 +1,410 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Regulation is the law a request is made under; it sets the deadline.
+// +kubebuilder:validation:Enum=GDPR;UK-GDPR;CCPA;CPRA;LGPD;PIPEDA
+type Regulation string
+
+const (
+	RegulationGDPR   Regulation = "GDPR"
+	RegulationUKGDPR Regulation = "UK-GDPR"
+	RegulationCCPA   Regulation = "CCPA"
+	RegulationCPRA   Regulation = "CPRA"
+	RegulationLGPD   Regulation = "LGPD"
+	RegulationPIPEDA Regulation = "PIPEDA"
+)
+
+// LocalObjectReference names an object in the request's namespace.
+type LocalObjectReference struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// Subject says who the request is about.
+type Subject struct {
+	// IdentifiersSecretRef names a Secret in the request's namespace whose keys are identifier names
+	// (email, userId, phone, or custom names used by the stores' mappings) and whose values are the
+	// subject's identifiers. The identifiers never leave that Secret: status and receipts carry a
+	// salted digest of them.
+	IdentifiersSecretRef LocalObjectReference `json:"identifiersSecretRef"`
+}
+
+// Verification says how long and how often an erasure is checked again.
+type Verification struct {
+	// ReverifyInterval is the time between two verifications after completion.
+	// +optional
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('720h')",message="reverifyInterval must be between 1s and 720h"
+	ReverifyInterval *metav1.Duration `json:"reverifyInterval,omitempty"`
+	// ReverifyPeriod is how long after completion verifications go on; 0s verifies once.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('8760h')",message="reverifyPeriod must be between 0s and 8760h"
+	ReverifyPeriod *metav1.Duration `json:"reverifyPeriod,omitempty"`
+	// ReErase erases data that reappears during the period again, and records that it did.
+	// +optional
+	ReErase bool `json:"reErase,omitempty"`
+	// Deep also searches every text-like column of the mapped tables for the identifiers,
+	// catching copies outside the mapped columns.
+	// +optional
+	Deep bool `json:"deep,omitempty"`
+	// KeepIdentifiersSecret keeps the identifiers Secret after the period. By default it is deleted
+	// so that the operator does not keep the very data it was asked to forget.
+	// +optional
+	KeepIdentifiersSecret bool `json:"keepIdentifiersSecret,omitempty"`
+}
+
+// RequestPhase is where a request is in its life.
+// +kubebuilder:validation:Enum=Pending;Erasing;Verifying;Collecting;Completed;Reappeared;Failed;Expired
+type RequestPhase string
+
+const (
+	PhasePending    RequestPhase = "Pending"
+	PhaseErasing    RequestPhase = "Erasing"
+	PhaseVerifying  RequestPhase = "Verifying"
+	PhaseCollecting RequestPhase = "Collecting"
+	PhaseCompleted  RequestPhase = "Completed"
+	PhaseReappeared RequestPhase = "Reappeared"
+	PhaseFailed     RequestPhase = "Failed"
+	PhaseExpired    RequestPhase = "Expired"
+)
+
+// StorePhase is where one store is in a request.
+// +kubebuilder:validation:Enum=Pending;Erasing;Erased;Verified;Collected;Retrying;Failed;Reappeared;DryRun
+type StorePhase string
+
+const (
+	StorePending    StorePhase = "Pending"
+	StoreErasing    StorePhase = "Erasing"
+	StoreErased     StorePhase = "Erased"
+	StoreVerified   StorePhase = "Verified"
+	StoreCollected  StorePhase = "Collected"
+	StoreRetrying   StorePhase = "Retrying"
+	StoreFailed     StorePhase = "Failed"
+	StoreReappeared StorePhase = "Reappeared"
+	StoreDryRun     StorePhase = "DryRun"
+)
+
+// StoreKind tells a DataStore from a ClusterDataStore in a request's status.
+// +kubebuilder:validation:Enum=DataStore;ClusterDataStore
+type StoreKind string
+
+const (
+	KindDataStore        StoreKind = "DataStore"
+	KindClusterDataStore StoreKind = "ClusterDataStore"
+)
+
+// RetainedLocation is data kept on purpose, with its legal ground.
+type RetainedLocation struct {
+	// Location is the table or key pattern.
+	Location string `json:"location"`
+	// Records kept there.
+	Records int64 `json:"records"`
+	// Reason given by the store's mapping.
+	Reason string `json:"reason"`
+}
+
+// RequestSpecCommon is shared by DeletionRequest and AccessRequest.
+type RequestSpecCommon struct {
+	// Subject of the request.
+	Subject Subject `json:"subject"`
+	// Regulation the request is made under; it sets the deadline.
+	Regulation Regulation `json:"regulation"`
+	// ReceivedAt is when the person made the request, if before this object was created (a portal
+	// sets it); the deadline counts from it. Defaults to the creation time.
+	// +optional
+	ReceivedAt *metav1.Time `json:"receivedAt,omitempty"`
+	// StoreSelector narrows the stores used to those whose labels match. Default: every DataStore
+	// in the namespace and every ClusterDataStore that admits the namespace.
+	// +optional
+	StoreSelector *metav1.LabelSelector `json:"storeSelector,omitempty"`
+}
+
+// RequestStatusCommon is shared by DeletionRequest and AccessRequest.
+type RequestStatusCommon struct {
+	// Phase of the request.
+	// +optional
+	Phase RequestPhase `json:"phase,omitempty"`
+	// ObservedGeneration is the generation last reconciled successfully.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// SubjectDigest is the salted SHA-256 of the subject's identifiers ("sha256:<hex>").
+	// +optional
+	SubjectDigest string `json:"subjectDigest,omitempty"`
+	// ReceivedAt is when the deadline started to run.
+	// +optional
+	ReceivedAt *metav1.Time `json:"receivedAt,omitempty"`
+	// Deadline set by the regulation.
+	// +optional
+	Deadline *metav1.Time `json:"deadline,omitempty"`
+	// CompletionTime is when the request was first completed.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// Conditions of the request.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// DeletionRequestSpec asks for everything held about a subject to be erased (GDPR Art. 17).
+type DeletionRequestSpec struct {
+	RequestSpecCommon `json:",inline"`
+	// Verification after completion.
+	// +optional
+	// +kubebuilder:default={}
+	Verification *Verification `json:"verification,omitempty"`
+	// DryRun reports what each store would erase, mask and retain, and changes nothing.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// DeletionStoreStatus is one store's part of a deletion.
+type DeletionStoreStatus struct {
+	// Name of the store.
+	Name string `json:"name"`
+	// Kind of the store.
+	Kind StoreKind `json:"kind"`
+	// Type of the store.
+	// +optional
+	Type StoreType `json:"type,omitempty"`
+	// Phase of this store.
+	Phase StorePhase `json:"phase"`
+	// Planned is what the store held of the subject when erasure started: the figures reported
+	// even if the operator restarts after the store committed its erasure.
+	// +optional
+	Planned *EraseCounts `json:"planned,omitempty"`
+	// Erased records (rows or keys deleted).
+	Erased int64 `json:"erased"`
+	// Masked records (rows whose identifying columns were rewritten).
+	Masked int64 `json:"masked"`
+	// Retained records, kept on purpose; see retainedReasons.
+	Retained int64 `json:"retained"`
+	// Remaining records that still identify the subject at the last verification.
+	Remaining int64 `json:"remaining"`
+	// RetainedReasons lists where records were retained and why.
+	// +optional
+	// +listType=atomic
+	RetainedReasons []RetainedLocation `json:"retainedReasons,omitempty"`
+	// Attempts made at the current step.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// NextAttemptAt is when a failed step is tried again.
+	// +optional
+	NextAttemptAt *metav1.Time `json:"nextAttemptAt,omitempty"`
+	// ReErasures counts how often reappeared data was erased again.
+	// +optional
+	ReErasures int32 `json:"reErasures,omitempty"`
+	// Message explains the phase; it never holds an identifier.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// VerifiedAt is when the store was last verified.
+	// +optional
+	VerifiedAt *metav1.Time `json:"verifiedAt,omitempty"`
+}
+
+// EraseCounts are the figures of one erasure.
+type EraseCounts struct {
+	Erased   int64 `json:"erased"`
+	Masked   int64 `json:"masked"`
+	Retained int64 `json:"retained"`
+}
+
+// ReceiptReference points at the signed receipt of a deletion.
+type ReceiptReference struct {
+	// ConfigMapName holds the receipt (key receipt.json) and its signature (key receipt.sig).
+	ConfigMapName string `json:"configMapName"`
+	// SHA256 of receipt.json, hex.
+	SHA256 string `json:"sha256"`
+	// Signature is the base64 Ed25519 signature of receipt.json.
+	Signature string `json:"signature"`
+	// KeyID identifies the public key that verifies the signature (hex SHA-256 of it, first 16 characters).
+	KeyID string `json:"keyID"`
+	// IssuedAt is when the receipt was signed.
+	IssuedAt metav1.Time `json:"issuedAt"`
+}
+
+// VerificationStatus tracks verification after completion.
+type VerificationStatus struct {
+	// LastVerifiedAt is when every store was last verified.
+	// +optional
+	LastVerifiedAt *metav1.Time `json:"lastVerifiedAt,omitempty"`
+	// NextVerificationAt is when the stores will be verified again.
+	// +optional
+	NextVerificationAt *metav1.Time `json:"nextVerificationAt,omitempty"`
+	// VerifyUntil is the end of the re-verification period.
+	// +optional
+	VerifyUntil *metav1.Time `json:"verifyUntil,omitempty"`
+	// Verifications made so far.
+	// +optional
+	Verifications int32 `json:"verifications,omitempty"`
+	// Reappearances found so far.
+	// +optional
+	Reappearances int32 `json:"reappearances,omitempty"`
+	// IdentifiersSecretDeleted is true once the identifiers Secret was deleted after the period.
+	// +optional
+	IdentifiersSecretDeleted bool `json:"identifiersSecretDeleted,omitempty"`
+}
+
+// DeletionRequestStatus is what the operator did about a DeletionRequest.
+type DeletionRequestStatus struct {
+	RequestStatusCommon `json:",inline"`
+	// StoreCount is the number of stores the request uses.
+	// +optional
+	StoreCount int32 `json:"storeCount,omitempty"`
+	// Stores lists each store's part.
+	// +optional
+	// +listType=atomic
+	Stores []DeletionStoreStatus `json:"stores,omitempty"`
+	// Receipt is the signed receipt, once completed.
+	// +optional
+	Receipt *ReceiptReference `json:"receipt,omitempty"`
+	// Verification after completion.
+	// +optional
+	Verification *VerificationStatus `json:"verification,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dr;delreq,categories=dsr
+// +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable: create a new request instead"
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
+// +kubebuilder:printcolumn:name="Stores",type=integer,JSONPath=`.status.storeCount`
+// +kubebuilder:printcolumn:name="Regulation",type=string,JSONPath=`.spec.regulation`
+// +kubebuilder:printcolumn:name="Deadline",type=date,JSONPath=`.status.deadline`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// DeletionRequest asks for everything held about one person to be erased, and proves that it was.
+type DeletionRequest struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DeletionRequestSpec   `json:"spec,omitempty"`
+	Status DeletionRequestStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// DeletionRequestList is a list of DeletionRequests.
+type DeletionRequestList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DeletionRequest `json:"items"`
+}
+
+// ExportFormat is the format of an access export.
+// +kubebuilder:validation:Enum=json
+type ExportFormat string
+
+// ExportFormatJSON is the only export format.
+const ExportFormatJSON ExportFormat = "json"
+
+// AccessRequestSpec asks for a copy of everything held about a subject (GDPR Art. 15 and 20).
+type AccessRequestSpec struct {
+	RequestSpecCommon `json:",inline"`
+	// Format of the export.
+	// +optional
+	// +kubebuilder:default=json
+	Format ExportFormat `json:"format,omitempty"`
+	// TTL is how long the export is kept after it is delivered; then it is deleted.
+	// +optional
+	// +kubebuilder:default="168h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('2160h')",message="ttl must be between 1s and 2160h"
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+}
+
+// AccessStoreStatus is one store's part of an access request.
+type AccessStoreStatus struct {
+	// Name of the store.
+	Name string `json:"name"`
+	// Kind of the store.
+	Kind StoreKind `json:"kind"`
+	// Type of the store.
+	// +optional
+	Type StoreType `json:"type,omitempty"`
+	// Phase of this store.
+	Phase StorePhase `json:"phase"`
+	// Records found.
+	Records int64 `json:"records"`
+	// Attempts made.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// NextAttemptAt is when a failed collection is tried again.
+	// +optional
+	NextAttemptAt *metav1.Time `json:"nextAttemptAt,omitempty"`
+	// Message explains the phase; it never holds an identifier.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// CollectedAt is when the records were collected.
+	// +optional
+	CollectedAt *metav1.Time `json:"collectedAt,omitempty"`
+}
+
+// ExportReference points at a delivered export.
+type ExportReference struct {
+	// SecretName of the Secret that holds the export.
+	SecretName string `json:"secretName"`
+	// Key within the Secret (export.json, or export.json.gz when compressed).
+	Key string `json:"key"`
+	// SHA256 of the exact bytes stored under the key, hex.
+	SHA256 string `json:"sha256"`
+	// Bytes stored under the key.
+	Bytes int64 `json:"bytes"`
+	// Encoding of the stored bytes: identity or gzip.
+	Encoding string `json:"encoding"`
+	// ExpiresAt is when the export is deleted.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+}
+
+// AccessRequestStatus is what the operator did about an AccessRequest.
+type AccessRequestStatus struct {
+	RequestStatusCommon `json:",inline"`
+	// Stores lists each store's part.
+	// +optional
+	// +listType=atomic
+	Stores []AccessStoreStatus `json:"stores,omitempty"`
+	// Export is the delivered export.
+	// +optional
+	Export *ExportReference `json:"export,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ar;accreq,categories=dsr
+// +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable: create a new request instead"
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Regulation",type=string,JSONPath=`.spec.regulation`
+// +kubebuilder:printcolumn:name="Export",type=string,JSONPath=`.status.export.secretName`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.export.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// AccessRequest asks for a copy of everything held about one person.
+type AccessRequest struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   AccessRequestSpec   `json:"spec,omitempty"`
+	Status AccessRequestStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// AccessRequestList is a list of AccessRequests.
+type AccessRequestList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AccessRequest `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DeletionRequest{}, &DeletionRequestList{}, &AccessRequest{}, &AccessRequestList{})
+}

@@ -1,0 +1,122 @@
+// Package connector is the one small interface between the request controllers and the stores that
+// hold personal data. Each store type has a Provider in its own package, registered by type.
+package connector
+
+import (
+	"context"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+)
+
+// Provider builds clients for one store type. Providers are stateless and safe for concurrent use.
+type Provider interface {
+	// ValidateSpec checks what the CRD schema cannot (e.g. mask columns also used to match) without
+	// any I/O. Its errors are of KindMapping.
+	ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error
+	// NewClient connects to the store described by cfg. The client is long-lived and pooled.
+	NewClient(ctx context.Context, cfg Config) (Client, error)
+}
+
+// Config is what a provider needs to reach one store.
+type Config struct {
+	// Name identifies the store in messages, e.g. "DataStore shop/customers-db". Never a secret.
+	Name string
+	// Spec of the store.
+	Spec *privacyv1alpha1.DataStoreSpec
+	// Secret is the value under spec.connection.secretRef: a DSN, file path, URL or bearer token.
+	Secret []byte
+	// CABundle is the PEM bundle under spec.connection.caSecretRef (http only).
+	CABundle []byte
+	// HashSalt salts the "hash" mask strategy, so that hashed values still join inside a store
+	// but cannot be looked up in a rainbow table.
+	HashSalt []byte
+}
+
+// Client talks to one store. Every method honours ctx's deadline and cancellation, is safe for
+// concurrent use, and never puts an identifier value into an error message.
+type Client interface {
+	// Check verifies that the connection works and every mapped table, column or key pattern is
+	// usable. Problems that do not stop erasure (a matched column without an index) are warnings.
+	Check(ctx context.Context) (*CheckResult, error)
+	// Collect returns every record that the mapping attributes to the subject, for an access request.
+	Collect(ctx context.Context, req Request) (*Collection, error)
+	// Erase applies the mapping: delete, mask, retain. It is idempotent: a second call finds
+	// nothing left to do and succeeds with zero counts. With req.DryRun it only counts.
+	Erase(ctx context.Context, req Request) (*EraseResult, error)
+	// Verify re-reads the store and counts what still identifies the subject (Remaining) and what is
+	// kept on purpose (Retained). With req.Deep it also searches unmapped text columns.
+	Verify(ctx context.Context, req Request) (*VerifyResult, error)
+	// Close releases the client's connections.
+	Close() error
+}
+
+// Request is one operation on behalf of one subject.
+type Request struct {
+	// ID is stable across retries of the same request (the request's UID); the http connector sends
+	// it as the idempotency key.
+	ID string
+	// Identifiers of the subject. Never log them.
+	Identifiers Identifiers
+	// DryRun: Erase counts what it would do and changes nothing.
+	DryRun bool
+	// Deep: Verify also searches every text-like column of the mapped tables.
+	Deep bool
+}
+
+// CheckResult is the outcome of a successful Check.
+type CheckResult struct {
+	// Warnings that do not make the store unusable.
+	Warnings []string
+}
+
+// Location is where records live in a store: a table ("public.users") or a key pattern
+// ("session:{userId}:*"). It never holds an identifier value.
+type Location = string
+
+// LocationCount is a count of records at one location.
+type LocationCount struct {
+	Location Location `json:"location"`
+	Records  int64    `json:"records"`
+	// Reason is the retainReason of a retained location.
+	Reason string `json:"reason,omitempty"`
+}
+
+// EraseResult is what an Erase did (or, in a dry run, would do).
+type EraseResult struct {
+	// Erased records: deleted rows or keys.
+	Erased int64
+	// Masked rows.
+	Masked int64
+	// Retained records, with where and why.
+	Retained          int64
+	RetainedLocations []LocationCount
+	// Pending is true when the store accepted the erasure but finishes it later (an http
+	// processor answering 202): call Erase again with the same Request.ID to poll.
+	Pending bool
+}
+
+// VerifyResult is what a Verify found.
+type VerifyResult struct {
+	// Remaining records still identify the subject where the mapping says they must not.
+	Remaining          int64
+	RemainingLocations []LocationCount
+	// Retained records are kept on purpose; they never count as remaining.
+	Retained          int64
+	RetainedLocations []LocationCount
+	// Pending: the store has not finished verifying; call again later.
+	Pending bool
+}
+
+// Collection is a subject's records in one store.
+type Collection struct {
+	Records []Record
+	// Pending: the store has not finished collecting; call again later.
+	Pending bool
+}
+
+// Record is one row or key of the subject's, as the store holds it (masked values stay masked).
+type Record struct {
+	Location Location      `json:"location"`
+	Key      string        `json:"key,omitempty"`
+	Data     map[string]any `json:"data"`
+}

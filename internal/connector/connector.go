@@ -116,7 +116,7 @@ type Collection struct {
 
 // Record is one row or key of the subject's, as the store holds it (masked values stay masked).
 type Record struct {
-	Location Location      `json:"location"`
-	Key      string        `json:"key,omitempty"`
+	Location Location       `json:"location"`
+	Key      string         `json:"key,omitempty"`
 	Data     map[string]any `json:"data"`
 }

@@ -1,0 +1,129 @@
+package teststore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a throwaway Redis server on a free loopback port without persistence: Stop and
+// Start keep the port but, unlike the SQL servers, not the data. Password is always set.
+type Redis struct {
+	Host     string
+	Port     int
+	Password string
+
+	mu      sync.Mutex
+	baseDir string
+	proc    *process
+	closed  bool
+}
+
+// StartRedis starts a password-protected, non-persistent redis-server.
+func StartRedis(ctx context.Context) (_ *Redis, err error) {
+	server, err := findBinary("redis-server", "redis-server")
+	if err != nil {
+		return nil, err
+	}
+	base, err := makeBaseDir("redis")
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{Host: "127.0.0.1", Password: randomHex(16), baseDir: base}
+	defer func() {
+		if err != nil {
+			_ = r.Close()
+		}
+	}()
+	r.proc = &process{name: "redis-server", bin: server, dir: base, logPath: filepath.Join(base, "redis.log")}
+	port, err := startWithPortRetry(ctx, func(ctx context.Context, port int) (*process, error) {
+		r.Port = port
+		return r.proc, r.launch(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Port = port
+	return r, nil
+}
+
+func (r *Redis) launch(ctx context.Context) error {
+	r.proc.args = []string{
+		"--port", strconv.Itoa(r.Port),
+		"--bind", "127.0.0.1",
+		"--dir", r.baseDir,
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--unixsocket", "",
+		"--requirepass", r.Password,
+		"--loglevel", "warning",
+	}
+	if err := r.proc.start(); err != nil {
+		return err
+	}
+	return r.proc.waitReady(ctx, func(ctx context.Context) error {
+		client := redis.NewClient(&redis.Options{
+			Addr:       fmt.Sprintf("%s:%d", r.Host, r.Port),
+			Password:   r.Password,
+			MaxRetries: -1,
+		})
+		defer client.Close()
+		return client.Ping(ctx).Err()
+	})
+}
+
+// URL returns a go-redis URL for logical database db.
+func (r *Redis) URL(db int) string {
+	u := url.URL{Scheme: "redis", Host: fmt.Sprintf("%s:%d", r.Host, r.Port), Path: "/" + strconv.Itoa(db)}
+	if r.Password != "" {
+		u.User = url.UserPassword("", r.Password)
+	}
+	return u.String()
+}
+
+// Stop shuts the server down; its data is gone because persistence is off.
+func (r *Redis) Stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil {
+		return nil
+	}
+	return r.proc.stop(syscall.SIGTERM)
+}
+
+// Start starts a stopped server again on the same port (empty). Starting a running server is a no-op.
+func (r *Redis) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("teststore: redis is closed")
+	}
+	if r.proc.running() {
+		return nil
+	}
+	return r.launch(ctx)
+}
+
+// Close stops the server and removes its directory. It is idempotent.
+func (r *Redis) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var stopErr error
+	if r.proc != nil {
+		stopErr = r.proc.stop(syscall.SIGKILL)
+	}
+	return errors.Join(stopErr, os.RemoveAll(r.baseDir))
+}

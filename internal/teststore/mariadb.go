@@ -73,10 +73,7 @@ func StartMariaDB(ctx context.Context) (_ *MariaDB, err error) {
 	m.proc = &process{name: "mariadbd", bin: server, dir: base, logPath: logPath}
 	port, err := startWithPortRetry(ctx, func(ctx context.Context, port int) (*process, error) {
 		m.Port = port
-		if err := m.launch(ctx, m.pingRoot); err != nil {
-			return m.proc, err
-		}
-		return m.proc, nil
+		return m.proc, m.launch(ctx, m.pingRoot)
 	})
 	if err != nil {
 		return nil, err
@@ -130,10 +127,7 @@ func (m *MariaDB) launch(ctx context.Context, probe func(context.Context) error)
 	}
 	args = append(args, rootUserArgs()...)
 	m.proc.args = append(args, mariadbSpeedArgs()...)
-	if err := m.proc.start(); err != nil {
-		return err
-	}
-	return m.proc.waitReady(ctx, probe)
+	return m.proc.startAndWait(ctx, probe)
 }
 
 // pingRoot logs in as the passwordless root over the socket, which is only reachable from here.

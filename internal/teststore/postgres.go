@@ -144,10 +144,7 @@ func (p *Postgres) launch(ctx context.Context) error {
 		"-c", "log_min_messages=warning",
 		"-c", "logging_collector=off",
 	}
-	if err := p.proc.start(); err != nil {
-		return err
-	}
-	return p.proc.waitReady(ctx, func(ctx context.Context) error {
+	return p.proc.startAndWait(ctx, func(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, p.DSN("postgres"))
 		if err != nil {
 			return err

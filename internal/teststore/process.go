@@ -81,6 +81,9 @@ func isExecutable(path string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
+// pickPort is replaced in tests to simulate losing the race for a port.
+var pickPort = freePort
+
 // freePort asks the kernel for an unused loopback port. The port is released before the
 // server binds it, so callers retry on "address in use".
 func freePort() (int, error) {
@@ -120,22 +123,24 @@ var sweepOnce sync.Once
 // sweepStaleDirs removes directories of test binaries that died without Close (their servers
 // died with them through Pdeathsig, but the data stayed on disk).
 func sweepStaleDirs() {
-	sweepOnce.Do(func() {
-		matches, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-		for _, dir := range matches {
-			raw, err := os.ReadFile(filepath.Join(dir, ownerFile))
-			if err != nil {
-				continue // not ours or still being created
-			}
-			pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-			if err != nil || pid <= 0 || pid == os.Getpid() {
-				continue
-			}
-			if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-				os.RemoveAll(dir)
-			}
+	sweepOnce.Do(removeStaleDirs)
+}
+
+func removeStaleDirs() {
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range matches {
+		raw, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // not ours, or still being created
 		}
-	})
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // cleanEnv drops client variables (PGPASSWORD, PGHOST, MYSQL_PWD, ...) that could make a
@@ -279,16 +284,26 @@ func (p *process) addressInUse() bool {
 		strings.Contains(l, "do you already have another server running")
 }
 
+// startAndWait starts the process and polls probe until it succeeds. On failure the process is
+// killed, so a later start does not mistake a half-started server for a running one.
+func (p *process) startAndWait(ctx context.Context, probe func(context.Context) error) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	if err := p.waitReady(ctx, probe); err != nil {
+		_ = p.stop(syscall.SIGKILL)
+		return err
+	}
+	return nil
+}
+
 // waitReady polls probe until it succeeds, the process exits, or readyTimeout/ctx ends.
 func (p *process) waitReady(ctx context.Context, probe func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	delay := 20 * time.Millisecond
-	var lastErr error
 	for {
-		attemptCtx, cancelAttempt := context.WithTimeout(ctx, 5*time.Second)
-		lastErr = probe(attemptCtx)
-		cancelAttempt()
+		lastErr := p.probeOnce(ctx, probe)
 		if lastErr == nil {
 			return nil
 		}
@@ -305,6 +320,21 @@ func (p *process) waitReady(ctx context.Context, probe func(context.Context) err
 			delay *= 2
 		}
 	}
+}
+
+// probeOnce aborts the attempt as soon as the server exits: if another process holds the port,
+// the probe may be talking to it and would otherwise wait for its own timeout.
+func (p *process) probeOnce(ctx context.Context, probe func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return probe(ctx)
 }
 
 func logTail(path string) string {
@@ -332,7 +362,7 @@ func logTail(path string) string {
 func startWithPortRetry(ctx context.Context, launch func(ctx context.Context, port int) (*process, error)) (int, error) {
 	var lastErr error
 	for attempt := 0; attempt < portAttempts; attempt++ {
-		port, err := freePort()
+		port, err := pickPort()
 		if err != nil {
 			return 0, err
 		}
@@ -344,7 +374,6 @@ func startWithPortRetry(ctx context.Context, launch func(ctx context.Context, po
 		if proc == nil || !proc.addressInUse() {
 			return 0, err
 		}
-		_ = proc.stop(syscall.SIGKILL)
 	}
 	return 0, fmt.Errorf("teststore: no free port after %d attempts: %w", portAttempts, lastErr)
 }

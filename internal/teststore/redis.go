@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -67,14 +68,16 @@ func (r *Redis) launch(ctx context.Context) error {
 		"--requirepass", r.Password,
 		"--loglevel", "warning",
 	}
-	if err := r.proc.start(); err != nil {
-		return err
-	}
-	return r.proc.waitReady(ctx, func(ctx context.Context) error {
+	return r.proc.startAndWait(ctx, func(ctx context.Context) error {
+		// go-redis bounds reads by its own timeouts, not by ctx cancellation, so a probe that
+		// reached a foreign listener on a stolen port would otherwise hang for the defaults.
 		client := redis.NewClient(&redis.Options{
-			Addr:       fmt.Sprintf("%s:%d", r.Host, r.Port),
-			Password:   r.Password,
-			MaxRetries: -1,
+			Addr:         fmt.Sprintf("%s:%d", r.Host, r.Port),
+			Password:     r.Password,
+			MaxRetries:   -1,
+			DialTimeout:  time.Second,
+			ReadTimeout:  time.Second,
+			WriteTimeout: time.Second,
 		})
 		defer client.Close()
 		return client.Ping(ctx).Err()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,7 +87,7 @@ func CloseShared() {
 	err := errors.Join(sharedPostgres.close(), sharedMariaDB.close(), sharedRedis.close())
 	if err != nil {
 		// TestMain has no testing.TB to report to, and a failed cleanup must not hide test results.
-		fmt.Printf("teststore: CloseShared: %v\n", err)
+		fmt.Fprintf(os.Stderr, "teststore: CloseShared: %v\n", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -164,6 +165,31 @@ func procAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}
 }
 
+// Linux sends Pdeathsig when the forking OS *thread* exits, not the process. Go retires a thread
+// when a goroutine exits while locked to it, so forking from an arbitrary goroutine could kill a
+// server mid-test. All forks therefore happen on one locked thread that lives as long as the binary.
+var spawnRequests = sync.OnceValue(func() chan spawnRequest {
+	requests := make(chan spawnRequest)
+	go func() {
+		runtime.LockOSThread() // never unlocked: this goroutine and its thread never exit
+		for req := range requests {
+			req.result <- req.cmd.Start()
+		}
+	}()
+	return requests
+})
+
+type spawnRequest struct {
+	cmd    *exec.Cmd
+	result chan error
+}
+
+func startOnSpawnerThread(cmd *exec.Cmd) error {
+	result := make(chan error, 1)
+	spawnRequests() <- spawnRequest{cmd: cmd, result: result}
+	return <-result
+}
+
 // runTool runs a one-shot bootstrap command (initdb, mariadb-install-db), appending its output
 // to logPath; the error carries the log tail.
 func runTool(ctx context.Context, logPath, dir string, cred *syscall.Credential, bin string, args ...string) error {
@@ -178,7 +204,11 @@ func runTool(ctx context.Context, logPath, dir string, cred *syscall.Credential,
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = procAttr(cred)
-	if err := cmd.Run(); err != nil {
+	err = startOnSpawnerThread(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		return fmt.Errorf("teststore: %s failed: %w\n--- log tail (%s) ---\n%s", filepath.Base(bin), err, logPath, logTail(logPath))
 	}
 	return nil
@@ -214,7 +244,7 @@ func (p *process) start() error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = procAttr(p.cred)
-	if err := cmd.Start(); err != nil {
+	if err := startOnSpawnerThread(cmd); err != nil {
 		return fmt.Errorf("teststore: start %s: %w", p.name, err)
 	}
 	p.cmd = cmd
@@ -327,9 +357,10 @@ func (p *process) waitReady(ctx context.Context, probe func(context.Context) err
 func (p *process) probeOnce(ctx context.Context, probe func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	exited := p.exited // the watcher may outlive this call, and a restart replaces p.exited
 	go func() {
 		select {
-		case <-p.exited:
+		case <-exited:
 			cancel()
 		case <-ctx.Done():
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -421,15 +422,17 @@ func TestServerDiesWithKilledTestBinary(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
+	// The leader thread turns zombie before the other threads have released the socket, so wait
+	// for both signs of death.
 	deadline := time.Now().Add(10 * time.Second)
-	for processAlive(serverPID) {
+	for processAlive(serverPID) || portOpen(port) {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(serverPID, syscall.SIGKILL)
-			t.Fatalf("redis-server %d outlived its killed test binary", serverPID)
+			t.Fatalf("redis-server %d outlived its killed test binary (alive %v, port open %v)",
+				serverPID, processAlive(serverPID), portOpen(port))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	requireRefused(t, "127.0.0.1", port)
 
 	// The orphaned directory is swept by the next binary that starts a server.
 	if _, err := os.Stat(baseDir); err != nil {
@@ -437,6 +440,62 @@ func TestServerDiesWithKilledTestBinary(t *testing.T) {
 	}
 	removeStaleDirs()
 	requireGone(t, baseDir)
+}
+
+func portOpen(port int) bool {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// A test that starts a server from a goroutine locked to its OS thread, which then exits, must
+// not lose the server: Pdeathsig follows the forking thread, and Go ends such a thread (except
+// the main thread, which it parks; the goroutine is kept off that one so the test can fail).
+func TestServerSurvivesExitOfStartingThread(t *testing.T) {
+	ctx := testCtx(t)
+	type outcome struct {
+		onMainThread bool
+		server       *Redis
+		err          error
+	}
+	releaseMain := make(chan struct{})
+	defer close(releaseMain)
+	var got outcome
+	for attempt := 0; ; attempt++ {
+		if attempt > 10 {
+			t.Fatal("could not get a goroutine onto a non-main thread")
+		}
+		outcomes := make(chan outcome)
+		go func() {
+			runtime.LockOSThread() // never unlocked off the main thread: the thread exits with the goroutine
+			if syscall.Gettid() == os.Getpid() {
+				outcomes <- outcome{onMainThread: true}
+				<-releaseMain // occupy the main thread so the next attempt lands elsewhere
+				runtime.UnlockOSThread()
+				return
+			}
+			r, err := StartRedis(ctx)
+			outcomes <- outcome{server: r, err: err}
+		}()
+		if got = <-outcomes; !got.onMainThread {
+			break
+		}
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	r := got.server
+	t.Cleanup(func() { _ = r.Close() })
+	time.Sleep(300 * time.Millisecond) // let the thread exit and any death signal arrive
+	if !processAlive(r.proc.cmd.Process.Pid) {
+		t.Fatal("redis-server died when the thread that started it exited")
+	}
+	if err := redisClient(t, r.URL(0)).Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping after the starting thread exited: %v", err)
+	}
 }
 
 // processAlive treats zombies as dead: a container's init may never reap reparented children.

@@ -1,0 +1,251 @@
+// Package postgres is the PostgreSQL connector. Blank-import it to register it:
+//
+//	import _ "github.com/dsr-operator/dsr-operator/internal/connector/postgres"
+//
+// The secret is a libpq URL or keyword/value DSN, as pgx parses it.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore"
+)
+
+func init() {
+	connector.Register(privacyv1alpha1.StoreTypePostgres, NewProvider(sqlstore.Options{}))
+}
+
+// NewProvider returns a PostgreSQL provider with opts.
+func NewProvider(opts sqlstore.Options) *sqlstore.Provider {
+	return sqlstore.NewProvider(Dialect{}, opts)
+}
+
+// Dialect is PostgreSQL's sqlstore.Dialect.
+type Dialect struct{}
+
+var _ sqlstore.Dialect = Dialect{}
+
+// Type is postgres.
+func (Dialect) Type() privacyv1alpha1.StoreType { return privacyv1alpha1.StoreTypePostgres }
+
+// Open parses the DSN with pgx and opens a database/sql pool over it.
+func (Dialect) Open(secret []byte) (*sql.DB, error) {
+	dsn := strings.TrimSpace(string(secret))
+	if dsn == "" {
+		// libpq reads an empty DSN as "all defaults": localhost, the OS user. Never what was meant.
+		return nil, connector.Errorf(connector.KindInvalid, "connect", "the postgres DSN is empty")
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors can quote the DSN, password included.
+		return nil, connector.Errorf(connector.KindInvalid, "connect", "the postgres DSN cannot be parsed")
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "dsr-operator"
+	}
+	return stdlib.OpenDB(*cfg), nil
+}
+
+// QuoteIdent double-quotes name.
+func (Dialect) QuoteIdent(name string) string { return sqlstore.QuoteWith(`"`, name) }
+
+// Placeholder is $n.
+func (Dialect) Placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+// FoldColumnNames is false: quoted PostgreSQL names are case-sensitive.
+func (Dialect) FoldColumnNames() bool { return false }
+
+// Columns reads pg_attribute. The table is resolved with to_regclass, so an unqualified name
+// follows the connection's search_path as every statement will.
+func (Dialect) Columns(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]sqlstore.Column, error) {
+	rows, err := q.QueryContext(ctx, `
+SELECT a.attname, bt.typname, bt.typcategory::text,
+       NOT a.attnotnull AND NOT t.typnotnull,
+       CASE WHEN bt.typname IN ('varchar', 'bpchar')
+            THEN GREATEST(COALESCE(NULLIF(CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, -1), 4) - 4, 0)
+            ELSE 0 END
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum`, regclassName(table))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cols []sqlstore.Column
+	for rows.Next() {
+		var c sqlstore.Column
+		var category string
+		var maxLen int64
+		if err := rows.Scan(&c.Name, &c.Type, &category, &c.Nullable, &maxLen); err != nil {
+			return nil, err
+		}
+		c.MaxLen = int(maxLen)
+		c.Text = category == "S"
+		c.Searchable = c.Text || c.Type == "json" || c.Type == "jsonb" || c.Type == "xml"
+		cols = append(cols, c)
+	}
+	return cols, rows.Err()
+}
+
+// regclassName is the quoted name to_regclass parses back into the same table.
+func regclassName(table sqlstore.TableName) string {
+	d := Dialect{}
+	if table.Schema == "" {
+		return d.QuoteIdent(table.Table)
+	}
+	return d.QuoteIdent(table.Schema) + "." + d.QuoteIdent(table.Table)
+}
+
+// IndexedColumns lists the first column of every index of the table.
+func (Dialect) IndexedColumns(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `
+SELECT a.attname
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE i.indrelid = to_regclass($1::text)`, regclassName(table))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
+// bindable: PostgreSQL text cannot hold NUL or invalid UTF-8, so such a value matches nothing
+// (and binding it would fail the statement).
+func bindable(v string) bool {
+	return utf8.ValidString(v) && !strings.ContainsRune(v, 0)
+}
+
+var canonicalUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// Equal compares by type so that indexes stay usable and the comparison stays exact:
+// integers and uuids only when value is their canonical text; text and varchar directly;
+// other string types (citext, bpchar) through an index-friendly = refined by their exact text;
+// everything else by its text.
+func (Dialect) Equal(b *sqlstore.Builder, col sqlstore.Column, quoted, value string) (string, bool) {
+	if !bindable(value) {
+		return "", false
+	}
+	switch {
+	case col.Type == "int2" || col.Type == "int4" || col.Type == "int8":
+		n, ok := sqlstore.CanonicalInt(value)
+		if !ok {
+			return "", false
+		}
+		return quoted + " = " + b.Arg(n) + "::int8", true
+	case col.Type == "uuid":
+		if !canonicalUUID.MatchString(value) {
+			return "", false
+		}
+		return quoted + " = " + b.Arg(value) + "::uuid", true
+	case col.Type == "text" || col.Type == "varchar" || col.Type == "name":
+		return quoted + " = " + b.Arg(value), true
+	case col.Text:
+		return quoted + " = " + b.Arg(value) + " AND " + quoted + "::text = " + b.Arg(value) + "::text", true
+	default:
+		return quoted + "::text = " + b.Arg(value), true
+	}
+}
+
+// Contains uses strpos, which compares bytes and has no wildcards.
+func (Dialect) Contains(b *sqlstore.Builder, _ sqlstore.Column, quoted, value string) (string, bool) {
+	if !bindable(value) {
+		return "", false
+	}
+	return "strpos(" + quoted + "::text, " + b.Arg(value) + ") > 0", true
+}
+
+// Hash is sha256(salt || UTF-8 text), hex.
+func (Dialect) Hash(b *sqlstore.Builder, quoted string, salt []byte) string {
+	return "encode(sha256(" + b.Arg(salt) + "::bytea || convert_to(" + quoted + "::text, 'UTF8')), 'hex')"
+}
+
+// LooksHashed matches 64 lower-case hex digits.
+func (Dialect) LooksHashed(quoted string) string {
+	return quoted + "::text ~ '^[0-9a-f]{64}$'"
+}
+
+// limitedCond keeps a batch to about limit rows while re-checking cond on every row: ctids are
+// only unique within one partition, so the re-check stops a ctid picked in one partition from
+// touching a bystander with the same ctid in another. "= ANY(ARRAY(...))" lets the planner use
+// a TID scan.
+func limitedCond(quotedTable, cond string, limit int) string {
+	if limit <= 0 {
+		return cond
+	}
+	return fmt.Sprintf("ctid = ANY(ARRAY(SELECT ctid FROM %s WHERE %s LIMIT %d)) AND %s", quotedTable, cond, limit, cond)
+}
+
+// Delete deletes through limitedCond.
+func (Dialect) Delete(quotedTable, cond string, limit int) string {
+	return "DELETE FROM " + quotedTable + " WHERE " + limitedCond(quotedTable, cond, limit)
+}
+
+// Update updates through limitedCond.
+func (Dialect) Update(quotedTable, set, cond string, limit int) string {
+	return "UPDATE " + quotedTable + " SET " + set + " WHERE " + limitedCond(quotedTable, cond, limit)
+}
+
+// Classify sorts PostgreSQL errors by SQLSTATE class.
+func (Dialect) Classify(err error) connector.ErrorKind {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return classifySQLState(pgErr.Code)
+	}
+	var parseErr *pgconn.ParseConfigError
+	if errors.As(err, &parseErr) {
+		return connector.KindInvalid
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return connector.KindUnavailable
+	}
+	return connector.KindUnavailable
+}
+
+func classifySQLState(code string) connector.ErrorKind {
+	switch code {
+	case "28P01", "28000", "42501":
+		// invalid_password, invalid_authorization_specification, insufficient_privilege
+		return connector.KindAuth
+	case "3D000":
+		// invalid_catalog_name: the DSN names a database that does not exist.
+		return connector.KindInvalid
+	case "40001", "40P01", "55P03", "25006":
+		// serialization_failure, deadlock_detected, lock_not_available, read_only_sql_transaction
+		return connector.KindUnavailable
+	}
+	switch code[:2] {
+	case "08", "53", "54", "57", "58", "XX":
+		return connector.KindUnavailable
+	case "42", "22", "23", "3F", "2B":
+		// undefined table/column/function, data exceptions (value too long), constraint
+		// violations (a foreign key still referencing a deleted row), unknown schema
+		return connector.KindMapping
+	}
+	return connector.KindUnavailable
+}

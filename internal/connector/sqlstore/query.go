@@ -1,0 +1,181 @@
+package sqlstore
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+)
+
+// MinContainsRunes: deep verify looks for identifier values at least this long inside text;
+// shorter ones ("7", "de") would be found in nearly every row, so they are compared for equality.
+const MinContainsRunes = 4
+
+// matchCond is "col1 = v1 OR col2 = v2 ...", over the match columns whose identifier the subject
+// has and whose type can hold the value. ok is false when no such column is left: the table
+// cannot hold the subject's rows.
+func (t *Table) matchCond(b *Builder, ids connector.Identifiers) (string, bool) {
+	var preds []string
+	for _, m := range t.match {
+		v, has := ids[m.identifier]
+		if !has || v == "" {
+			continue
+		}
+		if p, ok := t.d.Equal(b, m.col, m.quoted, v); ok {
+			preds = append(preds, "("+p+")")
+		}
+	}
+	if len(preds) == 0 {
+		return "", false
+	}
+	return "(" + strings.Join(preds, " OR ") + ")", true
+}
+
+// maskedCond holds when column m already is in its masked state: NULL for every strategy (a
+// NULL holds no personal data), the marker for redact, 64 lower-case hex digits for hash. Only
+// rows where some masked column is not yet masked are rewritten, which makes mask idempotent and
+// keeps hash from hashing its own output.
+func (t *Table) maskedCond(b *Builder, m maskColumn) string {
+	switch m.strategy {
+	case privacyv1alpha1.MaskRedact:
+		eq, _ := t.d.Equal(b, m.col, m.quoted, privacyv1alpha1.RedactedMarker)
+		return "(" + m.quoted + " IS NULL OR (" + eq + "))"
+	case privacyv1alpha1.MaskHash:
+		return "(" + m.quoted + " IS NULL OR (" + t.d.LooksHashed(m.quoted) + "))"
+	default:
+		return "(" + m.quoted + " IS NULL)"
+	}
+}
+
+// unmaskedCond holds when some masked column of the row is not yet masked.
+func (t *Table) unmaskedCond(b *Builder) string {
+	preds := make([]string, 0, len(t.mask))
+	for _, m := range t.mask {
+		preds = append(preds, t.maskedCond(b, m))
+	}
+	return "NOT (" + strings.Join(preds, " AND ") + ")"
+}
+
+// targetCond selects the rows an erasure still has to change (delete, mask) or keeps (retain).
+func (t *Table) targetCond(b *Builder, ids connector.Identifiers) (string, bool) {
+	cond, ok := t.matchCond(b, ids)
+	if !ok {
+		return "", false
+	}
+	if t.Mapping.Action == privacyv1alpha1.ActionMask {
+		cond += " AND " + t.unmaskedCond(b)
+	}
+	return cond, true
+}
+
+// CountQuery counts the rows the action still applies to: matching rows for delete and retain,
+// matching rows with a column not yet masked for mask. After a successful erasure it is 0 for
+// delete and mask tables, which is what verify checks. ok is false when the table cannot hold the
+// subject's rows.
+func (t *Table) CountQuery(ids connector.Identifiers) (Query, bool) {
+	b := NewBuilder(t.d)
+	cond, ok := t.targetCond(b, ids)
+	if !ok {
+		return Query{}, false
+	}
+	return b.query("SELECT COUNT(*) FROM " + t.quoted + " WHERE " + cond), true
+}
+
+// SelectQuery reads every column of the subject's rows.
+func (t *Table) SelectQuery(ids connector.Identifiers) (Query, bool) {
+	b := NewBuilder(t.d)
+	cond, ok := t.matchCond(b, ids)
+	if !ok {
+		return Query{}, false
+	}
+	return b.query("SELECT * FROM " + t.quoted + " WHERE " + cond), true
+}
+
+// DeleteQuery deletes at most limit (0: all) of the subject's rows.
+func (t *Table) DeleteQuery(ids connector.Identifiers, limit int) (Query, bool) {
+	b := NewBuilder(t.d)
+	cond, ok := t.matchCond(b, ids)
+	if !ok {
+		return Query{}, false
+	}
+	return b.query(t.d.Delete(t.quoted, cond, limit)), true
+}
+
+// MaskQuery masks at most limit (0: all) of the subject's rows that are not yet masked. Each
+// column keeps its value when it is already masked, so a hash is never hashed again.
+func (t *Table) MaskQuery(ids connector.Identifiers, salt []byte, limit int) (Query, bool) {
+	if len(t.mask) == 0 {
+		return Query{}, false
+	}
+	b := NewBuilder(t.d)
+	sets := make([]string, 0, len(t.mask))
+	for _, m := range t.mask {
+		if m.strategy == privacyv1alpha1.MaskNullify {
+			sets = append(sets, m.quoted+" = NULL")
+			continue
+		}
+		done := t.maskedCond(b, m)
+		var value string
+		if m.strategy == privacyv1alpha1.MaskHash {
+			value = t.d.Hash(b, m.quoted, salt)
+		} else {
+			value = b.Arg(privacyv1alpha1.RedactedMarker)
+		}
+		sets = append(sets, m.quoted+" = CASE WHEN "+done+" THEN "+m.quoted+" ELSE "+value+" END")
+	}
+	cond, ok := t.targetCond(b, ids)
+	if !ok {
+		return Query{}, false
+	}
+	return b.query(t.d.Update(t.quoted, strings.Join(sets, ", "), cond, limit)), true
+}
+
+// DeepQuery counts, per searched column, the rows whose text equals or contains one of values.
+// It searches every searchable column except the match columns a mask table keeps on purpose
+// (they identify the row by design). ok is false when nothing is searched.
+func (t *Table) DeepQuery(values []string) (Query, []Column, bool) {
+	kept := map[string]bool{}
+	if t.Mapping.Action == privacyv1alpha1.ActionMask {
+		for _, m := range t.match {
+			kept[m.col.Name] = true
+		}
+		for _, m := range t.mask {
+			delete(kept, m.col.Name)
+		}
+	}
+	b := NewBuilder(t.d)
+	var exprs []string
+	var searched []Column
+	for _, c := range t.columns {
+		if !c.Searchable || kept[c.Name] {
+			continue
+		}
+		// Unmapped columns come from the catalog, not the spec, so they may carry names the spec
+		// pattern refuses ("Full Name"); skipping them would hide data, and the dialect's quoting
+		// (quote doubling) is complete for any name a catalog can hold.
+		quoted := t.d.QuoteIdent(c.Name)
+		var preds []string
+		for _, v := range values {
+			var p string
+			var ok bool
+			if utf8.RuneCountInString(v) >= MinContainsRunes {
+				p, ok = t.d.Contains(b, c, quoted, v)
+			} else {
+				p, ok = t.d.Equal(b, c, quoted, v)
+			}
+			if ok {
+				preds = append(preds, "("+p+")")
+			}
+		}
+		if len(preds) == 0 {
+			continue
+		}
+		exprs = append(exprs, "COUNT(CASE WHEN "+strings.Join(preds, " OR ")+" THEN 1 END)")
+		searched = append(searched, c)
+	}
+	if len(exprs) == 0 {
+		return Query{}, nil, false
+	}
+	return b.query("SELECT " + strings.Join(exprs, ", ") + " FROM " + t.quoted), searched, true
+}

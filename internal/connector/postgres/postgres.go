@@ -57,7 +57,10 @@ func (Dialect) Open(secret []byte) (*sql.DB, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "dsr-operator"
 	}
-	return stdlib.OpenDB(*cfg), nil
+	// A pooled connection is pinged every time it is reused, not only after a second idle: after
+	// a server restart the next erasure must get a live connection, not the corpse of an old one.
+	alwaysPing := stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return true })
+	return stdlib.OpenDB(*cfg, alwaysPing), nil
 }
 
 // QuoteIdent double-quotes name.

@@ -475,15 +475,15 @@ func (h Harness) testOutageMidBatches(t *testing.T) {
 	d.seedFixture(t)
 	d.seedManySessions(t, 9)
 	before := d.rows(t, "sessions")
-	stopped := false
+	armed, stopped := true, false
 	t.Cleanup(func() {
 		if stopped {
 			_ = h.Server.Start(context.Background())
 		}
 	})
 	opts := sqlstore.Options{BatchSize: 4, MaxAtomicRows: 5, AfterBatch: func(string) {
-		if !stopped {
-			stopped = true
+		if armed {
+			armed, stopped = false, true
 			if err := h.Server.Stop(); err != nil {
 				t.Errorf("stop server: %v", err)
 			}
@@ -523,15 +523,15 @@ func (h Harness) testOutageMidTransaction(t *testing.T) {
 	d.createFixture(t)
 	d.seedFixture(t)
 	before := d.snapshot(t)
-	stopped := false
+	armed, stopped := true, false
 	t.Cleanup(func() {
 		if stopped {
 			_ = h.Server.Start(context.Background())
 		}
 	})
 	opts := sqlstore.Options{AfterBatch: func(string) {
-		if !stopped {
-			stopped = true
+		if armed {
+			armed, stopped = false, true
 			if err := h.Server.Stop(); err != nil {
 				t.Errorf("stop server: %v", err)
 			}

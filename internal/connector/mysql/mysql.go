@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -93,7 +94,8 @@ var textTypes = map[string]bool{
 // Columns reads information_schema.COLUMNS.
 func (Dialect) Columns(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]sqlstore.Column, error) {
 	rows, err := q.QueryContext(ctx, `
-SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, COALESCE(CHARACTER_MAXIMUM_LENGTH, 0)
+SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, COALESCE(CHARACTER_MAXIMUM_LENGTH, 0),
+       COALESCE(CHARACTER_SET_NAME, ''), COALESCE(COLLATION_NAME, '')
 FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?
 ORDER BY ORDINAL_POSITION`, schemaArg(table), table.Table)
@@ -106,7 +108,7 @@ ORDER BY ORDINAL_POSITION`, schemaArg(table), table.Table)
 		var c sqlstore.Column
 		var columnType, nullable string
 		var maxLen int64
-		if err := rows.Scan(&c.Name, &c.Type, &columnType, &nullable, &maxLen); err != nil {
+		if err := rows.Scan(&c.Name, &c.Type, &columnType, &nullable, &maxLen, &c.Charset, &c.Collation); err != nil {
 			return nil, err
 		}
 		if isInteger(c.Type) && strings.Contains(columnType, "unsigned") {
@@ -179,12 +181,30 @@ func (Dialect) Equal(b *sqlstore.Builder, col sqlstore.Column, quoted, value str
 		}
 		return quoted + " = " + b.Arg(n), true
 	case col.Text:
-		return quoted + " = " + b.Arg(value) + " AND " + exactText(quoted) + " = CAST(" + b.Arg(value) + " AS BINARY)", true
+		return textEqual(b, col, quoted, value), true
 	case col.Type == "binary" || col.Type == "varbinary" || strings.HasSuffix(col.Type, "blob"):
 		return quoted + " = CAST(" + b.Arg(value) + " AS BINARY)", true
 	default:
 		return exactText(quoted) + " = CAST(" + b.Arg(value) + " AS BINARY)", true
 	}
+}
+
+// catalogName is what a charset or collation name from the catalog must look like before it is
+// written into SQL text.
+var catalogName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// textEqual compares in the column's own charset and collation, which its index serves, and
+// refines by bytes. The parameter is converted to the column's charset explicitly: comparing a
+// latin1 column with a utf8mb4 parameter holding a character latin1 lacks is otherwise an
+// "illegal mix of collations" error. Lossy conversion ('🙂' -> '?') is harmless since the byte
+// comparison compares the unconverted value.
+func textEqual(b *sqlstore.Builder, col sqlstore.Column, quoted, value string) string {
+	exact := exactText(quoted) + " = CAST(" + "%s" + " AS BINARY)"
+	if !catalogName.MatchString(col.Charset) || !catalogName.MatchString(col.Collation) {
+		return fmt.Sprintf(exact, b.Arg(value))
+	}
+	first := quoted + " = CONVERT(" + b.Arg(value) + " USING " + col.Charset + ") COLLATE " + col.Collation
+	return first + " AND " + fmt.Sprintf(exact, b.Arg(value))
 }
 
 // Contains uses INSTR on bytes: no wildcards, no collation.
@@ -198,6 +218,15 @@ func (Dialect) Contains(b *sqlstore.Builder, _ sqlstore.Column, quoted, value st
 // Hash is SHA2(salt || UTF-8 text, 256), which MySQL returns as lower-case hex.
 func (Dialect) Hash(b *sqlstore.Builder, quoted string, salt []byte) string {
 	return "SHA2(CONCAT(CAST(" + b.Arg(salt) + " AS BINARY), " + exactText(quoted) + "), 256)"
+}
+
+// AsColumnText converts to the column's charset and collation: a utf8mb4 value in a CASE with
+// a latin1 column is otherwise an "illegal mix of collations".
+func (Dialect) AsColumnText(col sqlstore.Column, expr string) string {
+	if !catalogName.MatchString(col.Charset) || !catalogName.MatchString(col.Collation) {
+		return expr
+	}
+	return "CONVERT(" + expr + " USING " + col.Charset + ") COLLATE " + col.Collation
 }
 
 // LooksHashed: 64 characters, all hex digits (UNHEX is NULL otherwise), none upper-case. It avoids

@@ -97,6 +97,6 @@ func TestConformance(t *testing.T) {
 
 func FuzzQueries(f *testing.F) {
 	sqltest.FuzzQueries(f, Dialect{},
-		sqlstore.Column{Type: "text", Text: true, Searchable: true},
+		sqlstore.Column{Type: "text", Text: true, Searchable: true, Charset: "utf8mb4", Collation: "utf8mb4_general_ci"},
 		sqlstore.Column{Type: "bigint"})
 }

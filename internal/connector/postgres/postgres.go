@@ -187,6 +187,9 @@ func (Dialect) Hash(b *sqlstore.Builder, quoted string, salt []byte) string {
 	return "encode(sha256(" + b.Arg(salt) + "::bytea || convert_to(" + quoted + "::text, 'UTF8')), 'hex')"
 }
 
+// AsColumnText needs no conversion: the database has one encoding.
+func (Dialect) AsColumnText(_ sqlstore.Column, expr string) string { return expr }
+
 // LooksHashed matches 64 lower-case hex digits.
 func (Dialect) LooksHashed(quoted string) string {
 	return quoted + "::text ~ '^[0-9a-f]{64}$'"

@@ -234,6 +234,9 @@ func (Dialect) Hash(b *sqlstore.Builder, quoted string, salt []byte) string {
 	return hashFunction + "(" + b.Arg(salt) + ", CAST(" + quoted + " AS TEXT))"
 }
 
+// AsColumnText needs no conversion: the database has one encoding.
+func (Dialect) AsColumnText(_ sqlstore.Column, expr string) string { return expr }
+
 // LooksHashed: text of 64 characters, none outside 0-9a-f (GLOB is case-sensitive).
 func (Dialect) LooksHashed(quoted string) string {
 	return "(typeof(" + quoted + ") = 'text' AND length(" + quoted + ") = 64 AND " + quoted + " NOT GLOB '*[^0-9a-f]*')"

@@ -30,6 +30,10 @@ type Column struct {
 	Nullable bool
 	// MaxLen is the declared maximum length in characters; 0 when unlimited or unknown.
 	MaxLen int
+	// Charset and Collation of a text column, for dialects whose comparisons depend on them
+	// (MySQL); empty elsewhere.
+	Charset   string
+	Collation string
 }
 
 // Dialect is everything that differs between the SQL databases. Implementations are stateless.
@@ -63,6 +67,9 @@ type Dialect interface {
 	// Hash is an expression for the lower-case hex SHA-256 of salt followed by the column's
 	// UTF-8 text.
 	Hash(b *Builder, quoted string, salt []byte) string
+	// AsColumnText converts a text expression (a hash, the marker) to the column's character set
+	// and collation, so that it can share a CASE with the column's own value.
+	AsColumnText(col Column, expr string) string
 	// LooksHashed is a predicate, never NULL for a non-NULL column, that holds when the column
 	// holds 64 lower-case hex digits: what Hash writes.
 	LooksHashed(quoted string) string

@@ -122,7 +122,7 @@ func (t *Table) MaskQuery(ids connector.Identifiers, salt []byte, limit int) (Qu
 		} else {
 			value = b.Arg(privacyv1alpha1.RedactedMarker)
 		}
-		sets = append(sets, m.quoted+" = CASE WHEN "+done+" THEN "+m.quoted+" ELSE "+value+" END")
+		sets = append(sets, m.quoted+" = CASE WHEN "+done+" THEN "+m.quoted+" ELSE "+t.d.AsColumnText(m.col, value)+" END")
 	}
 	cond, ok := t.targetCond(b, ids)
 	if !ok {

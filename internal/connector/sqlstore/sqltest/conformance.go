@@ -24,6 +24,8 @@ func RunConformance(t *testing.T, h Harness) {
 	t.Run("Batches", h.testBatches)
 	t.Run("InterruptedAtomic", h.testInterruptedAtomic)
 	t.Run("Hostile", h.testHostile)
+	t.Run("MaskState", h.testMaskState)
+	t.Run("HashUnicode", h.testHashUnicode)
 	if h.NewSchema != nil {
 		t.Run("SchemaQualified", h.testSchemaQualified)
 	}
@@ -591,5 +593,90 @@ func (h Harness) testSchemaQualified(t *testing.T) {
 	v, err := c.Verify(ctx, req)
 	if err != nil || v.Remaining != 0 {
 		t.Fatalf("Verify: %v %+v", err, v)
+	}
+}
+
+// testMaskState checks the rule that makes mask idempotent: a column already in its masked state
+// (NULL, the marker, 64 lower-case hex digits) is left as it is, anything else is masked.
+func (h Harness) testMaskState(t *testing.T) {
+	d := h.newDB(t)
+	d.exec(t, "CREATE TABLE accounts (id INTEGER PRIMARY KEY, user_id INTEGER, digest VARCHAR(255), label VARCHAR(255))")
+	hashed := expectedHash("already")
+	upper := strings.ToUpper(hashed)
+	notHex := strings.Repeat("g", 64)
+	d.insert(t, "accounts", []string{"id", "user_id", "digest", "label"},
+		[]any{1, 42, hashed, privacyv1alpha1.RedactedMarker}, // fully masked already
+		[]any{2, 42, upper, privacyv1alpha1.RedactedMarker},  // upper-case hex is not what hash writes
+		[]any{3, 42, notHex, nil},                            // 64 characters, not hex
+		[]any{4, 42, nil, "[redacted]"},                      // not the marker
+		[]any{5, 42, hashed + "0", privacyv1alpha1.RedactedMarker},
+		[]any{6, 7, "bystander", "Bystander"},
+	)
+	spec := fixtureSpec(h.Dialect.Type())
+	spec.Tables = []privacyv1alpha1.TableMapping{{Name: "accounts", Action: privacyv1alpha1.ActionMask,
+		Match: []privacyv1alpha1.ColumnMatch{{Column: "user_id", Identifier: "userId"}},
+		Mask: []privacyv1alpha1.ColumnMask{
+			{Column: "digest", Strategy: privacyv1alpha1.MaskHash},
+			{Column: "label", Strategy: privacyv1alpha1.MaskRedact},
+		}}}
+	c := h.client(t, d.secret, spec, sqlstore.Options{})
+	ctx := ctxFor(t)
+	req := connector.Request{ID: "ms", Identifiers: subject()}
+	before := d.rows(t, "accounts")
+
+	v, err := c.Verify(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Remaining != 4 {
+		t.Errorf("Verify before: remaining %d, want 4 (rows 2-5)", v.Remaining)
+	}
+	res, err := c.Erase(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Masked != 4 {
+		t.Errorf("Erase masked %d, want 4", res.Masked)
+	}
+	sameRows(t, "accounts (already masked, bystander)", map[int64]map[string]string{1: before[1], 6: before[6]},
+		map[int64]map[string]string{1: d.rows(t, "accounts")[1], 6: d.rows(t, "accounts")[6]})
+	for id, want := range map[int64]any{2: expectedHash(upper), 3: expectedHash(notHex), 4: nil, 5: expectedHash(hashed + "0")} {
+		if got := d.value(t, "accounts", "digest", id); got != want {
+			t.Errorf("row %d digest = %#v, want %#v", id, got, want)
+		}
+		wantLabel := any(privacyv1alpha1.RedactedMarker)
+		if id == 3 {
+			wantLabel = nil // NULL holds nothing: redact leaves it NULL
+		}
+		if got := d.value(t, "accounts", "label", id); got != wantLabel {
+			t.Errorf("row %d label = %#v, want %#v", id, got, wantLabel)
+		}
+	}
+	v, err = c.Verify(ctx, req)
+	if err != nil || v.Remaining != 0 {
+		t.Fatalf("Verify after: %v %+v", err, v)
+	}
+	again, err := c.Erase(ctx, req)
+	if err != nil || again.Masked != 0 {
+		t.Fatalf("second Erase: %v %+v", err, again)
+	}
+}
+
+// testHashUnicode checks that the database hashes the UTF-8 bytes of non-ASCII text, as Go does.
+func (h Harness) testHashUnicode(t *testing.T) {
+	d := h.newDB(t)
+	d.exec(t, "CREATE TABLE contacts (id INTEGER PRIMARY KEY, email VARCHAR(255), name VARCHAR(255))")
+	name := "Zoë Ångström 日本 🙂"
+	d.insert(t, "contacts", []string{"id", "email", "name"}, []any{1, subjectEmail, name})
+	spec := fixtureSpec(h.Dialect.Type())
+	spec.Tables = []privacyv1alpha1.TableMapping{{Name: "contacts", Action: privacyv1alpha1.ActionMask,
+		Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}},
+		Mask:  []privacyv1alpha1.ColumnMask{{Column: "name", Strategy: privacyv1alpha1.MaskHash}}}}
+	c := h.client(t, d.secret, spec, sqlstore.Options{})
+	if _, err := c.Erase(ctxFor(t), connector.Request{ID: "hu", Identifiers: subject()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.value(t, "contacts", "name", 1); got != expectedHash(name) {
+		t.Errorf("hash of %q = %#v, want %s", name, got, expectedHash(name))
 	}
 }

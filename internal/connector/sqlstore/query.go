@@ -157,6 +157,9 @@ func (t *Table) DeepQuery(values []string) (Query, []Column, bool) {
 		quoted := t.d.QuoteIdent(c.Name)
 		var preds []string
 		for _, v := range values {
+			if v == "" {
+				continue
+			}
 			var p string
 			var ok bool
 			if utf8.RuneCountInString(v) >= MinContainsRunes {

@@ -222,3 +222,27 @@ func TestOpenRefusesBadDSN(t *testing.T) {
 		}
 	}
 }
+
+// TestPaddedAndTruncatingTypes: char(n) ignores trailing spaces and name truncates to 63 bytes
+// when comparing; the connector must not.
+func TestPaddedAndTruncatingTypes(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	dsn, raw := setup(t,
+		"CREATE TABLE codes (id int PRIMARY KEY, code char(8), handle name)",
+		"INSERT INTO codes VALUES (1, 'ab', 'x'), (2, 'zz', '"+long+"')",
+	)
+	c := newClient(t, dsn, sqlstore.Options{}, privacyv1alpha1.TableMapping{Name: "codes", Action: privacyv1alpha1.ActionDelete,
+		Match: []privacyv1alpha1.ColumnMatch{{Column: "code", Identifier: "code"}, {Column: "handle", Identifier: "handle"}}})
+	ctx := context.Background()
+	res, err := c.Erase(ctx, connector.Request{Identifiers: connector.Identifiers{"code": "ab ", "handle": long + "bbbb"}})
+	if err != nil || res.Erased != 0 {
+		t.Fatalf("padding or truncation matched: %v %+v", err, res)
+	}
+	res, err = c.Erase(ctx, connector.Request{Identifiers: connector.Identifiers{"code": "ab", "handle": long}})
+	if err != nil || res.Erased != 2 {
+		t.Fatalf("exact values: %v %+v", err, res)
+	}
+	if n := count(t, raw, "SELECT count(*) FROM codes"); n != 0 {
+		t.Fatalf("%d rows left", n)
+	}
+}

@@ -147,7 +147,8 @@ var canonicalUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 
 // Equal compares by type so that indexes stay usable and the comparison stays exact:
 // integers and uuids only when value is their canonical text; text and varchar directly;
-// other string types (citext, bpchar) through an index-friendly = refined by their exact text;
+// other string types (citext folds case, bpchar ignores padding, name truncates a long value to
+// 63 bytes) through an index-friendly = refined by their exact text;
 // everything else by its text.
 func (Dialect) Equal(b *sqlstore.Builder, col sqlstore.Column, quoted, value string) (string, bool) {
 	if !bindable(value) {
@@ -165,7 +166,7 @@ func (Dialect) Equal(b *sqlstore.Builder, col sqlstore.Column, quoted, value str
 			return "", false
 		}
 		return quoted + " = " + b.Arg(value) + "::uuid", true
-	case col.Type == "text" || col.Type == "varchar" || col.Type == "name":
+	case col.Type == "text" || col.Type == "varchar":
 		return quoted + " = " + b.Arg(value), true
 	case col.Text:
 		return quoted + " = " + b.Arg(value) + " AND " + quoted + "::text = " + b.Arg(value) + "::text", true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -26,6 +27,7 @@ func RunConformance(t *testing.T, h Harness) {
 	t.Run("Hostile", h.testHostile)
 	t.Run("MaskState", h.testMaskState)
 	t.Run("HashUnicode", h.testHashUnicode)
+	t.Run("ConcurrentReads", h.testConcurrentReads)
 	if h.NewSchema != nil {
 		t.Run("SchemaQualified", h.testSchemaQualified)
 	}
@@ -678,5 +680,45 @@ func (h Harness) testHashUnicode(t *testing.T) {
 	}
 	if got := d.value(t, "contacts", "name", 1); got != expectedHash(name) {
 		t.Errorf("hash of %q = %#v, want %s", name, got, expectedHash(name))
+	}
+}
+
+// testConcurrentReads uses one client from many goroutines, more than its pool has connections.
+func (h Harness) testConcurrentReads(t *testing.T) {
+	_, c := h.fixture(t)
+	ctx := ctxFor(t)
+	req := connector.Request{ID: "c", Identifiers: subject(), Deep: true}
+	var wg sync.WaitGroup
+	errs := make(chan error, 24)
+	for i := 0; i < 8; i++ {
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			v, err := c.Verify(ctx, req)
+			if err == nil && v.Retained != sum(wantRetained) {
+				err = errors.New("verify saw a different store")
+			}
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			col, err := c.Collect(ctx, req)
+			if err == nil && len(col.Records) != 9 {
+				err = errors.New("collect saw a different store")
+			}
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := c.Erase(ctx, connector.Request{ID: "c", Identifiers: subject(), DryRun: true})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -1,0 +1,216 @@
+# Image of the operator for deploy (no registry is reachable from our machines: build and load it
+# into your cluster yourself).
+IMG ?= controller:latest
+
+# The Kubernetes release whose control plane envtest and the dev cluster run. hack/k8s/ pins the
+# same release; the binaries are built from source into $(KUBEBUILDER_ASSETS).
+K8S_VERSION ?= 1.37.2
+
+# Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
+ifeq (,$(shell go env GOBIN))
+GOBIN=$(shell go env GOPATH)/bin
+else
+GOBIN=$(shell go env GOBIN)
+endif
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+# Options are set to exit when a recipe line exits non-zero or a piped command fails.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+## Location to install dependencies to
+LOCALBIN ?= $(shell pwd)/bin
+$(LOCALBIN):
+	mkdir -p "$(LOCALBIN)"
+
+KUBEBUILDER_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
+export KUBEBUILDER_ASSETS
+
+## Dev cluster (make dev-cluster): its kubeconfig is what run, install and deploy talk to unless
+## KUBECONFIG is set.
+DEV_DIR ?= $(LOCALBIN)/dev
+KUBECONFIG ?= $(DEV_DIR)/kubeconfig
+OPERATOR_NAMESPACE ?= dsr-system
+
+## Tests: go test runs at most TEST_PARALLEL test binaries at once. Each may start a control plane
+## and database servers, so on two cores more than two only adds contention.
+TEST_PARALLEL ?= 2
+TEST_TIMEOUT ?= 30m
+TEST_FLAGS ?=
+TEST_PACKAGES ?= ./...
+## Set to false to skip the check that generated files are committed (e.g. while editing api/).
+CHECK_GENERATED ?= true
+
+.PHONY: all
+all: build
+
+##@ General
+
+# The help target prints out all targets with their descriptions organized
+# beneath their categories. The categories are represented by '##@' and the
+# target descriptions by '##'. The awk command is responsible for reading the
+# entire set of makefiles included in this invocation, looking for lines of the
+# file as xyz: ## something, and then pretty-format the target and help. Then,
+# if there's a line with ##@ something, that gets pretty-printed as a category.
+# More info on the usage of ANSI control characters for terminal formatting:
+# https://en.wikipedia.org/wiki/ANSI_escape_code#SGR_parameters
+# More info on the awk command:
+# http://linuxcommand.org/lc3_adv_awk.php
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRDs and the manager's ClusterRole from the kubebuilder markers.
+	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate the DeepCopy methods of the API types.
+	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt against code.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet against code.
+	go vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Check formatting (gofmt -l must print nothing), go vet and golangci-lint.
+	@unformatted="$$(find . -name '*.go' -not -path './bin/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (run make fmt):"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	"$(GOLANGCI_LINT)" run ./...
+
+.PHONY: check-generated
+check-generated: manifests generate ## Fail when generated files (CRDs, role.yaml, deepcopy) differ from what is committed.
+	@if [ "$(CHECK_GENERATED)" != "true" ]; then echo "check-generated: skipped (CHECK_GENERATED=$(CHECK_GENERATED))"; \
+	elif ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then echo "check-generated: not a git checkout, skipped"; \
+	else \
+		changed="$$(git status --porcelain --untracked-files=all -- config/crd/bases config/rbac/role.yaml config/webhook ':(glob)api/**/zz_generated.*.go')"; \
+		if [ -n "$$changed" ]; then \
+			echo "check-generated: generated files differ from what is committed:"; echo "$$changed"; \
+			git --no-pager diff --stat -- config/ api/; \
+			echo "Commit the output of 'make manifests generate' (or run with CHECK_GENERATED=false while editing)."; \
+			exit 1; \
+		fi; \
+		echo "check-generated: generated files match what is committed"; \
+	fi
+
+.PHONY: test
+test: manifests generate fmt vet check-generated k8s-binaries test-deps ## Run every test against real control planes and databases.
+	go test $(TEST_PACKAGES) -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
+
+# The control plane and databases are only prepared once there are benchmarks to run.
+BENCH_FILES := $(shell find test/bench -name '*_test.go' 2>/dev/null)
+.PHONY: bench
+bench: $(if $(BENCH_FILES),k8s-binaries test-deps) ## Run the benchmarks in test/bench (not implemented yet).
+	@if [ -n "$(BENCH_FILES)" ]; then \
+		go test ./test/bench/... -run '^$$' -bench . -benchmem -count=1 -timeout $(TEST_TIMEOUT); \
+	else \
+		echo "bench: not implemented yet (test/bench has no benchmarks)"; \
+	fi
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build bin/manager (and bin/kubectl-dsr when cmd/kubectl-dsr exists).
+	go build -o "$(LOCALBIN)/manager" .
+	@if [ -d cmd/kubectl-dsr ]; then echo go build -o "$(LOCALBIN)/kubectl-dsr" ./cmd/kubectl-dsr; go build -o "$(LOCALBIN)/kubectl-dsr" ./cmd/kubectl-dsr; fi
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the operator on this machine against $KUBECONFIG (default: the dev cluster).
+	@test -f "$(KUBECONFIG)" || { echo "run: $(KUBECONFIG) not found; start the dev cluster first: make dev-cluster run"; exit 1; }
+	$(KUBECTL_CMD) get namespace "$(OPERATOR_NAMESPACE)" >/dev/null 2>&1 || $(KUBECTL_CMD) create namespace "$(OPERATOR_NAMESPACE)"
+	KUBECONFIG="$(KUBECONFIG)" go run . --operator-namespace="$(OPERATOR_NAMESPACE)"
+
+##@ Dev cluster
+
+.PHONY: dev-cluster
+dev-cluster: k8s-binaries devcluster ## Start a local control plane with the CRDs in the background; kubeconfig in bin/dev/kubeconfig.
+	"$(DEVCLUSTER)" up --dir "$(DEV_DIR)" --assets "$(KUBEBUILDER_ASSETS)" --crds config/crd/bases
+
+.PHONY: dev-cluster-down
+dev-cluster-down: devcluster ## Stop the dev cluster and remove its data.
+	"$(DEVCLUSTER)" down --dir "$(DEV_DIR)"
+
+##@ Deployment
+
+ifndef ignore-not-found
+  ignore-not-found = false
+endif
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of $KUBECONFIG.
+	"$(KUBECTL)" kustomize config/crd | $(KUBECTL_CMD) apply -f -
+
+.PHONY: uninstall
+uninstall: manifests ## Uninstall the CRDs. Call with ignore-not-found=true to ignore resource not found errors.
+	"$(KUBECTL)" kustomize config/crd | $(KUBECTL_CMD) delete --ignore-not-found=$(ignore-not-found) -f -
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator (config/default, image IMG) to the cluster of $KUBECONFIG.
+	"$(KUBECTL)" kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL_CMD) apply -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the operator (config/default). Call with ignore-not-found=true to ignore resource not found errors.
+	"$(KUBECTL)" kustomize config/default | $(KUBECTL_CMD) delete --ignore-not-found=$(ignore-not-found) -f -
+
+##@ Dependencies
+
+.PHONY: test-deps
+test-deps: ## Install PostgreSQL, MariaDB and Redis with apt-get when their binaries are missing.
+	hack/test-deps.sh
+
+.PHONY: k8s-binaries
+k8s-binaries: ## Build kube-apiserver and etcd (K8S_VERSION) from source into bin/k8s/ (skipped when present).
+	@if [ -x "$(KUBEBUILDER_ASSETS)/kube-apiserver" ] && [ -x "$(KUBEBUILDER_ASSETS)/etcd" ] && [ -e "$(KUBEBUILDER_ASSETS)/kubectl" ]; then \
+		echo "k8s-binaries: present in $(KUBEBUILDER_ASSETS)"; \
+	else \
+		K8S_VERSION="$(K8S_VERSION)" KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" hack/build-k8s.sh; \
+	fi
+
+## Tool Binaries
+KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(KUBEBUILDER_ASSETS)/kubectl)
+KUBECTL_CMD = "$(KUBECTL)" --kubeconfig "$(KUBECONFIG)"
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+DEVCLUSTER ?= $(LOCALBIN)/devcluster
+
+## Tool Versions
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+# The tool targets always run: go-install-tool is a cheap check that also notices a version bump.
+.PHONY: controller-gen
+controller-gen: | $(LOCALBIN) ## Download controller-gen locally if necessary.
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: | $(LOCALBIN) ## Download golangci-lint locally if necessary.
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# Rebuilt on every use: go build is incremental, and a stale binary would run old code.
+.PHONY: devcluster
+devcluster: | $(LOCALBIN)
+	@go build -o "$(DEVCLUSTER)" ./hack/devcluster
+
+# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
+# $1 - target path with name of binary
+# $2 - package url which can be installed
+# $3 - specific version of package
+define go-install-tool
+@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$$(basename -- "$(1)-$(3)")" ] || { \
+set -e; \
+package=$(2)@$(3) ;\
+echo "Downloading $${package}" ;\
+rm -f "$(1)" ;\
+GOBIN="$(LOCALBIN)" go install $${package} ;\
+mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
+} ;\
+ln -sfn "$$(basename -- "$(1)-$(3)")" "$(1)"
+endef

@@ -156,9 +156,11 @@ uninstall: manifests ## Uninstall the CRDs. Call with ignore-not-found=true to i
 deploy: manifests ## Deploy the operator (config/default, image IMG) to the cluster of $KUBECONFIG.
 	"$(KUBECTL)" kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL_CMD) apply -f -
 
+# --wait=false: the dev cluster has no controller-manager, so a deleted namespace is never finalized
+# there and waiting for it would hang.
 .PHONY: undeploy
 undeploy: ## Remove the operator (config/default). Call with ignore-not-found=true to ignore resource not found errors.
-	"$(KUBECTL)" kustomize config/default | $(KUBECTL_CMD) delete --ignore-not-found=$(ignore-not-found) -f -
+	"$(KUBECTL)" kustomize config/default | $(KUBECTL_CMD) delete --wait=false --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Dependencies
 

@@ -31,18 +31,27 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
 done
 
-# build NAME MODULE_DIR PACKAGE HOW_LONG
+# build NAME MODULE_DIR PACKAGE HOW_LONG [scratch]
+# With "scratch", the module is copied to a temporary directory and built with -mod=mod: the tool
+# module's go.sum covers the apiserver, not kubectl's extra dependencies, and the checked-in files
+# must not change.
 build() {
-	local name="$1" moddir="$2" pkg="$3" how_long="$4"
+	local name="$1" moddir="$2" pkg="$3" how_long="$4" scratch="${5:-}"
 	if [[ -x "$dest/$name" ]]; then
 		echo "build-k8s: $name present in ${dest#"$root"/}, skipping"
 		return
 	fi
 	echo "build-k8s: building $name $version from source, $how_long"
-	local start=$SECONDS
+	local start=$SECONDS dir="$root/$moddir" modflag=()
+	if [[ -n "$scratch" ]]; then
+		dir="$(mktemp -d)"
+		trap 'rm -rf "$dir"; trap - RETURN' RETURN
+		cp "$root/$moddir"/go.mod "$root/$moddir"/go.sum "$root/$moddir"/*.go "$dir"/
+		modflag=(-mod=mod)
+	fi
 	# Build to a temporary name so that an interrupted build never leaves a half-written binary
 	# that the next run would take for a finished one.
-	(cd "$root/$moddir" && go build -trimpath -ldflags "$ldflags" -o "$dest/.$name.tmp" "$pkg")
+	(cd "$dir" && go build "${modflag[@]}" -trimpath -ldflags "$ldflags" -o "$dest/.$name.tmp" "$pkg")
 	mv -f "$dest/.$name.tmp" "$dest/$name"
 	echo "build-k8s: built $name in $((SECONDS - start))s"
 }
@@ -57,7 +66,7 @@ elif system_kubectl="$(command -v kubectl)"; then
 	echo "build-k8s: linking $system_kubectl into ${dest#"$root"/}"
 	ln -s "$system_kubectl" "$dest/kubectl"
 else
-	build kubectl hack/k8s/apiserver k8s.io/kubernetes/cmd/kubectl "about 2-4 minutes the first time"
+	build kubectl hack/k8s/apiserver k8s.io/kubernetes/cmd/kubectl "about 2-4 minutes the first time" scratch
 fi
 
 echo "build-k8s: control plane ready in ${dest#"$root"/}"

@@ -1,0 +1,60 @@
+package httpstore
+
+// The wire format of protocol v1 (docs/connector-protocol.md). Required fields of answers are
+// pointers, so that a missing one is told from a zero: a service that answers {} must not pass
+// for one that erased nothing.
+
+type checkRequest struct {
+	ProtocolVersion string `json:"protocolVersion"`
+}
+
+type operationRequest struct {
+	ProtocolVersion string            `json:"protocolVersion"`
+	RequestID       string            `json:"requestId"`
+	Identifiers     map[string]string `json:"identifiers"`
+	DryRun          bool              `json:"dryRun"`
+	Deep            bool              `json:"deep"`
+}
+
+// envelope starts every 200 and 202 answer.
+type envelope struct {
+	ProtocolVersion string `json:"protocolVersion"`
+	// Status is "pending" in a 202 answer, "done" or absent in a 200 answer.
+	Status string `json:"status"`
+}
+
+type checkResponse struct {
+	OK       *bool    `json:"ok"`
+	Warnings []string `json:"warnings"`
+	Message  string   `json:"message"`
+}
+
+type wireLocationCount struct {
+	Location string `json:"location"`
+	Records  *int64 `json:"records"`
+	Reason   string `json:"reason"`
+}
+
+type eraseResponse struct {
+	Erased            *int64              `json:"erased"`
+	Masked            *int64              `json:"masked"`
+	Retained          *int64              `json:"retained"`
+	RetainedLocations []wireLocationCount `json:"retainedLocations"`
+}
+
+type verifyResponse struct {
+	Remaining          *int64              `json:"remaining"`
+	RemainingLocations []wireLocationCount `json:"remainingLocations"`
+	Retained           *int64              `json:"retained"`
+	RetainedLocations  []wireLocationCount `json:"retainedLocations"`
+}
+
+type collectResponse struct {
+	Records []wireRecord `json:"records"`
+}
+
+type wireRecord struct {
+	Location string         `json:"location"`
+	Key      string         `json:"key"`
+	Data     map[string]any `json:"data"`
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -320,4 +321,26 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestExampleSeedLoads(t *testing.T) {
+	f, err := os.Open("cmd/refservice/seed.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	svc := New(Options{})
+	if err := svc.Load(f); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc)
+	defer srv.Close()
+	body := `{"protocolVersion":"v1","requestId":"req-1","identifiers":{"email":"jane.doe@example.com","userId":"u-48213"},"dryRun":false,"deep":false}`
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/erase", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "req-1-erase")
+	a := do(t, req)
+	if a.body["erased"] != 1.0 || a.body["masked"] != 1.0 || a.body["retained"] != 1.0 {
+		t.Errorf("the README's example answers %v", a.body)
+	}
 }

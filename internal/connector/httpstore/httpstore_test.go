@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -84,11 +86,13 @@ func start(t *testing.T, s setup) *env {
 		}
 	}
 	handler := http.StripPrefix(mountAt, svc)
-	var srv *httptest.Server
+	srv := httptest.NewUnstartedServer(handler)
 	if s.tls {
-		srv = httptest.NewTLSServer(handler)
+		// The refused handshakes are the point of some tests, not news for the log.
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.StartTLS()
 	} else {
-		srv = httptest.NewServer(handler)
+		srv.Start()
 	}
 	t.Cleanup(srv.Close)
 	cfg := config(srv.URL + mountAt)

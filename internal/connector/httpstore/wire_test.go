@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -257,13 +258,18 @@ func TestConnectionsArePooled(t *testing.T) {
 func TestOldTLSRefused(t *testing.T) {
 	srv := httptest.NewUnstartedServer(answerJSON(200, `{"protocolVersion":"v1","ok":true}`))
 	srv.TLS = &tls.Config{MaxVersion: tls.VersionTLS11}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	defer srv.Close()
 	cfg := config(srv.URL)
 	cfg.CABundle = certPEM(srv)
 	c := newClient(t, httpstore.NewProvider(httpstore.Options{}), cfg)
-	if _, err := c.Check(t.Context()); err == nil {
+	_, err := c.Check(t.Context())
+	if err == nil {
 		t.Fatal("TLS 1.1 accepted")
+	}
+	if !strings.Contains(err.Error(), "protocol version") {
+		t.Errorf("%v", err)
 	}
 }
 

@@ -1,3 +1,66 @@
+// Command manager runs dsr-operator: it carries out data-subject-rights requests (DeletionRequest,
+// AccessRequest) over the stores described by DataStores and ClusterDataStores.
 package main
 
-func main() {}
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/dsr-operator/dsr-operator/internal/operator"
+)
+
+func main() {
+	var (
+		metricsAddr, probeAddr, namespace string
+		leaderElect, secureMetrics        bool
+		requestConcurrency, storeConc     int
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for https, :8080 for http, 0 to disable).")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over https, with authentication and authorization by the API server.")
+	flag.StringVar(&namespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the salt, the receipt signing key and the Secrets of ClusterDataStores.")
+	flag.IntVar(&requestConcurrency, "request-concurrency", 16, "Requests of each kind worked on at once.")
+	flag.IntVar(&storeConc, "store-concurrency", 8, "Stores one request works on at once.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics,
+		// HTTP/2 is off: it exposes the server to the stream cancellation and rapid reset CVEs.
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	ctx := ctrl.SetupSignalHandler()
+	mgr, pool, err := operator.New(ctx, ctrl.GetConfigOrDie(), operator.Options{
+		OperatorNamespace:  namespace,
+		RequestConcurrency: requestConcurrency,
+		StoreConcurrency:   storeConc,
+		Manager: manager.Options{
+			Metrics:                       metricsOpts,
+			HealthProbeBindAddress:        probeAddr,
+			LeaderElection:                leaderElect,
+			LeaderElectionReleaseOnCancel: true,
+		},
+	})
+	if err != nil {
+		log.Error(err, "unable to set up the operator")
+		os.Exit(1)
+	}
+	defer pool.Close()
+	log.Info("starting manager")
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,179 @@
+// Package export packages what an access request collected into one document that a person and a
+// machine can both read (GDPR Art. 15 and Art. 20), and encodes it for delivery in a Secret.
+package export
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+)
+
+// Format names the document's schema.
+const Format = "privacy.dsr.dev/access-export/v1"
+
+// MaxBytes is the most an export may take in its Secret. The API server refuses Secrets over 1 MiB;
+// the rest is left for the Secret's metadata.
+const MaxBytes = 1<<20 - 16<<10
+
+// gzipFrom is the size from which compressing is tried; below it gzip's header costs more than it saves.
+const gzipFrom = 1 << 10
+
+// Document is an access export.
+type Document struct {
+	Format        string    `json:"format"`
+	Request       Request   `json:"request"`
+	Regulation    string    `json:"regulation"`
+	SubjectDigest string    `json:"subjectDigest"`
+	GeneratedAt   time.Time `json:"generatedAt"`
+	// Complete is true: an incomplete export is never delivered.
+	Complete    bool    `json:"complete"`
+	RecordCount int64   `json:"recordCount"`
+	Summary     string  `json:"summary"`
+	Stores      []Store `json:"stores"`
+}
+
+// Request identifies the access request.
+type Request struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+}
+
+// Store is one store's part: its Art. 15 context and the subject's records grouped by location.
+type Store struct {
+	Kind           string     `json:"kind"`
+	Name           string     `json:"name"`
+	Type           string     `json:"type"`
+	Description    string     `json:"description,omitempty"`
+	Purposes       []string   `json:"purposes"`
+	DataCategories []string   `json:"dataCategories"`
+	Retention      string     `json:"retention,omitempty"`
+	Recipients     []string   `json:"recipients"`
+	RecordCount    int64      `json:"recordCount"`
+	Locations      []Location `json:"locations"`
+}
+
+// Location is a table or key pattern and the subject's records there.
+type Location struct {
+	Location string   `json:"location"`
+	Records  []Record `json:"records"`
+}
+
+// Record is one row or key, values as stored: masked values stay masked.
+type Record struct {
+	Key  string         `json:"key,omitempty"`
+	Data map[string]any `json:"data"`
+}
+
+// StoreInput is what one store gave.
+type StoreInput struct {
+	Kind privacyv1alpha1.StoreKind
+	Name string
+	Spec *privacyv1alpha1.DataStoreSpec
+	Data *connector.Collection
+}
+
+// Build assembles the document. Stores and locations are sorted, so the same data gives the same
+// document.
+func Build(req Request, regulation, digest string, generatedAt time.Time, inputs []StoreInput) *Document {
+	doc := &Document{Format: Format, Request: req, Regulation: regulation, SubjectDigest: digest,
+		GeneratedAt: generatedAt.UTC().Truncate(time.Second), Complete: true, Stores: []Store{}}
+	for _, in := range inputs {
+		s := Store{Kind: string(in.Kind), Name: in.Name, Type: string(in.Spec.Type), Description: in.Spec.Description,
+			Purposes: nonNil(in.Spec.Purposes), DataCategories: nonNil(in.Spec.DataCategories), Retention: in.Spec.Retention,
+			Recipients: nonNil(in.Spec.Recipients), Locations: []Location{}}
+		byLoc := map[string][]Record{}
+		for _, r := range in.Data.Records {
+			data := r.Data
+			if data == nil {
+				data = map[string]any{}
+			}
+			byLoc[r.Location] = append(byLoc[r.Location], Record{Key: r.Key, Data: data})
+		}
+		for loc, recs := range byLoc {
+			s.Locations = append(s.Locations, Location{Location: loc, Records: recs})
+			s.RecordCount += int64(len(recs))
+		}
+		sort.Slice(s.Locations, func(i, j int) bool { return s.Locations[i].Location < s.Locations[j].Location })
+		doc.Stores = append(doc.Stores, s)
+		doc.RecordCount += s.RecordCount
+	}
+	sort.Slice(doc.Stores, func(i, j int) bool {
+		if doc.Stores[i].Kind != doc.Stores[j].Kind {
+			return doc.Stores[i].Kind > doc.Stores[j].Kind // DataStore before ClusterDataStore
+		}
+		return doc.Stores[i].Name < doc.Stores[j].Name
+	})
+	if doc.RecordCount == 0 {
+		doc.Summary = fmt.Sprintf("No records of the subject were found in any of the %d stores searched.", len(doc.Stores))
+	} else {
+		doc.Summary = fmt.Sprintf("%d records of the subject were found in %d stores.", doc.RecordCount, len(doc.Stores))
+	}
+	return doc
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Encoded is a document ready for its Secret.
+type Encoded struct {
+	Key      string
+	Bytes    []byte
+	Encoding string
+	SHA256   string
+	// Raw is the size before compression.
+	Raw int
+}
+
+// TooLargeError says an export does not fit in a Secret.
+type TooLargeError struct{ Size, Limit int }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the export is %d bytes (after compression) but a Secret holds at most %d bytes; no partial export is delivered", e.Size, e.Limit)
+}
+
+// Encode serializes the document, gzips it when that makes it smaller, and refuses what is over
+// limit bytes (MaxBytes when limit is 0).
+func Encode(doc *Document, limit int) (*Encoded, error) {
+	if limit <= 0 {
+		limit = MaxBytes
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("encoding export: %w", err)
+	}
+	raw := buf.Bytes()
+	out := &Encoded{Key: "export.json", Bytes: raw, Encoding: "identity", Raw: len(raw)}
+	if len(raw) >= gzipFrom {
+		var gz bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		_, _ = w.Write(raw)
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		if gz.Len() < len(raw) {
+			out.Key, out.Bytes, out.Encoding = "export.json.gz", gz.Bytes(), "gzip"
+		}
+	}
+	if len(out.Bytes) > limit {
+		return nil, &TooLargeError{Size: len(out.Bytes), Limit: limit}
+	}
+	sum := sha256.Sum256(out.Bytes)
+	out.SHA256 = "sha256:" + hex.EncodeToString(sum[:])
+	return out, nil
+}

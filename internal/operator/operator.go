@@ -1,0 +1,118 @@
+// Package operator wires the manager: scheme, cache rules, the installation's salt and signing key,
+// the store pool and every reconciler. main and the tests build the operator the same way.
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/controllers"
+	_ "github.com/dsr-operator/dsr-operator/internal/connector/all"
+	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/receipt"
+	"github.com/dsr-operator/dsr-operator/internal/stores"
+	"github.com/dsr-operator/dsr-operator/internal/subject"
+)
+
+// Options configure the operator.
+type Options struct {
+	// OperatorNamespace holds the salt, the receipt signing key and the Secrets of ClusterDataStores.
+	OperatorNamespace string
+	// RequestConcurrency is how many requests of each kind are worked on at once.
+	RequestConcurrency int
+	// StoreConcurrency bounds how many stores one request works on at once.
+	StoreConcurrency int
+	// Manager options: metrics and probe addresses, leader election.
+	Manager manager.Options
+}
+
+// Scheme returns the scheme with the core and privacy.dsr.dev types.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(privacyv1alpha1.AddToScheme(s))
+	return s
+}
+
+// New builds the manager with every reconciler. It creates the installation's salt and receipt
+// signing key on first start.
+func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *stores.Pool, error) {
+	if opts.OperatorNamespace == "" {
+		return nil, nil, fmt.Errorf("the operator namespace is required (--operator-namespace or POD_NAMESPACE)")
+	}
+	if opts.RequestConcurrency <= 0 {
+		opts.RequestConcurrency = 16
+	}
+	if opts.StoreConcurrency <= 0 {
+		opts.StoreConcurrency = 8
+	}
+	mo := opts.Manager
+	mo.Scheme = Scheme()
+	if mo.LeaderElectionID == "" {
+		mo.LeaderElectionID = "dsr-operator.privacy.dsr.dev"
+	}
+	if mo.LeaderElectionNamespace == "" {
+		mo.LeaderElectionNamespace = opts.OperatorNamespace
+	}
+	// Secrets and ConfigMaps are read directly, never cached cluster-wide: the operator must not
+	// hold every Secret of the cluster in memory.
+	mo.Client.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}
+	if mo.Metrics.BindAddress == "" {
+		mo.Metrics = metricsserver.Options{BindAddress: "0"}
+	}
+	mgr, err := ctrl.NewManager(cfg, mo)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating manager: %w", err)
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: mo.Scheme})
+	if err != nil {
+		return nil, nil, err
+	}
+	salt, err := subject.EnsureSalt(ctx, direct, opts.OperatorNamespace)
+	if err != nil {
+		return nil, nil, fmt.Errorf("installation salt: %w", err)
+	}
+	signer, err := receipt.EnsureSigner(ctx, direct, direct, opts.OperatorNamespace)
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipt signing key: %w", err)
+	}
+	pool := stores.NewPool(mgr.GetAPIReader(), opts.OperatorNamespace, salt)
+	shared := func(name string) controllers.Shared {
+		return controllers.Shared{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),
+			Pool: pool, Salt: salt, StoreConcurrency: opts.StoreConcurrency,
+		}
+	}
+	if err := (&controllers.DataStoreReconciler{Shared: shared("datastore-controller")}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, nil, err
+	}
+	if err := (&controllers.ClusterDataStoreReconciler{Shared: shared("clusterdatastore-controller"), OperatorNamespace: opts.OperatorNamespace}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, nil, err
+	}
+	if err := (&controllers.DeletionRequestReconciler{Shared: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+		return nil, nil, err
+	}
+	if err := (&controllers.AccessRequestReconciler{Shared: shared("accessrequest-controller")}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+		return nil, nil, err
+	}
+	metrics.Register(mgr.GetClient())
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, nil, err
+	}
+	return mgr, pool, nil
+}

@@ -1,0 +1,123 @@
+package receipt
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// EnsureSigner loads the installation's signing key, creating it on first start, and publishes its
+// public key. A malformed key is an error, never replaced: replacing it would orphan every receipt
+// signed so far.
+func EnsureSigner(ctx context.Context, c client.Client, reader client.Reader, namespace string) (*Signer, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: KeySecretName}
+	var secret corev1.Secret
+	err := reader.Get(ctx, key, &secret)
+	if apierrors.IsNotFound(err) {
+		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
+		if gerr != nil {
+			return nil, gerr
+		}
+		der, merr := x509.MarshalPKCS8PrivateKey(priv)
+		if merr != nil {
+			return nil, merr
+		}
+		secret = corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: KeySecretName,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator"}},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})},
+		}
+		err = c.Create(ctx, &secret)
+		if apierrors.IsAlreadyExists(err) {
+			// Another replica created it first: use that one.
+			err = reader.Get(ctx, key, &secret)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receipt signing key Secret %s/%s: %w", namespace, KeySecretName, err)
+	}
+	priv, err := parsePrivateKey(secret.Data[KeyPEM])
+	if err != nil {
+		return nil, fmt.Errorf("receipt signing key Secret %s/%s, key %q: %w (fix or delete the Secret; it is never replaced automatically)", namespace, KeySecretName, KeyPEM, err)
+	}
+	signer := NewSigner(priv)
+	if err := publish(ctx, c, reader, namespace, signer); err != nil {
+		return nil, err
+	}
+	return signer, nil
+}
+
+func parsePrivateKey(data []byte) (ed25519.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New("not a PEM PRIVATE KEY")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, not an Ed25519 key", k)
+	}
+	return priv, nil
+}
+
+// PublicKeyPEM encodes a public key as PKIX PEM.
+func PublicKeyPEM(pub ed25519.PublicKey) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// ParsePublicKey reads a PKIX PEM Ed25519 public key.
+func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, errors.New("not a PEM PUBLIC KEY")
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, not an Ed25519 key", k)
+	}
+	return pub, nil
+}
+
+func publish(ctx context.Context, c client.Client, reader client.Reader, namespace string, s *Signer) error {
+	want := map[string]string{KeyPEM: string(PublicKeyPEM(s.PublicKey())), KeyIDKey: s.KeyID()}
+	var cm corev1.ConfigMap
+	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: PublicKeyConfigMapName}, &cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: PublicKeyConfigMapName,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator"}}, Data: want}
+		if err := c.Create(ctx, &cm); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("publishing the receipt public key: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the receipt public key ConfigMap: %w", err)
+	}
+	if cm.Data[KeyPEM] == want[KeyPEM] && cm.Data[KeyIDKey] == want[KeyIDKey] {
+		return nil
+	}
+	cm.Data = want
+	if err := c.Update(ctx, &cm); err != nil {
+		return fmt.Errorf("updating the receipt public key ConfigMap: %w", err)
+	}
+	return nil
+}

@@ -25,10 +25,10 @@ var (
 // sqlFixture is a SQL database seeded with the subject's and the bystander's rows: customers are
 // deleted, orders masked, invoices retained.
 type sqlFixture struct {
-	db         *sql.DB
-	driver     string
-	dsn        string
-	storeType  privacyv1alpha1.StoreType
+	db          *sql.DB
+	driver      string
+	dsn         string
+	storeType   privacyv1alpha1.StoreType
 	placeholder func(int) string
 }
 

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,9 +37,21 @@ var (
 
 // Register adds the metrics to controller-runtime's registry, with a collector that reads the
 // request gauges from the manager's cache at scrape time (so they are right after a restart).
+// Registering again (a second manager in one process, as in tests) switches the gauges to the
+// newer reader.
 func Register(c client.Reader) {
-	crmetrics.Registry.MustRegister(TimeToVerified, StoreOperations, Reappearances, &requestCollector{reader: c, now: time.Now})
+	collector.mu.Lock()
+	collector.reader = c
+	collector.mu.Unlock()
+	registerOnce.Do(func() {
+		crmetrics.Registry.MustRegister(TimeToVerified, StoreOperations, Reappearances, collector)
+	})
 }
+
+var (
+	registerOnce sync.Once
+	collector    = &requestCollector{now: time.Now}
+)
 
 var (
 	requestsDesc = prometheus.NewDesc("dsr_requests",
@@ -48,6 +61,7 @@ var (
 )
 
 type requestCollector struct {
+	mu     sync.Mutex
 	reader client.Reader
 	now    func() time.Time
 }
@@ -61,8 +75,11 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	now := c.now()
+	c.mu.Lock()
+	reader := c.reader
+	c.mu.Unlock()
 	var dels privacyv1alpha1.DeletionRequestList
-	if err := c.reader.List(ctx, &dels); err == nil {
+	if err := reader.List(ctx, &dels); err == nil {
 		phases := map[string]float64{}
 		overdue := 0.0
 		for i := range dels.Items {
@@ -75,7 +92,7 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(ch, "DeletionRequest", phases, overdue)
 	}
 	var accs privacyv1alpha1.AccessRequestList
-	if err := c.reader.List(ctx, &accs); err == nil {
+	if err := reader.List(ctx, &accs); err == nil {
 		phases := map[string]float64{}
 		overdue := 0.0
 		for i := range accs.Items {

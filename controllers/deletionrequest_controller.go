@@ -11,9 +11,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
@@ -33,6 +38,8 @@ const (
 	rejectedRetry = 30 * time.Second
 	// pendingPoll is how soon a store that answered "pending" (an asynchronous processor) is asked again.
 	pendingPoll = 15 * time.Second
+	// identifiersIndex indexes requests by the name of their identifiers Secret.
+	identifiersIndex = ".spec.subject.identifiersSecretRef.name"
 )
 
 // DeletionRequestReconciler erases a subject's data from every store a request may use, verifies
@@ -607,10 +614,37 @@ func (r *DeletionRequestReconciler) withStore(ctx context.Context, namespace str
 	return fn(cl)
 }
 
-// SetupWithManager registers the reconciler.
-func (r *DeletionRequestReconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
+// SetupWithManager registers the reconciler. Requests waiting for acceptance are woken when their
+// identifiers Secret (metadata only) or a store in their namespace appears.
+func (r *DeletionRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, concurrency int) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &privacyv1alpha1.DeletionRequest{}, identifiersIndex, func(o client.Object) []string {
+		return []string{o.(*privacyv1alpha1.DeletionRequest).Spec.Subject.IdentifiersSecretRef.Name}
+	}); err != nil {
+		return err
+	}
+	pending := func(ctx context.Context, ns string, opts ...client.ListOption) []reconcile.Request {
+		var list privacyv1alpha1.DeletionRequestList
+		if err := mgr.GetClient().List(ctx, &list, append(opts, client.InNamespace(ns))...); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			if p := list.Items[i].Status.Phase; p == "" || p == privacyv1alpha1.PhasePending {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+		return reqs
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&privacyv1alpha1.DeletionRequest{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return pending(ctx, o.GetNamespace(), client.MatchingFields{identifiersIndex: o.GetName()})
+		}), builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(event.UpdateEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return false }})).
+		Watches(&privacyv1alpha1.DataStore{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return pending(ctx, o.GetNamespace())
+		}), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(event.UpdateEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return false }})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
 		Named("deletionrequest").
 		Complete(r)

@@ -40,7 +40,7 @@ func startPostgresFixture(t *testing.T) *sqlFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return openFixture(t, "pgx", dsn, dsn, privacyv1alpha1.StoreTypePostgres, func(i int) string { return fmt.Sprintf("$%d", i) })
+	return openFixture(t, "pgx", dsn, dsn, privacyv1alpha1.StoreTypePostgres, pgPlaceholder)
 }
 
 func startMariaDBFixture(t *testing.T) *sqlFixture {
@@ -172,4 +172,17 @@ func (f *sqlFixture) spec(secretName string) privacyv1alpha1.DataStoreSpec {
 		Retention:      "Invoices 10 years",
 		Recipients:     []string{"Payment provider"},
 	}
+}
+
+func pgPlaceholder(i int) string { return fmt.Sprintf("$%d", i) }
+
+// reopen reconnects after the server was restarted.
+func (f *sqlFixture) reopen(t *testing.T) {
+	t.Helper()
+	db, err := sql.Open(f.driver, f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	f.db = db
 }

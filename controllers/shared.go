@@ -74,23 +74,23 @@ func (s *Shared) run(ctx context.Context, n int, fn func(context.Context, int)) 
 // written (so a conflicting write does not repeat them) and when to look again.
 type step struct {
 	now    time.Time
-	events []event
+	events []pendingEvent
 	next   time.Time
 	mu     sync.Mutex
 }
 
-type event struct{ typ, reason, action, note string }
+type pendingEvent struct{ typ, reason, action, note string }
 
 func (s *step) normal(reason, action, note string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.events = append(s.events, event{corev1.EventTypeNormal, reason, action, note})
+	s.events = append(s.events, pendingEvent{corev1.EventTypeNormal, reason, action, note})
 }
 
 func (s *step) warn(reason, action, note string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.events = append(s.events, event{corev1.EventTypeWarning, reason, action, note})
+	s.events = append(s.events, pendingEvent{corev1.EventTypeWarning, reason, action, note})
 }
 
 // at asks for a reconcile no later than t.

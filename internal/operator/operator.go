@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if err := (&controllers.ClusterDataStoreReconciler{Shared: shared("clusterdatastore-controller"), OperatorNamespace: opts.OperatorNamespace}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.DeletionRequestReconciler{Shared: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.DeletionRequestReconciler{Shared: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
 	if err := (&controllers.AccessRequestReconciler{Shared: shared("accessrequest-controller")}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {

@@ -34,6 +34,8 @@ type Options struct {
 	RequestConcurrency int
 	// StoreConcurrency bounds how many stores one request works on at once.
 	StoreConcurrency int
+	// MaxExportBytes bounds an access export (the most a Secret holds when 0).
+	MaxExportBytes int
 	// Manager options: metrics and probe addresses, leader election.
 	Manager manager.Options
 }
@@ -104,7 +106,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if err := (&controllers.DeletionRequestReconciler{Shared: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.AccessRequestReconciler{Shared: shared("accessrequest-controller")}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.AccessRequestReconciler{Shared: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
 	metrics.Register(mgr.GetClient())

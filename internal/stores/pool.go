@@ -89,7 +89,7 @@ func (p *Pool) Client(ctx context.Context, s *Store, fresh bool) (connector.Clie
 	}
 	provider, err := connector.ProviderFor(s.Spec.Type)
 	if err != nil {
-		return nil, connector.Wrap(connector.KindInvalid, "connect", err)
+		return nil, err
 	}
 	if err := provider.ValidateSpec(s.Spec); err != nil {
 		return nil, err

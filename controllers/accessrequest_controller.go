@@ -35,7 +35,7 @@ type AccessRequestReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=accessrequests,verbs=get;list;watch
-// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=accessrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=accessrequests/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update;delete
 
 // Reconcile moves one access request one step along its life.

@@ -43,7 +43,7 @@ type ClusterDataStoreReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=datastores;clusterdatastores,verbs=get;list;watch
-// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=datastores/status;clusterdatastores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=datastores/status;clusterdatastores/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -50,7 +50,7 @@ type DeletionRequestReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=deletionrequests,verbs=get;list;watch
-// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=deletionrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=deletionrequests/status,verbs=get;patch
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=datastores;clusterdatastores,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;delete

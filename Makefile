@@ -134,6 +134,15 @@ run: manifests generate fmt vet ## Run the operator on this machine against $KUB
 dev-cluster: k8s-binaries devcluster ## Start a local control plane with the CRDs in the background; kubeconfig in bin/dev/kubeconfig.
 	"$(DEVCLUSTER)" up --dir "$(DEV_DIR)" --assets "$(KUBEBUILDER_ASSETS)" --crds config/crd/bases
 
+DEMO_FLAGS ?=
+.PHONY: demo
+demo: k8s-binaries devcluster ## The newcomer's tour: dev cluster, seeded PostgreSQL and Redis, the operator, a deletion and an access request.
+	@echo "==> starting the local control plane (the first run builds kube-apiserver and etcd from source: several minutes)"
+	"$(DEVCLUSTER)" up --dir "$(DEV_DIR)" --assets "$(KUBEBUILDER_ASSETS)" --crds config/crd/bases
+	@if [ -d cmd/kubectl-dsr ]; then echo "==> building the kubectl plugin into bin/kubectl-dsr"; go build -o "$(LOCALBIN)/kubectl-dsr" ./cmd/kubectl-dsr; fi
+	@echo "==> building and running the demo"
+	go run ./hack/demo --kubeconfig "$(DEV_DIR)/kubeconfig" $(DEMO_FLAGS)
+
 .PHONY: dev-cluster-down
 dev-cluster-down: devcluster ## Stop the dev cluster and remove its data.
 	"$(DEVCLUSTER)" down --dir "$(DEV_DIR)"

@@ -19,11 +19,13 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, namespace string
+		pprofAddr                         string
 		leaderElect, secureMetrics        bool
 		requestConcurrency, storeConc     int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for https, :8080 for http, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint for profiling (empty: off).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over https, with authentication and authorization by the API server.")
 	flag.StringVar(&namespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the salt, the receipt signing key and the Secrets of ClusterDataStores.")
@@ -49,6 +51,7 @@ func main() {
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,
 			HealthProbeBindAddress:        probeAddr,
+			PprofBindAddress:              pprofAddr,
 			LeaderElection:                leaderElect,
 			LeaderElectionReleaseOnCancel: true,
 		},

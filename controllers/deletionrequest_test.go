@@ -68,7 +68,7 @@ func storeStatus(t *testing.T, dr *privacyv1alpha1.DeletionRequest, name string)
 	return privacyv1alpha1.DeletionStoreStatus{}
 }
 
-func TestDeletionAcrossSQLStores(t *testing.T) {
+func TestDeletionAcrossEveryStoreType(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t, nil)
 	fixtures := map[string]*sqlFixture{
@@ -79,6 +79,7 @@ func TestDeletionAcrossSQLStores(t *testing.T) {
 	for name, f := range fixtures {
 		f.dataStore(t, ns, name)
 	}
+	rd := redisDataStore(t, ns, "cache")
 	create(t, secret(ns, "jane", subjectIDs))
 	create(t, deletionRequest(ns, "erase-jane", "jane"))
 
@@ -93,20 +94,28 @@ func TestDeletionAcrossSQLStores(t *testing.T) {
 			t.Errorf("%s: retained reasons %+v", name, s.RetainedReasons)
 		}
 	}
+	rd.assertErased(t)
+	if s := storeStatus(t, dr, "cache"); s.Phase != privacyv1alpha1.StoreVerified || s.Erased != 3 || s.Retained != 1 || s.Remaining != 0 ||
+		len(s.RetainedReasons) != 1 || !strings.Contains(s.RetainedReasons[0].Reason, "consent") {
+		t.Errorf("redis: %+v", s)
+	}
 	if !isTrue(dr.Status.Conditions, privacyv1alpha1.ConditionVerified) || !isTrue(dr.Status.Conditions, privacyv1alpha1.ConditionErased) {
 		t.Errorf("conditions: %s", conditionsString(dr.Status.Conditions))
 	}
-	if dr.Status.Phase != privacyv1alpha1.PhaseCompleted || dr.Status.CompletionTime == nil || dr.Status.StoreCount != 3 {
+	if dr.Status.Phase != privacyv1alpha1.PhaseCompleted || dr.Status.CompletionTime == nil || dr.Status.StoreCount != 4 {
 		t.Errorf("status: %+v", dr.Status)
 	}
 	if !strings.HasPrefix(dr.Status.SubjectDigest, "sha256:") || dr.Status.Deadline == nil {
 		t.Errorf("digest %q deadline %v", dr.Status.SubjectDigest, dr.Status.Deadline)
 	}
 	rc := verifyReceipt(t, dr)
-	if len(rc.Stores) != 3 {
+	if len(rc.Stores) != 4 {
 		t.Errorf("receipt stores: %+v", rc.Stores)
 	}
 	for _, s := range rc.Stores {
+		if s.Type == "redis" {
+			continue
+		}
 		if s.Erased != 1 || s.Masked != 2 || s.Retained != 1 || s.Remaining != 0 || s.VerifiedAt.IsZero() || len(s.RetainedReasons) != 1 {
 			t.Errorf("receipt store %+v", s)
 		}

@@ -92,7 +92,7 @@ func (r *DeletionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if err := r.Status().Patch(ctx, &dr, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			if apierrors.IsConflict(err) {
 				// A stale read: the next reconcile sees the newer status and repeats nothing harmful.
-				return ctrl.Result{Requeue: true}, nil
+				return ctrl.Result{RequeueAfter: time.Second}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("patching status: %w", err)
 		}

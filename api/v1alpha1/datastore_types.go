@@ -300,5 +300,5 @@ type ClusterDataStoreList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DataStore{}, &DataStoreList{}, &ClusterDataStore{}, &ClusterDataStoreList{})
+	register(&DataStore{}, &DataStoreList{}, &ClusterDataStore{}, &ClusterDataStoreList{})
 }

@@ -406,5 +406,5 @@ type AccessRequestList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DeletionRequest{}, &DeletionRequestList{}, &AccessRequest{}, &AccessRequestList{})
+	register(&DeletionRequest{}, &DeletionRequestList{}, &AccessRequest{}, &AccessRequestList{})
 }

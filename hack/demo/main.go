@@ -177,8 +177,7 @@ Tear down:
 		fmt.Println("The demo's databases and operator stop now; run `make demo DEMO_FLAGS=--keep-running` to keep them.")
 	}
 	stopMgr()
-	<-mgrDone
-	return nil
+	return <-mgrDone
 }
 
 var customers = []struct{ id, email, name string }{
@@ -258,9 +257,9 @@ func dataStores(ns, dsn, redisURL string) []client.Object {
 			DataCategories: []string{"Contact details", "Order history"}, Retention: "Accounts until deleted; invoices 10 years.", Recipients: []string{"Payment provider"},
 		}},
 		&privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-redis"}, Spec: privacyv1alpha1.DataStoreSpec{
-			Type:       privacyv1alpha1.StoreTypeRedis,
-			Connection: privacyv1alpha1.Connection{SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "shop-redis", Key: "url"}},
-			Keys: []privacyv1alpha1.KeyMapping{{Pattern: "session:{userId}:*", Action: privacyv1alpha1.KeyActionDelete}, {Pattern: "cart:{userId}", Action: privacyv1alpha1.KeyActionDelete}},
+			Type:        privacyv1alpha1.StoreTypeRedis,
+			Connection:  privacyv1alpha1.Connection{SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "shop-redis", Key: "url"}},
+			Keys:        []privacyv1alpha1.KeyMapping{{Pattern: "session:{userId}:*", Action: privacyv1alpha1.KeyActionDelete}, {Pattern: "cart:{userId}", Action: privacyv1alpha1.KeyActionDelete}},
 			Description: "Session cache and shopping carts.", DataCategories: []string{"Session data", "Shopping cart"}, Retention: "Sessions expire after 30 days.",
 		}},
 	}

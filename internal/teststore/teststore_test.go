@@ -576,7 +576,7 @@ func TestStartRetriesWhenPortIsTaken(t *testing.T) {
 				t.Fatal(err)
 			}
 			log := logTail(logPath)
-			defer closeFn()
+			defer func() { _ = closeFn() }()
 			t.Logf("started after losing a port in %s", time.Since(begin).Round(time.Millisecond))
 			if calls != 2 || port == takenPort {
 				t.Fatalf("want a retry on a second port: %d port picks, port %d (taken %d)", calls, port, takenPort)

@@ -230,7 +230,7 @@ func sanitizeCode(code string) string {
 		return ""
 	}
 	for _, r := range code {
-		if !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '_' || r == '-')) {
+		if r >= utf8.RuneSelf || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '.' && r != '_' && r != '-' {
 			return ""
 		}
 	}

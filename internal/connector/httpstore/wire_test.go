@@ -182,7 +182,9 @@ func TestProtocolViolations(t *testing.T) {
 		{"204", answerJSON(204, ``), erase, connector.KindInvalid, "only 200 and 202"},
 		{"check not ok", answerJSON(200, `{"protocolVersion":"v1","ok":false,"message":"mapping\nbroken"}`), check, connector.KindRejected, "cannot serve requests: mapping broken"},
 		{"check without ok", answerJSON(200, `{"protocolVersion":"v1"}`), check, connector.KindInvalid, "ok is missing"},
-		{"error body not json", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway "+aliceEml, 502) }, erase, connector.KindUnavailable, "HTTP 502 Bad Gateway"},
+		{"error body not json", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "bad gateway "+aliceEml, http.StatusBadGateway)
+		}, erase, connector.KindUnavailable, "HTTP 502 Bad Gateway"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.op(serve(t, tc.handler))

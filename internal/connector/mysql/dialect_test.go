@@ -60,6 +60,9 @@ func ids(t *testing.T, raw *sql.DB, table string) []string {
 		}
 		out = append(out, s)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 
@@ -101,6 +104,9 @@ func TestLatin1Column(t *testing.T) {
 		if want[id] != name {
 			t.Errorf("row %d name %q, want %q", id, name, want[id])
 		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 

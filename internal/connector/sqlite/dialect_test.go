@@ -133,6 +133,9 @@ func TestNoCaseAndWithoutRowid(t *testing.T) {
 			t.Errorf("notes %d body %q, want %q", id, body, want[i])
 		}
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestClassify(t *testing.T) {

@@ -192,16 +192,15 @@ WHERE ii.seqno = 0 AND ii.name IS NOT NULL`, table.Table, schema, schema)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	var names []string
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		names = append(names, n)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func TestClassifyScrubsValues(t *testing.T) {
 		t.Fatal("MappingError is not KindMapping")
 	}
 	own := connector.Errorf(connector.KindAuth, "check", "denied")
-	if classify(stubDialect{kind: connector.KindMapping}, "check", own, nil) != own {
+	if got := classify(stubDialect{kind: connector.KindMapping}, "check", own, nil); !errors.Is(got, own) || got != own { //nolint:errorlint // the very same error value must come back
 		t.Fatal("a connector error must pass through unchanged")
 	}
 	if classify(stubDialect{}, "check", nil, nil) != nil {

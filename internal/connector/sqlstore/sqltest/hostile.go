@@ -68,14 +68,13 @@ func (h Harness) testHostile(t *testing.T) {
 			d.exec(t, "DELETE FROM people")
 			d.exec(t, "DELETE FROM cards")
 			var subjectPeople, subjectCards []int64
-			id := int64(1)
 			if storable(v) {
 				d.insert(t, "people", []string{"id", "email", "phone", "user_id"}, []any{1, v, "p", 1000})
 				d.insert(t, "people", []string{"id", "email", "phone", "user_id"}, []any{2, "e", v, 1001})
 				d.insert(t, "cards", []string{"id", "email", "holder"}, []any{1, v, "Holder"})
 				subjectPeople, subjectCards = []int64{1, 2}, []int64{1}
 			}
-			id = 3
+			id := int64(3)
 			if n, ok := sqlstore.CanonicalInt(v); ok && n >= -1<<31 && n < 1<<31 {
 				d.insert(t, "people", []string{"id", "email", "phone", "user_id"}, []any{id, "e", "p", n})
 				subjectPeople = append(subjectPeople, id)

@@ -69,8 +69,9 @@ func TestDataStoreHealth(t *testing.T) {
 	// A ClusterDataStore's Secret lives in the operator namespace.
 	create(t, secret(operatorNamespace, "cluster-pg-"+ns, map[string]string{"dsn": f.dsn}))
 	cds := &privacyv1alpha1.ClusterDataStore{ObjectMeta: metav1.ObjectMeta{Name: "pg-" + ns},
-		Spec: privacyv1alpha1.ClusterDataStoreSpec{DataStoreSpec: f.spec("cluster-pg-" + ns), NamespaceSelector: &metav1.LabelSelector{}}}
-	create(t, cds)
+		Spec: privacyv1alpha1.ClusterDataStoreSpec{DataStoreSpec: f.spec("cluster-pg-" + ns),
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}}}
+	createClusterScoped(t, cds)
 	waitStoreReady(t, cds, func() []metav1.Condition { return cds.Status.Conditions }, metav1.ConditionTrue, privacyv1alpha1.ReasonReady)
 }
 

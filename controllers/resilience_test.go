@@ -12,6 +12,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/teststore"
@@ -186,7 +187,7 @@ func TestNamespaceIsolation(t *testing.T) {
 	// A ClusterDataStore that admits only team b.
 	forB := startSQLiteFixture(t)
 	create(t, secret(operatorNamespace, "cluster-b-conn", map[string]string{"dsn": forB.dsn}))
-	create(t, &privacyv1alpha1.ClusterDataStore{
+	createClusterScoped(t, &privacyv1alpha1.ClusterDataStore{
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster-b-" + nsB},
 		Spec: privacyv1alpha1.ClusterDataStoreSpec{DataStoreSpec: forB.spec("cluster-b-conn"),
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}},
@@ -194,7 +195,7 @@ func TestNamespaceIsolation(t *testing.T) {
 	// A ClusterDataStore that admits team a, and one store of its own.
 	forA := startSQLiteFixture(t)
 	create(t, secret(operatorNamespace, "cluster-a-conn", map[string]string{"dsn": forA.dsn}))
-	create(t, &privacyv1alpha1.ClusterDataStore{
+	createClusterScoped(t, &privacyv1alpha1.ClusterDataStore{
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster-a-" + nsA},
 		Spec: privacyv1alpha1.ClusterDataStoreSpec{DataStoreSpec: forA.spec("cluster-a-conn"),
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}},
@@ -251,8 +252,9 @@ func patchLabels(t *testing.T, ns, name string, labels map[string]string) {
 	if err := env.Client.Get(ctx, keyOf(ns, name), ds); err != nil {
 		t.Fatal(err)
 	}
+	before := ds.DeepCopy()
 	ds.Labels = labels
-	if err := env.Client.Update(ctx, ds); err != nil {
+	if err := env.Client.Patch(ctx, ds, client.MergeFrom(before)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -221,3 +221,11 @@ func deletionRequest(ns, name, secretName string, mutate ...func(*privacyv1alpha
 	}
 	return dr
 }
+
+// createClusterScoped creates a cluster-scoped object and deletes it when the test ends, so that it
+// cannot leak into other tests' namespaces.
+func createClusterScoped(t *testing.T, obj client.Object) {
+	t.Helper()
+	create(t, obj)
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), obj) })
+}

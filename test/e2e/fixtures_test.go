@@ -12,8 +12,8 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	_ "modernc.org/sqlite"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 )
@@ -24,7 +24,9 @@ type person struct {
 	email, userID string
 }
 
-func (p person) ids() map[string]string { return map[string]string{"email": p.email, "userId": p.userID} }
+func (p person) ids() map[string]string {
+	return map[string]string{"email": p.email, "userId": p.userID}
+}
 
 // Per person the shop holds one customer (deleted), two orders (masked) and one invoice (retained).
 const (

@@ -42,11 +42,15 @@ import (
 const operatorNamespace = "dsr-system"
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "bin/dev/kubeconfig", "kubeconfig of the dev cluster (make dev-cluster)")
+	// controller-runtime registers --kubeconfig itself.
 	keep := flag.Bool("keep-running", false, "keep the databases and the operator running after the summary, until Ctrl-C")
 	timeout := flag.Duration("timeout", 3*time.Minute, "how long to wait for the requests")
 	flag.Parse()
-	if err := run(*kubeconfig, *keep, *timeout); err != nil {
+	kubeconfig := "bin/dev/kubeconfig"
+	if f := flag.Lookup("kubeconfig"); f != nil && f.Value.String() != "" {
+		kubeconfig = f.Value.String()
+	}
+	if err := run(kubeconfig, *keep, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}

@@ -278,7 +278,7 @@ type DeletionRequestStatus struct {
 // +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
 // +kubebuilder:printcolumn:name="Stores",type=integer,JSONPath=`.status.storeCount`
 // +kubebuilder:printcolumn:name="Regulation",type=string,JSONPath=`.spec.regulation`
-// +kubebuilder:printcolumn:name="Deadline",type=date,JSONPath=`.status.deadline`
+// +kubebuilder:printcolumn:name="Deadline",type=string,format=date-time,JSONPath=`.status.deadline`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // DeletionRequest asks for everything held about one person to be erased, and proves that it was.
@@ -384,7 +384,7 @@ type AccessRequestStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Regulation",type=string,JSONPath=`.spec.regulation`
 // +kubebuilder:printcolumn:name="Export",type=string,JSONPath=`.status.export.secretName`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.export.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,format=date-time,JSONPath=`.status.export.expiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // AccessRequest asks for a copy of everything held about one person.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +85,16 @@ func (s *shop) ph(i int) string {
 	return "?"
 }
 
+// mysqlEquals finds "column = ?" in the test's own queries.
+var mysqlEquals = regexp.MustCompile(`(\w+) = \?`)
+
+// q adapts a query written with "?" to the shop's dialect. In MySQL every "col = ?" becomes a byte
+// comparison: the default collations ignore case and trailing spaces, and the test must see exactly
+// which rows are left, as the operator must erase exactly the subject's.
 func (s *shop) q(stmt string) string {
+	if s.storeType == privacyv1alpha1.StoreTypeMySQL {
+		stmt = mysqlEquals.ReplaceAllString(stmt, "CAST($1 AS BINARY) = CAST(? AS BINARY)")
+	}
 	n := 0
 	return replaceEach(stmt, "?", func() string { n++; return s.ph(n) })
 }

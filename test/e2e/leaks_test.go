@@ -2,18 +2,27 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/receipt"
+	"github.com/dsr-operator/dsr-operator/internal/subject"
+	"github.com/dsr-operator/dsr-operator/internal/teststore"
 )
 
 // minLeakLen: shorter values ("%", "_", "*") occur in any log by chance; they are covered by the
@@ -39,11 +48,14 @@ func assertNoLeaks(t *testing.T, c client.Client, ns string, managers []*manager
 	ctx := context.Background()
 	secretsOf := map[string]string{}
 	for _, p := range subjects {
-		secretsOf[p.email] = "identifier " + label(p)
-		secretsOf[p.userID] = "identifier " + label(p)
+		secretsOf[p.email] = "the email of subject " + label(p)
+		secretsOf[p.userID] = "the userId of subject " + label(p)
 	}
 	for _, cred := range storeCredentials(t, c, ns) {
 		secretsOf[cred] = "a store credential"
+	}
+	for v, what := range installationSecrets(t, c) {
+		secretsOf[v] = what
 	}
 
 	sources := map[string]string{}
@@ -55,7 +67,11 @@ func assertNoLeaks(t *testing.T, c client.Client, ns string, managers []*manager
 		if len(b) == 0 {
 			t.Errorf("manager %s wrote no log at all: the scan proves nothing", m.name)
 		}
-		sources["the log of manager "+m.name+" ("+m.logPath+")"] = string(b)
+		where := "the log of manager " + m.name + " (" + m.logPath + ")"
+		sources[where] = string(b)
+		if dumps := decodedBodies(string(b)); dumps != "" {
+			sources["request and response bodies dumped in "+where] = dumps
+		}
 	}
 	var evs corev1.EventList
 	if err := c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
@@ -138,4 +154,88 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// installationSecrets are the salt and the receipt signing key of the operator namespace, in the
+// forms they could be logged in.
+func installationSecrets(t *testing.T, c client.Client) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var salt, key corev1.Secret
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: subject.SaltSecretName}, &salt); err == nil {
+		for _, v := range salt.Data {
+			out[string(v)] = "the installation's salt"
+			out[base64.StdEncoding.EncodeToString(v)] = "the installation's salt (base64)"
+			out[hex.EncodeToString(v)] = "the installation's salt (hex)"
+		}
+	}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: receipt.KeySecretName}, &key); err == nil {
+		for _, v := range key.Data {
+			if block, _ := pem.Decode(v); block != nil {
+				out[base64.StdEncoding.EncodeToString(block.Bytes)[:40]] = "the receipt signing key"
+			}
+			out[base64.StdEncoding.EncodeToString(v)[:40]] = "the receipt signing key (base64 of the PEM)"
+		}
+	}
+	return out
+}
+
+// hexDumpLine is one line of client-go's dump of a request or response body:
+// "00000010  65 74 12 92 02 0a e4 01  0a 0a 68 6f 73 74 69 6c  |et........hostil|".
+var hexDumpLine = regexp.MustCompile(`^[0-9a-f]{8}  ((?:[0-9a-f]{2}  ?)+) *\|`)
+
+// decodedBodies turns the hex dumps in a log back into the bytes that were sent or received, so
+// that a value split across dump lines is still found.
+func decodedBodies(log string) string {
+	var out strings.Builder
+	for _, line := range strings.Split(log, "\n") {
+		var entry struct {
+			Body string `json:"body"`
+		}
+		if !strings.Contains(line, `"body"`) || json.Unmarshal([]byte(line), &entry) != nil {
+			continue
+		}
+		for _, dl := range strings.Split(entry.Body, "\n") {
+			m := hexDumpLine.FindStringSubmatch(dl)
+			if m == nil {
+				continue
+			}
+			for _, h := range strings.Fields(m[1]) {
+				if b, err := hex.DecodeString(h); err == nil {
+					out.Write(b)
+				}
+			}
+		}
+		out.WriteByte('\n')
+	}
+	return out.String()
+}
+
+// TestMostVerboseLogsHoldNoSecrets runs a full deletion and access request with the manager at
+// --zap-log-level=10, where client-go dumps request and response bodies: the dumps of the Secrets
+// the operator reads (identifiers, connection strings, salt, signing key) and writes (exports)
+// must not reach the log either.
+func TestMostVerboseLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
+	exclusiveManager(t)
+	ns := newNamespace(t, env.Client, nil)
+	pgDSN, err := teststore.SharedPostgres(t).CreateDatabase(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shops := map[string]*shop{"pg": openShop(t, privacyv1alpha1.StoreTypePostgres, pgDSN)}
+	subjects := people("verbose", 2)
+	names := setUpShops(t, env.Client, ns, shops, subjects, people("verbose-bystander", 1), 10*time.Second)
+	m := startManager(t, "manager", managerOptions{logLevel: "10"})
+	createRequests(t, env.Client, ns, names, 0, 1)
+	create(t, env.Client, accessRequest(ns, "access", "subject-01"))
+	waitAllCompleted(t, env.Client, ns, names[:1], settle)
+	eventually(t, settle, func() (bool, string) {
+		var ar privacyv1alpha1.AccessRequest
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "access"}, &ar); err != nil {
+			return false, err.Error()
+		}
+		return ar.Status.Export != nil, fmt.Sprintf("access request: %+v", ar.Status)
+	})
+	assertNoLeaks(t, env.Client, ns, []*manager{m}, subjects)
 }

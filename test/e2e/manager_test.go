@@ -138,7 +138,14 @@ type managerOptions struct {
 	admin client.Client
 	cfg   *rest.Config
 	extra []string
+	// logLevel is --zap-log-level; default defaultLogLevel.
+	logLevel string
 }
+
+// defaultLogLevel is the most verbose level below client-go's dumps of request and response bodies
+// (level 8), so that the scan for identifiers reads everything else the operator can say.
+// TestMostVerboseLogsHoldNoSecrets covers levels 8 and up.
+const defaultLogLevel = "7"
 
 // logDir keeps every manager log of the test binary, so that a failing test's logs can be read
 // and so that leaks_test can grep all of them.
@@ -180,6 +187,9 @@ func startManager(t *testing.T, name string, o managerOptions) *manager {
 	if o.admin == nil {
 		o.admin, o.cfg = env.Client, env.Config
 	}
+	if o.logLevel == "" {
+		o.logLevel = defaultLogLevel
+	}
 	bin := managerBinary(t)
 	dir := managerLogDir(t)
 	kubeconfig := managerKubeconfig(t, o.admin, o.cfg, dir)
@@ -199,8 +209,7 @@ func startManager(t *testing.T, name string, o managerOptions) *manager {
 		"--operator-namespace=" + operatorNamespace,
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(port),
-		// The most verbose level, so that the scan for identifiers reads everything the operator can say.
-		"--zap-log-level=10",
+		"--zap-log-level=" + o.logLevel,
 	}
 	if o.leaderElect {
 		args = append(args, "--leader-elect")

@@ -402,7 +402,7 @@ func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privac
 	if err := ctrl.SetControllerReference(dr, cm, r.Scheme()); err != nil {
 		return nil, err
 	}
-	cm.Data = map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: encodeSignature(signed.Signature)}
+	cm.Data = map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
 	if err := r.Create(ctx, cm); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("creating receipt ConfigMap: %w", err)
@@ -422,7 +422,7 @@ func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privac
 		}
 	}
 	return &privacyv1alpha1.ReceiptReference{
-		ConfigMapName: cm.Name, SHA256: signed.SHA256, Signature: encodeSignature(signed.Signature),
+		ConfigMapName: cm.Name, SHA256: signed.SHA256, Signature: receipt.EncodeSignature(signed.Signature),
 		KeyID: signed.KeyID, IssuedAt: metav1.NewTime(rc.IssuedAt),
 	}, nil
 }

@@ -4,7 +4,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"sort"
 	"strings"
@@ -201,8 +200,6 @@ func describeLocations(locs []connector.LocationCount) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-func encodeSignature(sig []byte) string { return base64.StdEncoding.EncodeToString(sig) }
 
 func findCondition(conds []metav1.Condition, typ string) *metav1.Condition {
 	return meta.FindStatusCondition(conds, typ)

@@ -161,6 +161,9 @@ func (s *Signer) Sign(r *Receipt) (*Signed, error) {
 	return &Signed{JSON: data, Signature: ed25519.Sign(s.key, data), SHA256: "sha256:" + hex.EncodeToString(sum[:]), KeyID: s.keyID}, nil
 }
 
+// EncodeSignature is how signatures are stored: standard base64.
+func EncodeSignature(sig []byte) string { return base64.StdEncoding.EncodeToString(sig) }
+
 // Digest is "sha256:<hex>" of data.
 func Digest(data []byte) string {
 	sum := sha256.Sum256(data)

@@ -66,6 +66,7 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRDs and the manager's ClusterRole from the kubebuilder markers.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods of the API types.
@@ -87,11 +88,11 @@ lint: golangci-lint ## Check formatting (gofmt -l must print nothing), go vet an
 	"$(GOLANGCI_LINT)" run ./...
 
 .PHONY: check-generated
-check-generated: manifests generate ## Fail when generated files (CRDs, role.yaml, deepcopy) differ from what is committed.
+check-generated: manifests generate ## Fail when generated files (CRDs, role.yaml, deepcopy, the chart's copies) differ from what is committed.
 	@if [ "$(CHECK_GENERATED)" != "true" ]; then echo "check-generated: skipped (CHECK_GENERATED=$(CHECK_GENERATED))"; \
 	elif ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then echo "check-generated: not a git checkout, skipped"; \
 	else \
-		changed="$$(git status --porcelain --untracked-files=all -- config/crd/bases config/rbac/role.yaml config/webhook ':(glob)api/**/zz_generated.*.go')"; \
+		changed="$$(git status --porcelain --untracked-files=all -- config/crd/bases config/rbac/role.yaml config/webhook charts/dsr-operator/crds charts/dsr-operator/files ':(glob)api/**/zz_generated.*.go')"; \
 		if [ -n "$$changed" ]; then \
 			echo "check-generated: generated files differ from what is committed:"; echo "$$changed"; \
 			git --no-pager diff --stat -- config/ api/; \
@@ -142,6 +143,14 @@ demo: k8s-binaries devcluster ## The newcomer's tour: dev cluster, seeded Postgr
 	@if [ -d cmd/kubectl-dsr ]; then echo "==> building the kubectl plugin into bin/kubectl-dsr"; go build -o "$(LOCALBIN)/kubectl-dsr" ./cmd/kubectl-dsr; fi
 	@echo "==> building and running the demo"
 	go run ./hack/demo --kubeconfig "$(DEV_DIR)/kubeconfig" $(DEMO_FLAGS)
+
+.PHONY: helm
+helm: ## Build helm from source into bin/helm (hack/build-helm.sh; the module proxy is the only source).
+	hack/build-helm.sh
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint --strict the chart.
+	"$(LOCALBIN)/helm" lint --strict charts/dsr-operator
 
 .PHONY: dev-cluster-down
 dev-cluster-down: devcluster ## Stop the dev cluster and remove its data.

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -97,27 +98,33 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
+// publish makes the public-key ConfigMap match the signer. Replicas starting together may race to
+// create or repair it; since they share one key, losing the race to a replica writing the same
+// content is success, so conflicts are retried against a fresh read.
 func publish(ctx context.Context, c client.Client, reader client.Reader, namespace string, s *Signer) error {
 	want := map[string]string{KeyPEM: string(PublicKeyPEM(s.PublicKey())), KeyIDKey: s.KeyID()}
-	var cm corev1.ConfigMap
-	err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: PublicKeyConfigMapName}, &cm)
-	switch {
-	case apierrors.IsNotFound(err):
-		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: PublicKeyConfigMapName,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator"}}, Data: want}
-		if err := c.Create(ctx, &cm); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("publishing the receipt public key: %w", err)
+	key := types.NamespacedName{Namespace: namespace, Name: PublicKeyConfigMapName}
+	err := retry.OnError(retry.DefaultRetry, func(err error) bool {
+		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+	}, func() error {
+		var cm corev1.ConfigMap
+		err := reader.Get(ctx, key, &cm)
+		switch {
+		case apierrors.IsNotFound(err):
+			cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: PublicKeyConfigMapName,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator"}}, Data: want}
+			return c.Create(ctx, &cm)
+		case err != nil:
+			return err
 		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("reading the receipt public key ConfigMap: %w", err)
-	}
-	if cm.Data[KeyPEM] == want[KeyPEM] && cm.Data[KeyIDKey] == want[KeyIDKey] {
-		return nil
-	}
-	cm.Data = want
-	if err := c.Update(ctx, &cm); err != nil {
-		return fmt.Errorf("updating the receipt public key ConfigMap: %w", err)
+		if cm.Data[KeyPEM] == want[KeyPEM] && cm.Data[KeyIDKey] == want[KeyIDKey] {
+			return nil
+		}
+		cm.Data = want
+		return c.Update(ctx, &cm)
+	})
+	if err != nil {
+		return fmt.Errorf("publishing the receipt public key in ConfigMap %s/%s: %w", namespace, PublicKeyConfigMapName, err)
 	}
 	return nil
 }

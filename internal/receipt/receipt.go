@@ -79,25 +79,37 @@ type RetainedReason struct {
 // ConfigMapName is the name of a request's receipt ConfigMap.
 func ConfigMapName(requestName string) string { return requestName + ConfigMapSuffix }
 
-// Canonical returns the receipt's canonical bytes: UTC times in whole seconds, stores sorted by kind
-// then name, no HTML escaping, no trailing newline. The same receipt always gives the same bytes.
+// Canonical returns the receipt's canonical bytes: UTC times in whole seconds (RFC 3339), stores
+// sorted by kind then name (so ClusterDataStores before DataStores), each store's retained reasons by
+// location, reason and records, fields in declaration order, no HTML escaping, no trailing newline. The same receipt
+// always gives the same bytes, and canonicalising a verified receipt gives back the signed bytes.
 func Canonical(r *Receipt) ([]byte, error) {
+	if r == nil {
+		return nil, errors.New("no receipt")
+	}
 	c := *r
 	c.ReceivedAt, c.Deadline, c.CompletedAt, c.IssuedAt = norm(c.ReceivedAt), norm(c.Deadline), norm(c.CompletedAt), norm(c.IssuedAt)
 	c.Stores = make([]Store, len(r.Stores))
 	for i, s := range r.Stores {
 		s.VerifiedAt = norm(s.VerifiedAt)
-		if s.RetainedReasons == nil {
-			s.RetainedReasons = []RetainedReason{}
-		} else {
-			s.RetainedReasons = append([]RetainedReason(nil), s.RetainedReasons...)
-			sort.Slice(s.RetainedReasons, func(a, b int) bool { return s.RetainedReasons[a].Location < s.RetainedReasons[b].Location })
-		}
+		// Empty, never null, whether the slice was nil or parsed from "[]".
+		rr := make([]RetainedReason, len(s.RetainedReasons))
+		copy(rr, s.RetainedReasons)
+		sort.SliceStable(rr, func(a, b int) bool {
+			if rr[a].Location != rr[b].Location {
+				return rr[a].Location < rr[b].Location
+			}
+			if rr[a].Reason != rr[b].Reason {
+				return rr[a].Reason < rr[b].Reason
+			}
+			return rr[a].Records < rr[b].Records
+		})
+		s.RetainedReasons = rr
 		c.Stores[i] = s
 	}
-	sort.Slice(c.Stores, func(i, j int) bool {
+	sort.SliceStable(c.Stores, func(i, j int) bool {
 		if c.Stores[i].Kind != c.Stores[j].Kind {
-			return c.Stores[i].Kind > c.Stores[j].Kind
+			return c.Stores[i].Kind < c.Stores[j].Kind
 		}
 		return c.Stores[i].Name < c.Stores[j].Name
 	})
@@ -144,12 +156,18 @@ func (s *Signer) KeyID() string { return s.keyID }
 // PublicKey of the signer.
 func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 
-// Sign fills in KeyID (and IssuedAt when zero) and signs the canonical bytes.
+// Sign fills in KeyID (and IssuedAt when zero, and Version when empty) and signs the canonical
+// bytes. IssuedAt is left as signed (UTC, whole seconds) so that a caller copying it into status
+// states the same instant as the receipt.
 func (s *Signer) Sign(r *Receipt) (*Signed, error) {
+	if r == nil {
+		return nil, errors.New("no receipt")
+	}
 	r.KeyID = s.keyID
 	if r.IssuedAt.IsZero() {
 		r.IssuedAt = time.Now()
 	}
+	r.IssuedAt = norm(r.IssuedAt)
 	if r.Version == "" {
 		r.Version = Version
 	}

@@ -22,6 +22,8 @@ func main() {
 		pprofAddr                         string
 		leaderElect, secureMetrics        bool
 		requestConcurrency, storeConc     int
+		qps                               float64
+		burst                             int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for https, :8080 for http, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -31,6 +33,8 @@ func main() {
 	flag.StringVar(&namespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the salt, the receipt signing key and the Secrets of ClusterDataStores.")
 	flag.IntVar(&requestConcurrency, "request-concurrency", 16, "Requests of each kind worked on at once.")
 	flag.IntVar(&storeConc, "store-concurrency", 8, "Stores one request works on at once.")
+	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the API server (client-side limit).")
+	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server (client-side limit).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -44,7 +48,9 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	ctx := ctrl.SetupSignalHandler()
-	mgr, pool, err := operator.New(ctx, ctrl.GetConfigOrDie(), operator.Options{
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	mgr, pool, err := operator.New(ctx, cfg, operator.Options{
 		OperatorNamespace:  namespace,
 		RequestConcurrency: requestConcurrency,
 		StoreConcurrency:   storeConc,

@@ -54,7 +54,8 @@ spec:
   connection:
     url: https://crm.example/dsr
     caSecretRef: {name: crm-ca, key: ca.crt}
-  namespaceSelector: {}
+  # Admits no namespace: the managers of the other tests would otherwise use it.
+  namespaceSelector: {matchLabels: {dsr-e2e/admit: none}}
 `
 	abuseDeletion = `
 apiVersion: privacy.dsr.dev/v1alpha1
@@ -252,6 +253,7 @@ func TestTheAPIServerRefusesHostileObjects(t *testing.T) {
 		if err := env.Client.Create(ctx, obj, client.FieldValidation("Strict")); err != nil {
 			t.Fatalf("the valid %s was refused: %v", obj.GetKind(), err)
 		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), obj) })
 	}
 	kinds := map[string]int{}
 	for i, tc := range abuseCases {
@@ -265,6 +267,7 @@ func TestTheAPIServerRefusesHostileObjects(t *testing.T) {
 			}
 			err := env.Client.Create(ctx, obj, opts...)
 			if err == nil {
+				_ = env.Client.Delete(ctx, obj)
 				t.Fatalf("the API server accepted it")
 			}
 			if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) && !apierrors.IsRequestEntityTooLargeError(err) {
@@ -394,4 +397,32 @@ func walkPath(obj map[string]any, path string, create bool) (map[string]any, str
 		current = next.(map[string]any)
 	}
 	return nil, ""
+}
+
+// TestStatusCannotBeForgedOnCreate: the status subresource drops a status sent with the object, so
+// a requester cannot create a request that claims to be completed and verified with a receipt.
+func TestStatusCannotBeForgedOnCreate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := newNamespace(t, env.Client, nil)
+	obj := abuseObject(t, abuseDeletion, "forged", ns)
+	setPath("status", map[string]any{
+		"phase":         "Completed",
+		"subjectDigest": "sha256:" + strings.Repeat("0", 64),
+		"conditions": []any{map[string]any{"type": "Verified", "status": "True", "reason": "Verified", "message": "forged",
+			"lastTransitionTime": "2020-01-01T00:00:00Z"}},
+		"receipt": map[string]any{"configMapName": "forged-receipt", "sha256": strings.Repeat("0", 64), "signature": "Zm9yZ2Vk",
+			"keyID": "0000000000000000", "issuedAt": "2020-01-01T00:00:00Z"},
+	})(obj.Object)
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	stored := &unstructured.Unstructured{}
+	stored.SetGroupVersionKind(obj.GroupVersionKind())
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), stored); err != nil {
+		t.Fatal(err)
+	}
+	if status, found := stored.Object["status"]; found && len(status.(map[string]any)) > 0 {
+		t.Errorf("the status sent on create was stored: %v", status)
+	}
 }

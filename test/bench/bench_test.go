@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	goredis "github.com/redis/go-redis/v9"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
@@ -67,6 +69,7 @@ func TestBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	logf := func(format string, args ...any) { fmt.Printf("bench: "+format+"\n", args...) }
+	ctrllog.SetLogger(logr.Discard())
 
 	logf("starting the control plane, PostgreSQL, MariaDB and Redis")
 	env, err := testenv.Start()

@@ -23,6 +23,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
+	"github.com/dsr-operator/dsr-operator/internal/subject"
 )
 
 func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
@@ -34,6 +35,18 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	switch strings.ToLower(kind) {
+	case "":
+	case "deletion", "deletionrequest", "deletionrequests", "dr":
+		kind = "deletion"
+	case "access", "accessrequest", "accessrequests", "ar":
+		kind = "access"
+	default:
+		return &ExitError{Code: 2, Msg: fmt.Sprintf("--kind must be deletion or access, not %q", kind)}
+	}
+	if len(pos) > 1 {
+		return &ExitError{Code: 2, Msg: "status takes at most one request NAME\n\n" + usage}
 	}
 	c, ns, err := co.client()
 	if err != nil {
@@ -50,13 +63,19 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
 			printDeletion(stdout, &dr)
 			return nil
 		}
-		if !apierrors.IsNotFound(err) || kind == "deletion" {
+		if !apierrors.IsNotFound(err) {
 			return err
+		}
+		if kind == "deletion" {
+			return &ExitError{Code: 1, Msg: fmt.Sprintf("no DeletionRequest %q in namespace %q", name, ns)}
 		}
 	}
 	var ar privacyv1alpha1.AccessRequest
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ar); err != nil {
 		if apierrors.IsNotFound(err) {
+			if kind == "access" {
+				return &ExitError{Code: 1, Msg: fmt.Sprintf("no AccessRequest %q in namespace %q", name, ns)}
+			}
 			return &ExitError{Code: 1, Msg: fmt.Sprintf("no DeletionRequest or AccessRequest %q in namespace %q", name, ns)}
 		}
 		return err
@@ -96,11 +115,11 @@ func listRequests(ctx context.Context, c client.Client, ns string, stdout io.Wri
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tPHASE\tVERIFIED\tREADY\tSTORES\tDEADLINE\tAGE")
 	for _, d := range drs.Items {
-		fmt.Fprintf(tw, "%s\tDeletionRequest\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Name, d.Status.Phase, condStatus(d.Status.Conditions, privacyv1alpha1.ConditionVerified),
+		fmt.Fprintf(tw, "%s\tDeletionRequest\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Name, orDash(string(d.Status.Phase)), condStatus(d.Status.Conditions, privacyv1alpha1.ConditionVerified),
 			condStatus(d.Status.Conditions, privacyv1alpha1.ConditionReady), len(d.Status.Stores), stamp(d.Status.Deadline), age(d.CreationTimestamp))
 	}
 	for _, a := range ars.Items {
-		fmt.Fprintf(tw, "%s\tAccessRequest\t%s\t-\t%s\t%d\t%s\t%s\n", a.Name, a.Status.Phase,
+		fmt.Fprintf(tw, "%s\tAccessRequest\t%s\t-\t%s\t%d\t%s\t%s\n", a.Name, orDash(string(a.Status.Phase)),
 			condStatus(a.Status.Conditions, privacyv1alpha1.ConditionReady), len(a.Status.Stores), stamp(a.Status.Deadline), age(a.CreationTimestamp))
 	}
 	if len(drs.Items)+len(ars.Items) == 0 {
@@ -240,39 +259,15 @@ func runReceiptVerify(ctx context.Context, args []string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fail := func(format string, a ...any) error {
-		return &ExitError{Code: 1, Msg: "receipt NOT verified: " + fmt.Sprintf(format, a...)}
-	}
 	var pubPEM []byte
+	keySource := keyFile
 	if keyFile != "" {
 		if pubPEM, err = os.ReadFile(keyFile); err != nil {
-			return err
+			return &ExitError{Code: 1, Msg: fmt.Sprintf("reading the public key: %v", err)}
 		}
 	}
-	if file != "" {
-		// Offline: no cluster, only the files.
-		if sigFile == "" || keyFile == "" {
-			return &ExitError{Code: 2, Msg: "offline verification needs --file, --signature and --public-key"}
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return err
-		}
-		sig, err := os.ReadFile(sigFile)
-		if err != nil {
-			return err
-		}
-		pub, err := receipt.ParsePublicKey(pubPEM)
-		if err != nil {
-			return fail("the public key: %v", err)
-		}
-		rc, err := receipt.Verify(data, sig, pub)
-		if err != nil {
-			return fail("%v", err)
-		}
-		fmt.Fprintf(stdout, "receipt verified: %s %s/%s (uid %s), %d stores, completed %s, signed by key %s\n",
-			rc.Request.Kind, rc.Request.Namespace, rc.Request.Name, rc.Request.UID, len(rc.Stores), rc.CompletedAt.Format(time.RFC3339), rc.KeyID)
-		return nil
+	if file != "" || sigFile != "" {
+		return verifyOffline(file, sigFile, keyFile, pubPEM, pos, stdout)
 	}
 	name, err := oneName(pos, "receipt verify")
 	if err != nil {
@@ -292,47 +287,107 @@ func runReceiptVerify(ctx context.Context, args []string, stdout io.Writer) erro
 	}
 	if pubPEM == nil {
 		var cm corev1.ConfigMap
+		keySource = fmt.Sprintf("ConfigMap %s/%s", co.operatorNamespace, receipt.PublicKeyConfigMapName)
 		if err := c.Get(ctx, client.ObjectKey{Namespace: co.operatorNamespace, Name: receipt.PublicKeyConfigMapName}, &cm); err != nil {
-			return fmt.Errorf("the operator's public key ConfigMap %s/%s: %w", co.operatorNamespace, receipt.PublicKeyConfigMapName, err)
+			return fmt.Errorf("the operator's public key %s (is --operator-namespace right?): %w", keySource, err)
 		}
 		pubPEM = []byte(cm.Data[receipt.KeyPEM])
 	}
 	pub, err := receipt.ParsePublicKey(pubPEM)
 	if err != nil {
-		return fail("the public key: %v", err)
+		return notVerified("the public key from %s: %v", keySource, err)
 	}
 	rc, err := receipt.Verify(data, sig, pub)
 	if err != nil {
-		return fail("%v", err)
+		return notVerified("%v (receipt ConfigMap %s/%s, public key %s from %s)", err, dr.Namespace, dr.Status.Receipt.ConfigMapName, receipt.KeyID(pub), keySource)
 	}
-	ref := dr.Status.Receipt
-	switch {
-	case receipt.Digest(data) != ref.SHA256:
-		return fail("the receipt's digest %s differs from status.receipt.sha256 %s", receipt.Digest(data), ref.SHA256)
-	case strings.TrimSpace(string(sig)) != ref.Signature:
-		return fail("the ConfigMap's signature differs from status.receipt.signature")
-	case rc.Request.Namespace != dr.Namespace || rc.Request.Name != dr.Name || rc.Request.UID != string(dr.UID):
-		return fail("the receipt is for %s/%s (uid %s), not for this request (uid %s)", rc.Request.Namespace, rc.Request.Name, rc.Request.UID, dr.UID)
-	case rc.SubjectDigest != dr.Status.SubjectDigest:
-		return fail("the receipt's subject digest differs from the request's")
-	case rc.KeyID != ref.KeyID:
-		return fail("the receipt was signed by key %s but status names key %s", rc.KeyID, ref.KeyID)
-	}
-	for _, s := range rc.Stores {
-		if s.Remaining != 0 {
-			return fail("store %s %s reports %d remaining records", s.Kind, s.Name, s.Remaining)
-		}
+	if err := matchRequest(dr, data, sig, rc); err != nil {
+		return err
 	}
 	var erased, masked, retained int64
 	for _, s := range rc.Stores {
 		erased, masked, retained = erased+s.Erased, masked+s.Masked, retained+s.Retained
 	}
-	fmt.Fprintf(stdout, "receipt verified: DeletionRequest %s/%s (uid %s), %d stores, %d erased, %d masked, %d retained, 0 remaining; completed %s; signed by key %s\n",
-		dr.Namespace, dr.Name, dr.UID, len(rc.Stores), erased, masked, retained, rc.CompletedAt.Format(time.RFC3339), rc.KeyID)
+	fmt.Fprintf(stdout, "receipt verified: DeletionRequest %s/%s (uid %s), subject %s, %d stores, %d erased, %d masked, %d retained, 0 remaining; completed %s; signed by key %s\n",
+		dr.Namespace, dr.Name, dr.UID, rc.SubjectDigest, len(rc.Stores), erased, masked, retained, rc.CompletedAt.Format(time.RFC3339), rc.KeyID)
 	if meta.IsStatusConditionFalse(dr.Status.Conditions, privacyv1alpha1.ConditionVerified) {
-		fmt.Fprintf(stdout, "note: the receipt was true when issued, but a later re-verification found data again: %s\n",
+		fmt.Fprintf(stdout, "note: the receipt was true when issued, but a later verification found data again: %s\n",
 			meta.FindStatusCondition(dr.Status.Conditions, privacyv1alpha1.ConditionVerified).Message)
 	}
+	return nil
+}
+
+func notVerified(format string, a ...any) error {
+	return &ExitError{Code: 1, Msg: "receipt NOT verified: " + fmt.Sprintf(format, a...)}
+}
+
+// matchRequest checks that a receipt whose signature is good is the one the request points at and
+// is about this very request: a validly signed receipt of another request (or of an earlier
+// request of the same name) must not pass.
+func matchRequest(dr *privacyv1alpha1.DeletionRequest, data, sig []byte, rc *receipt.Receipt) error {
+	ref := dr.Status.Receipt
+	if got := receipt.Digest(data); got != ref.SHA256 {
+		return notVerified("the receipt's digest %s differs from status.receipt.sha256 %s", got, ref.SHA256)
+	}
+	if strings.TrimSpace(string(sig)) != ref.Signature {
+		return notVerified("the receipt ConfigMap's signature differs from status.receipt.signature")
+	}
+	if rc.KeyID != ref.KeyID {
+		return notVerified("the receipt was signed by key %s but status.receipt.keyID is %s", rc.KeyID, ref.KeyID)
+	}
+	r := rc.Request
+	if r.Kind != "DeletionRequest" || r.APIVersion != privacyv1alpha1.GroupVersion.String() {
+		return notVerified("the receipt is for a %s %s, not for a DeletionRequest %s", r.APIVersion, r.Kind, privacyv1alpha1.GroupVersion)
+	}
+	if r.Namespace != dr.Namespace || r.Name != dr.Name {
+		return notVerified("the receipt is for %s/%s, not for this request %s/%s", r.Namespace, r.Name, dr.Namespace, dr.Name)
+	}
+	if r.UID != string(dr.UID) {
+		return notVerified("the receipt is for uid %s, not for this request's uid %s (an earlier request of the same name?)", r.UID, dr.UID)
+	}
+	if rc.SubjectDigest != dr.Status.SubjectDigest {
+		return notVerified("the receipt's subject digest %s differs from status.subjectDigest %s", rc.SubjectDigest, orDash(dr.Status.SubjectDigest))
+	}
+	for _, s := range rc.Stores {
+		if s.Remaining != 0 {
+			return notVerified("store %s %s reports %d remaining records", s.Kind, s.Name, s.Remaining)
+		}
+	}
+	return nil
+}
+
+// verifyOffline checks files only: the signature, and what the receipt says about itself.
+func verifyOffline(file, sigFile, keyFile string, pubPEM []byte, pos []string, stdout io.Writer) error {
+	if file == "" || sigFile == "" || keyFile == "" {
+		return &ExitError{Code: 2, Msg: "offline verification needs --file, --signature and --public-key"}
+	}
+	if len(pos) > 0 {
+		return &ExitError{Code: 2, Msg: "offline verification takes no request NAME: it checks the files only"}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return &ExitError{Code: 1, Msg: fmt.Sprintf("reading the receipt: %v", err)}
+	}
+	sig, err := os.ReadFile(sigFile)
+	if err != nil {
+		return &ExitError{Code: 1, Msg: fmt.Sprintf("reading the signature: %v", err)}
+	}
+	pub, err := receipt.ParsePublicKey(pubPEM)
+	if err != nil {
+		return notVerified("the public key %s: %v", keyFile, err)
+	}
+	rc, err := receipt.Verify(data, sig, pub)
+	if err != nil {
+		return notVerified("%v (public key %s from %s)", err, receipt.KeyID(pub), keyFile)
+	}
+	for _, s := range rc.Stores {
+		if s.Remaining != 0 {
+			return notVerified("store %s %s reports %d remaining records", s.Kind, s.Name, s.Remaining)
+		}
+	}
+	fmt.Fprintf(stdout, "receipt verified: %s %s/%s (uid %s), subject %s, %d stores, completed %s, signed by key %s, %s\n",
+		rc.Request.Kind, rc.Request.Namespace, rc.Request.Name, rc.Request.UID, rc.SubjectDigest, len(rc.Stores), rc.CompletedAt.Format(time.RFC3339), rc.KeyID, receipt.Digest(data))
+	fmt.Fprintln(stdout, "offline: compare request.uid and subjectDigest with the request yourself")
 	return nil
 }
 
@@ -340,7 +395,7 @@ func runFile(ctx context.Context, args []string, stdout io.Writer, deletion bool
 	var co common
 	var email, userID, phone, regulation, receivedAt, name string
 	var dryRun bool
-	ids := identifierFlags{}
+	ids := &identifierFlags{ids: map[string]string{}}
 	cmd := "access"
 	if deletion {
 		cmd = "erase"
@@ -362,15 +417,26 @@ func runFile(ctx context.Context, args []string, stdout io.Writer, deletion bool
 		return err
 	}
 	if len(pos) > 0 {
-		return &ExitError{Code: 2, Msg: fmt.Sprintf("%s takes no positional arguments (got %q)", cmd, pos[0])}
+		// Not quoted: a stray argument is likely an identifier whose flag was mistyped.
+		return &ExitError{Code: 2, Msg: fmt.Sprintf("%s takes no positional arguments (got %d); every identifier goes with its flag", cmd, len(pos))}
 	}
-	for k, v := range map[string]string{"email": email, "userId": userID, "phone": phone} {
-		if v != "" {
-			ids[k] = v
-		}
+	ids.add("email", email, "email")
+	ids.add("userId", userID, "user-id")
+	ids.add("phone", phone, "phone")
+	if len(ids.problems) > 0 {
+		return &ExitError{Code: 2, Msg: strings.Join(ids.problems, "\n")}
 	}
-	if len(ids) == 0 {
+	if len(ids.ids) == 0 {
 		return &ExitError{Code: 2, Msg: cmd + " needs at least one identifier: --email, --user-id, --phone or --identifier name=value"}
+	}
+	// The operator's own rules, checked before anything is created: a request it would refuse
+	// should not leave the person's identifiers behind in a Secret.
+	data := make(map[string][]byte, len(ids.ids))
+	for k, v := range ids.ids {
+		data[k] = []byte(v)
+	}
+	if _, err := subject.FromSecretData("(new)", data); err != nil {
+		return &ExitError{Code: 2, Msg: err.Error()}
 	}
 	common := privacyv1alpha1.RequestSpecCommon{Regulation: privacyv1alpha1.Regulation(regulation)}
 	if receivedAt != "" {
@@ -384,29 +450,32 @@ func runFile(ctx context.Context, args []string, stdout io.Writer, deletion bool
 	if err != nil {
 		return err
 	}
-	prefix := "erase-"
+	prefix, secretPrefix := "erase-", "dr-subject-"
 	if !deletion {
-		prefix = "access-"
+		prefix, secretPrefix = "access-", "ar-subject-"
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: prefix + "subject-",
-		Labels: map[string]string{"app.kubernetes.io/created-by": "kubectl-dsr"}}, StringData: ids}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: secretPrefix,
+		Labels: map[string]string{"app.kubernetes.io/created-by": "kubectl-dsr"}}, Type: corev1.SecretTypeOpaque, Data: data}
 	if err := c.Create(ctx, secret); err != nil {
 		return fmt.Errorf("creating the identifiers Secret: %w", err)
 	}
 	common.Subject.IdentifiersSecretRef.Name = secret.Name
-	meta := metav1.ObjectMeta{Namespace: ns, Name: name}
+	om := metav1.ObjectMeta{Namespace: ns, Name: name}
 	if name == "" {
-		meta.GenerateName = prefix
+		om.GenerateName = prefix
 	}
 	var req client.Object
 	if deletion {
-		req = &privacyv1alpha1.DeletionRequest{ObjectMeta: meta, Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: common, DryRun: dryRun}}
+		req = &privacyv1alpha1.DeletionRequest{ObjectMeta: om, Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: common, DryRun: dryRun}}
 	} else {
-		req = &privacyv1alpha1.AccessRequest{ObjectMeta: meta, Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: common}}
+		req = &privacyv1alpha1.AccessRequest{ObjectMeta: om, Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: common}}
 	}
 	if err := c.Create(ctx, req); err != nil {
-		// Do not leave the person's identifiers behind without a request.
-		_ = c.Delete(context.Background(), secret)
+		// Do not leave the person's identifiers behind without a request. A cancelled ctx must
+		// not stop this clean-up.
+		if derr := c.Delete(context.WithoutCancel(ctx), secret); derr != nil && !apierrors.IsNotFound(derr) {
+			return fmt.Errorf("creating the request: %w; and the identifiers Secret %s/%s could not be deleted (%v): delete it yourself", err, ns, secret.Name, derr)
+		}
 		return fmt.Errorf("creating the request: %w", err)
 	}
 	// The Secret goes when the request goes.
@@ -417,7 +486,8 @@ func runFile(ctx context.Context, args []string, stdout io.Writer, deletion bool
 	before := secret.DeepCopy()
 	secret.OwnerReferences = []metav1.OwnerReference{{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Name: req.GetName(), UID: req.GetUID()}}
 	if err := c.Patch(ctx, secret, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("making the request own its identifiers Secret: %w", err)
+		return fmt.Errorf("%s/%s was created, but making it own its identifiers Secret %s failed, so the Secret will outlive it unless the operator deletes it: %w",
+			strings.ToLower(gvk.Kind), req.GetName(), secret.Name, err)
 	}
 	fmt.Fprintf(stdout, "%s/%s created (identifiers in Secret %s)\n", strings.ToLower(gvk.Kind), req.GetName(), secret.Name)
 	return nil

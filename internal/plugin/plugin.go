@@ -24,19 +24,23 @@ const usage = `kubectl dsr: data-subject-rights requests of dsr-operator
 Usage:
   kubectl dsr status [NAME] [--kind deletion|access]   requests in the namespace, or one request store by store
   kubectl dsr receipt show NAME                        a deletion request's signed receipt
-  kubectl dsr receipt verify NAME                      check the receipt's signature and that it matches the request
+  kubectl dsr receipt verify NAME [--public-key FILE]  check the receipt's signature and that it belongs to the request
   kubectl dsr receipt verify --file receipt.json --signature receipt.sig --public-key key.pem
-                                                       the same offline, without a cluster
-  kubectl dsr erase --email E [--user-id U] [--phone P] [--identifier name=value]... [--regulation GDPR]
+                                                       the signature only, offline, without a cluster
+  kubectl dsr erase --email E [--user-id U] [--phone P] [--identifier name=value]...
+                    [--regulation GDPR] [--received-at RFC3339] [--name N] [--dry-run-request]
                                                        file a DeletionRequest with its identifiers Secret
   kubectl dsr access --email E ...                     file an AccessRequest the same way
   kubectl dsr export NAME [-o FILE]                    an access request's export, digest checked, decompressed
 
 Flags of every command:
-  -n, --namespace NS   namespace of the request (default: the kubeconfig context's)
-  --kubeconfig FILE    kubeconfig (default: $KUBECONFIG or ~/.kube/config)
-  --context NAME       kubeconfig context
+  -n, --namespace NS        namespace of the request (default: the kubeconfig context's)
+  --kubeconfig FILE         kubeconfig (default: $KUBECONFIG or ~/.kube/config)
+  --context NAME            kubeconfig context
   --operator-namespace NS   where the operator publishes its receipt public key (default dsr-system)
+
+Exit status: 0 on success, 1 when a check fails or the cluster refuses, 2 on a usage error.
+Identifier values are never printed.
 `
 
 // ExitError carries a command's exit code.
@@ -168,16 +172,39 @@ func writeFileOrStdout(path string, data []byte, stdout io.Writer) error {
 	return os.WriteFile(path, data, 0o600)
 }
 
-// identifierFlags collects --identifier name=value flags.
-type identifierFlags map[string]string
+// identifierFlags collects --identifier name=value flags. Set never fails: the flag package
+// quotes the rejected value in its error, and that value is the person's identifier. Problems are
+// kept, by name only, and reported after parsing.
+type identifierFlags struct {
+	ids      map[string]string
+	problems []string
+}
 
-func (f identifierFlags) String() string { return fmt.Sprintf("%d identifiers", len(f)) }
+func (f *identifierFlags) String() string { return fmt.Sprintf("%d identifiers", len(f.ids)) }
 
-func (f identifierFlags) Set(v string) error {
+func (f *identifierFlags) Set(v string) error {
 	name, value, ok := strings.Cut(v, "=")
-	if !ok || name == "" || value == "" {
-		return errors.New("--identifier takes name=value")
+	switch {
+	case !ok || name == "":
+		f.problems = append(f.problems, fmt.Sprintf("--identifier #%d is not name=value", len(f.ids)+len(f.problems)+1))
+	case value == "":
+		f.problems = append(f.problems, fmt.Sprintf("--identifier %s has an empty value", name))
+	case f.ids[name] != "":
+		f.problems = append(f.problems, fmt.Sprintf("identifier %s is given twice", name))
+	default:
+		f.ids[name] = value
 	}
-	f[name] = value
 	return nil
+}
+
+// add records a well-known identifier from its own flag.
+func (f *identifierFlags) add(name, value, flagName string) {
+	if value == "" {
+		return
+	}
+	if f.ids[name] != "" {
+		f.problems = append(f.problems, fmt.Sprintf("identifier %s is given twice (--%s and --identifier %s=...)", name, flagName, name))
+		return
+	}
+	f.ids[name] = value
 }

@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,14 +41,16 @@ func TestMain(m *testing.M) {
 		defer func() { _ = env.Stop() }()
 		dir, err := os.MkdirTemp("", "kubectl-dsr-test")
 		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
 		kubeconfig = filepath.Join(dir, "kubeconfig")
 		if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		for _, ns := range []string{"dsr-system", "audit"} {
+		for _, ns := range []string{"dsr-system", "audit", "filing"} {
 			if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
@@ -57,6 +61,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// run runs the plugin in-process against the test control plane.
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -64,7 +69,20 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-// completed creates a completed DeletionRequest with a receipt signed by signer.
+// runOffline runs the plugin with no kubeconfig at all: KUBECONFIG points nowhere.
+func runOffline(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("HOME", t.TempDir())
+	var out, errOut bytes.Buffer
+	code := plugin.Main(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+const digest = "sha256:5f1e0c3e2a5b6d7c8e9f00112233445566778899aabbccddeeff001122334455"
+
+// completed creates a completed DeletionRequest in namespace audit whose receipt signer signed,
+// as the controller does it.
 func completed(t *testing.T, name string, signer *receipt.Signer) *privacyv1alpha1.DeletionRequest {
 	t.Helper()
 	ctx := context.Background()
@@ -75,10 +93,13 @@ func completed(t *testing.T, name string, signer *receipt.Signer) *privacyv1alph
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	rc := &receipt.Receipt{Request: receipt.RequestRef{APIVersion: "privacy.dsr.dev/v1alpha1", Kind: "DeletionRequest", Namespace: "audit", Name: name, UID: string(dr.UID)},
-		SubjectDigest: "sha256:abc", Regulation: "GDPR", ReceivedAt: now, Deadline: now.Add(720 * time.Hour), CompletedAt: now, IssuedAt: now,
-		Stores: []receipt.Store{{Kind: "DataStore", Name: "db", Type: "postgres", Erased: 3, Masked: 2, Retained: 1, VerifiedAt: now,
-			RetainedReasons: []receipt.RetainedReason{{Location: "invoices", Records: 1, Reason: "tax law"}}}}}
+	rc := &receipt.Receipt{Request: receipt.RequestRef{APIVersion: privacyv1alpha1.GroupVersion.String(), Kind: "DeletionRequest", Namespace: "audit", Name: name, UID: string(dr.UID)},
+		SubjectDigest: digest, Regulation: "GDPR", ReceivedAt: now, Deadline: now.Add(720 * time.Hour), CompletedAt: now,
+		Stores: []receipt.Store{
+			{Kind: "DataStore", Name: "db", Type: "postgres", Erased: 3, Masked: 2, Retained: 1, VerifiedAt: now,
+				RetainedReasons: []receipt.RetainedReason{{Location: "invoices", Records: 1, Reason: "tax law"}}},
+			{Kind: "ClusterDataStore", Name: "cache", Type: "redis", Erased: 4, VerifiedAt: now},
+		}}
 	signed, err := signer.Sign(rc)
 	if err != nil {
 		t.Fatal(err)
@@ -89,10 +110,21 @@ func completed(t *testing.T, name string, signer *receipt.Signer) *privacyv1alph
 	if err := env.Client.Create(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	dr.Status = privacyv1alpha1.DeletionRequestStatus{RequestStatusCommon: privacyv1alpha1.RequestStatusCommon{Phase: privacyv1alpha1.PhaseCompleted, SubjectDigest: "sha256:abc",
-		Conditions: []metav1.Condition{{Type: "Verified", Status: metav1.ConditionTrue, Reason: "Verified", Message: "clean", LastTransitionTime: metav1.Now()}}},
-		Stores:  []privacyv1alpha1.DeletionStoreStatus{{Name: "db", Kind: "DataStore", Type: "postgres", Phase: "Verified", Erased: 3, Masked: 2, Retained: 1}},
-		Receipt: &privacyv1alpha1.ReceiptReference{ConfigMapName: cm.Name, SHA256: signed.SHA256, Signature: sig, KeyID: signed.KeyID, IssuedAt: metav1.NewTime(now)}}
+	tm := metav1.NewTime(now)
+	dr.Status = privacyv1alpha1.DeletionRequestStatus{
+		RequestStatusCommon: privacyv1alpha1.RequestStatusCommon{Phase: privacyv1alpha1.PhaseCompleted, SubjectDigest: digest,
+			ReceivedAt: &tm, Deadline: &metav1.Time{Time: now.Add(720 * time.Hour)}, CompletionTime: &tm,
+			Conditions: []metav1.Condition{
+				{Type: privacyv1alpha1.ConditionVerified, Status: metav1.ConditionTrue, Reason: privacyv1alpha1.ReasonVerified, Message: "no store holds the subject", LastTransitionTime: tm},
+				{Type: privacyv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: privacyv1alpha1.ReasonCompleted, Message: "done", LastTransitionTime: tm},
+			}},
+		StoreCount: 2,
+		Stores: []privacyv1alpha1.DeletionStoreStatus{
+			{Name: "db", Kind: "DataStore", Type: "postgres", Phase: "Verified", Erased: 3, Masked: 2, Retained: 1, Attempts: 1, VerifiedAt: &tm,
+				RetainedReasons: []privacyv1alpha1.RetainedLocation{{Location: "invoices", Records: 1, Reason: "tax law"}}, Message: "erased and verified"},
+			{Name: "cache", Kind: "ClusterDataStore", Type: "redis", Phase: "Verified", Erased: 4, VerifiedAt: &tm},
+		},
+		Receipt: &privacyv1alpha1.ReceiptReference{ConfigMapName: cm.Name, SHA256: signed.SHA256, Signature: sig, KeyID: signed.KeyID, IssuedAt: metav1.NewTime(rc.IssuedAt)}}
 	if err := env.Client.Status().Update(ctx, dr); err != nil {
 		t.Fatal(err)
 	}
@@ -108,15 +140,46 @@ func newSigner(t *testing.T) *receipt.Signer {
 	return receipt.NewSigner(priv)
 }
 
+// publish makes s the operator's published key, as receipt.EnsureSigner does.
 func publish(t *testing.T, s *receipt.Signer) {
 	t.Helper()
 	ctx := context.Background()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "dsr-system", Name: receipt.PublicKeyConfigMapName}}
-	_ = env.Client.Delete(ctx, cm)
-	cm.Data = map[string]string{receipt.KeyPEM: string(receipt.PublicKeyPEM(s.PublicKey())), receipt.KeyIDKey: s.KeyID()}
+	if err := env.Client.Delete(ctx, cm); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "dsr-system", Name: receipt.PublicKeyConfigMapName},
+		Data: map[string]string{receipt.KeyPEM: string(receipt.PublicKeyPEM(s.PublicKey())), receipt.KeyIDKey: s.KeyID()}}
 	if err := env.Client.Create(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func receiptCM(t *testing.T, dr *privacyv1alpha1.DeletionRequest) *corev1.ConfigMap {
+	t.Helper()
+	var cm corev1.ConfigMap
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: dr.Namespace, Name: dr.Status.Receipt.ConfigMapName}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	return &cm
+}
+
+// resign signs a changed copy of the request's receipt with signer and points the request at it, so
+// that the signature and the status agree and only the changed field can be caught.
+func resign(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer, change func(*receipt.Receipt)) {
+	t.Helper()
+	rc, err := receipt.Verify([]byte(cm.Data[receipt.DataKey]), []byte(cm.Data[receipt.SignatureKey]), signer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(rc)
+	signed, err := signer.Sign(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := receipt.EncodeSignature(signed.Signature)
+	cm.Data = map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: sig}
+	dr.Status.Receipt.SHA256, dr.Status.Receipt.Signature, dr.Status.Receipt.KeyID = signed.SHA256, sig, signed.KeyID
 }
 
 func TestReceiptVerify(t *testing.T) {
@@ -125,52 +188,71 @@ func TestReceiptVerify(t *testing.T) {
 	publish(t, signer)
 	completed(t, "good", signer)
 	code, out, errOut := run(t, "receipt", "verify", "good", "-n", "audit")
-	if code != 0 || !strings.Contains(out, "receipt verified") || !strings.Contains(out, "3 erased, 2 masked, 1 retained") {
-		t.Fatalf("code %d\n%s\n%s", code, out, errOut)
+	if code != 0 || !strings.Contains(out, "receipt verified: DeletionRequest audit/good") ||
+		!strings.Contains(out, "2 stores, 7 erased, 2 masked, 1 retained, 0 remaining") || !strings.Contains(out, "signed by key "+signer.KeyID()) {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 
-	tamper := func(name string, mutate func(*privacyv1alpha1.DeletionRequest, *corev1.ConfigMap), want string) {
+	tamper := func(name string, mutate func(*testing.T, *privacyv1alpha1.DeletionRequest, *corev1.ConfigMap), want string) {
 		t.Run(name, func(t *testing.T) {
 			dr := completed(t, "t-"+name, signer)
-			var cm corev1.ConfigMap
-			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "audit", Name: dr.Status.Receipt.ConfigMapName}, &cm); err != nil {
-				t.Fatal(err)
-			}
-			mutate(dr, &cm)
-			if err := env.Client.Update(ctx, &cm); err != nil {
+			cm := receiptCM(t, dr)
+			mutate(t, dr, cm)
+			if err := env.Client.Update(ctx, cm); err != nil {
 				t.Fatal(err)
 			}
 			if err := env.Client.Status().Update(ctx, dr); err != nil {
 				t.Fatal(err)
 			}
 			code, out, errOut := run(t, "receipt", "verify", dr.Name, "-n", "audit")
-			if code == 0 || !strings.Contains(errOut, "NOT verified") || !strings.Contains(errOut, want) {
-				t.Errorf("code %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+			if code != 1 || out != "" || !strings.HasPrefix(errOut, "receipt NOT verified: ") || !strings.Contains(errOut, want) {
+				t.Errorf("code %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
 			}
 		})
 	}
-	tamper("json", func(_ *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		cm.Data[receipt.DataKey] = strings.Replace(cm.Data[receipt.DataKey], `"erased":3`, `"erased":4`, 1)
+	// (a) The receipt itself.
+	tamper("json", func(_ *testing.T, _ *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
+		cm.Data[receipt.DataKey] = strings.Replace(cm.Data[receipt.DataKey], `"erased":3`, `"erased":9`, 1)
 	}, "signature does not match")
-	tamper("status-digest", func(dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
-		dr.Status.Receipt.SHA256 = "sha256:0000"
+	tamper("signature-garbage", func(_ *testing.T, _ *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
+		cm.Data[receipt.SignatureKey] = "!!!"
+	}, "not valid base64")
+	// (b) The status that points at it.
+	tamper("status-sha256", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
+		dr.Status.Receipt.SHA256 = "sha256:" + strings.Repeat("0", 64)
 	}, "differs from status.receipt.sha256")
-	tamper("other-request", func(dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		// A validly signed receipt of another request, moved here.
+	tamper("status-signature", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
+		dr.Status.Receipt.Signature = receipt.EncodeSignature(make([]byte, ed25519.SignatureSize))
+	}, "differs from status.receipt.signature")
+	tamper("status-keyid", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
+		dr.Status.Receipt.KeyID = "0000000000000000"
+	}, "status.receipt.keyID is 0000000000000000")
+	tamper("status-subject", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
+		dr.Status.SubjectDigest = "sha256:" + strings.Repeat("1", 64)
+	}, "subject digest "+digest+" differs from status.subjectDigest")
+	// (c) A receipt, validly signed by the operator's key, that is not this request's.
+	tamper("uid", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
+		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.Request.UID = "00000000-0000-0000-0000-000000000000" })
+	}, "uid 00000000-0000-0000-0000-000000000000, not for this request's uid")
+	tamper("subject-in-receipt", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
+		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.SubjectDigest = "sha256:" + strings.Repeat("2", 64) })
+	}, "differs from status.subjectDigest")
+	tamper("remaining", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
+		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.Stores[1].Remaining = 2 })
+	}, "store DataStore db reports 2 remaining records")
+	tamper("other-request", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
 		other := completed(t, "t-other-source", signer)
-		var src corev1.ConfigMap
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "audit", Name: other.Status.Receipt.ConfigMapName}, &src); err != nil {
-			t.Fatal(err)
-		}
-		cm.Data = src.Data
+		cm.Data = receiptCM(t, other).Data
 		dr.Status.Receipt = other.Status.Receipt
-	}, "not for this request")
-	tamper("forged-key", func(dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
+	}, "the receipt is for audit/t-other-source, not for this request audit/t-other-request")
+	// (d) A receipt signed by someone else's key, status made to agree.
+	tamper("forged-key", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
 		forger := newSigner(t)
 		rc, err := receipt.Verify([]byte(cm.Data[receipt.DataKey]), []byte(cm.Data[receipt.SignatureKey]), signer.PublicKey())
 		if err != nil {
 			t.Fatal(err)
 		}
+		rc.KeyID = signer.KeyID()
 		signed, err := forger.Sign(rc)
 		if err != nil {
 			t.Fatal(err)
@@ -179,84 +261,367 @@ func TestReceiptVerify(t *testing.T) {
 		dr.Status.Receipt.SHA256, dr.Status.Receipt.Signature = signed.SHA256, receipt.EncodeSignature(signed.Signature)
 	}, "signature does not match")
 
-	// Offline, with files and the published key.
-	dir := t.TempDir()
-	var cm corev1.ConfigMap
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "audit", Name: "good-receipt"}, &cm); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{"receipt.json": cm.Data[receipt.DataKey], "receipt.sig": cm.Data[receipt.SignatureKey], "pub.pem": string(receipt.PublicKeyPEM(signer.PublicKey()))}
-	for n, d := range files {
-		if err := os.WriteFile(filepath.Join(dir, n), []byte(d), 0o600); err != nil {
+	t.Run("recreated-request", func(t *testing.T) {
+		// The request is deleted and filed again under the same name; the old receipt is moved
+		// onto the new request.
+		old := completed(t, "t-recreated", signer)
+		if err := env.Client.Delete(ctx, old); err != nil {
 			t.Fatal(err)
 		}
+		fresh := &privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: old.Name}, Spec: old.Spec}
+		if err := env.Client.Create(ctx, fresh); err != nil {
+			t.Fatal(err)
+		}
+		fresh.Status = old.Status
+		if err := env.Client.Status().Update(ctx, fresh); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := run(t, "receipt", "verify", fresh.Name, "-n", "audit")
+		if code != 1 || !strings.Contains(errOut, "uid "+string(old.UID)+", not for this request's uid "+string(fresh.UID)) {
+			t.Errorf("code %d, stderr %q", code, errOut)
+		}
+	})
+
+	t.Run("published-key-replaced", func(t *testing.T) {
+		intruder := newSigner(t)
+		publish(t, intruder)
+		defer publish(t, signer)
+		code, out, errOut := run(t, "receipt", "verify", "good", "-n", "audit")
+		if code != 1 || out != "" || !strings.Contains(errOut, "signature does not match") || !strings.Contains(errOut, "public key "+intruder.KeyID()) {
+			t.Errorf("code %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	})
+
+	t.Run("public-key-file", func(t *testing.T) {
+		dir := t.TempDir()
+		right, wrong := filepath.Join(dir, "right.pem"), filepath.Join(dir, "wrong.pem")
+		writeFile(t, right, receipt.PublicKeyPEM(signer.PublicKey()))
+		writeFile(t, wrong, receipt.PublicKeyPEM(newSigner(t).PublicKey()))
+		// The file wins over the published key, even a nonexistent operator namespace.
+		if code, out, errOut := run(t, "receipt", "verify", "good", "-n", "audit", "--public-key", right, "--operator-namespace", "nowhere"); code != 0 || !strings.Contains(out, "receipt verified") {
+			t.Errorf("code %d, %s %s", code, out, errOut)
+		}
+		if code, _, errOut := run(t, "receipt", "verify", "good", "-n", "audit", "--public-key", wrong); code != 1 || !strings.Contains(errOut, "signature does not match") {
+			t.Errorf("code %d, %s", code, errOut)
+		}
+		writeFile(t, wrong, []byte("not a key"))
+		if code, _, errOut := run(t, "receipt", "verify", "good", "-n", "audit", "--public-key", wrong); code != 1 || !strings.Contains(errOut, "the public key from "+wrong) {
+			t.Errorf("code %d, %s", code, errOut)
+		}
+	})
+
+	t.Run("no-receipt-yet", func(t *testing.T) {
+		dr := &privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: "t-pending"},
+			Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{Regulation: "GDPR",
+				Subject: privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: "ids"}}}}}
+		if err := env.Client.Create(ctx, dr); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := run(t, "receipt", "verify", dr.Name, "-n", "audit"); code != 1 || !strings.Contains(errOut, "has no receipt") {
+			t.Errorf("code %d, %s", code, errOut)
+		}
+		if code, _, errOut := run(t, "receipt", "verify", "absent", "-n", "audit"); code != 1 || !strings.Contains(errOut, "not found") {
+			t.Errorf("code %d, %s", code, errOut)
+		}
+	})
+
+	t.Run("wrong-operator-namespace", func(t *testing.T) {
+		code, _, errOut := run(t, "receipt", "verify", "good", "-n", "audit", "--operator-namespace", "nowhere")
+		if code != 1 || !strings.Contains(errOut, "nowhere/"+receipt.PublicKeyConfigMapName) {
+			t.Errorf("code %d, %s", code, errOut)
+		}
+	})
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	var out2, err2 bytes.Buffer
-	code = plugin.Main(ctx, []string{"receipt", "verify", "--file", filepath.Join(dir, "receipt.json"), "--signature", filepath.Join(dir, "receipt.sig"),
-		"--public-key", filepath.Join(dir, "pub.pem")}, &out2, &err2)
-	if code != 0 || !strings.Contains(out2.String(), "receipt verified") {
-		t.Errorf("offline: %d %s %s", code, out2.String(), err2.String())
+}
+
+// exportFiles writes a request's receipt and the key the way the auditor guide tells auditors to.
+func exportFiles(t *testing.T, dr *privacyv1alpha1.DeletionRequest, pub ed25519.PublicKey) string {
+	t.Helper()
+	dir := t.TempDir()
+	cm := receiptCM(t, dr)
+	writeFile(t, filepath.Join(dir, "receipt.json"), []byte(cm.Data[receipt.DataKey]))
+	writeFile(t, filepath.Join(dir, "receipt.sig"), []byte(cm.Data[receipt.SignatureKey]))
+	writeFile(t, filepath.Join(dir, "pub.pem"), receipt.PublicKeyPEM(pub))
+	return dir
+}
+
+func TestReceiptVerifyOffline(t *testing.T) {
+	signer := newSigner(t)
+	dr := completed(t, "offline", signer)
+	dir := exportFiles(t, dr, signer.PublicKey())
+	f := func(n string) string { return filepath.Join(dir, n) }
+
+	code, out, errOut := runOffline(t, "receipt", "verify", "--file", f("receipt.json"), "--signature", f("receipt.sig"), "--public-key", f("pub.pem"))
+	if code != 0 || !strings.Contains(out, "receipt verified: DeletionRequest audit/offline (uid "+string(dr.UID)+"), subject "+digest) {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	// And with openssl, as the auditor guide shows.
-	if _, err := exec.LookPath("openssl"); err == nil {
-		sh := fmt.Sprintf("cd %s && base64 -d receipt.sig > receipt.sig.bin && openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in receipt.json -sigfile receipt.sig.bin", dir)
-		if out, err := exec.Command("sh", "-c", sh).CombinedOutput(); err != nil || !strings.Contains(string(out), "Signature Verified Successfully") {
-			t.Errorf("openssl: %v %s", err, out)
+
+	other := filepath.Join(dir, "other.pem")
+	writeFile(t, other, receipt.PublicKeyPEM(newSigner(t).PublicKey()))
+	if code, out, errOut := runOffline(t, "receipt", "verify", "--file", f("receipt.json"), "--signature", f("receipt.sig"), "--public-key", other); code != 1 || out != "" || !strings.Contains(errOut, "signature does not match") {
+		t.Errorf("another key: code %d, %q %q", code, out, errOut)
+	}
+	data, _ := os.ReadFile(f("receipt.json"))
+	writeFile(t, f("tampered.json"), bytes.Replace(data, []byte(`"masked":2`), []byte(`"masked":0`), 1))
+	if code, _, errOut := runOffline(t, "receipt", "verify", "--file", f("tampered.json"), "--signature", f("receipt.sig"), "--public-key", f("pub.pem")); code != 1 || !strings.Contains(errOut, "signature does not match") {
+		t.Errorf("tampered: code %d, %q", code, errOut)
+	}
+	if code, _, errOut := runOffline(t, "receipt", "verify", "--file", f("receipt.json"), "--public-key", f("pub.pem")); code != 2 || !strings.Contains(errOut, "needs --file, --signature and --public-key") {
+		t.Errorf("missing signature: code %d, %q", code, errOut)
+	}
+	if code, _, errOut := runOffline(t, "receipt", "verify", "--file", f("nope.json"), "--signature", f("receipt.sig"), "--public-key", f("pub.pem")); code != 1 || !strings.Contains(errOut, "reading the receipt") {
+		t.Errorf("missing file: code %d, %q", code, errOut)
+	}
+}
+
+// TestOpenSSLVerifies runs the openssl commands of docs/auditor-guide.md on a receipt.
+func TestOpenSSLVerifies(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("no openssl on PATH")
+	}
+	signer := newSigner(t)
+	dr := completed(t, "openssl", signer)
+	dir := exportFiles(t, dr, signer.PublicKey())
+	openssl := func(receiptFile string) (string, error) {
+		sh := "base64 -d receipt.sig > sig.bin && openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in " + receiptFile + " -sigfile sig.bin"
+		cmd := exec.Command("sh", "-c", sh)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := openssl("receipt.json"); err != nil || !strings.Contains(out, "Signature Verified Successfully") {
+		t.Errorf("openssl refused a good receipt: %v %s", err, out)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "receipt.json"))
+	writeFile(t, filepath.Join(dir, "tampered.json"), bytes.Replace(data, []byte(`"erased":3`), []byte(`"erased":1`), 1))
+	if out, err := openssl("tampered.json"); err == nil || strings.Contains(out, "Signature Verified Successfully") {
+		t.Errorf("openssl accepted a tampered receipt: %s", out)
+	}
+}
+
+// fields finds a table row by its first column and splits it.
+func fields(out, first string) []string {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == first {
+			return f
+		}
+	}
+	return nil
+}
+
+func TestStatus(t *testing.T) {
+	ctx := context.Background()
+	signer := newSigner(t)
+	publish(t, signer)
+	dr := completed(t, "shown", signer)
+	ar := &privacyv1alpha1.AccessRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: "copy"},
+		Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{Regulation: "CCPA",
+			Subject: privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: "ids"}}}}}
+	if err := env.Client.Create(ctx, ar); err != nil {
+		t.Fatal(err)
+	}
+	ar.Status.Phase = privacyv1alpha1.PhaseCollecting
+	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{Name: "crm", Kind: "DataStore", Type: "mysql", Phase: "Retrying", Records: 0, Attempts: 3, Message: "connection refused"}}
+	if err := env.Client.Status().Update(ctx, ar); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := run(t, "status", "-n", "audit")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	if f := fields(out, "shown"); len(f) < 6 || f[1] != "DeletionRequest" || f[2] != "Completed" || f[3] != "True" || f[5] != "2" {
+		t.Errorf("list row of the deletion: %q\n%s", f, out)
+	}
+	if f := fields(out, "copy"); len(f) < 6 || f[1] != "AccessRequest" || f[2] != "Collecting" || f[5] != "1" {
+		t.Errorf("list row of the access request: %q\n%s", f, out)
+	}
+	if !strings.HasPrefix(out, "NAME") || !strings.Contains(out, "DEADLINE") {
+		t.Errorf("no header:\n%s", out)
+	}
+
+	code, out, errOut = run(t, "status", "shown", "-n", "audit")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	// STORE KIND TYPE PHASE ERASED MASKED RETAINED REMAINING PLANNED ATTEMPTS ...
+	if f := fields(out, "db"); len(f) < 10 || strings.Join(f[1:8], " ") != "DataStore postgres Verified 3 2 1 0" || f[9] != "1" || !strings.Contains(strings.Join(f, " "), "erased and verified") {
+		t.Errorf("store row db: %q\n%s", f, out)
+	}
+	if f := fields(out, "cache"); len(f) < 8 || strings.Join(f[1:8], " ") != "ClusterDataStore redis Verified 4 0 0 0" {
+		t.Errorf("store row cache: %q\n%s", f, out)
+	}
+	if f := fields(out, "Verified"); strings.Join(f, " ") != "Verified True Verified no store holds the subject" {
+		t.Errorf("condition Verified: %q\n%s", f, out)
+	}
+	for _, want := range []string{"db invoices: 1 records: tax law", "Subject digest: " + digest,
+		"Receipt: ConfigMap shown-receipt, " + dr.Status.Receipt.SHA256 + ", key " + signer.KeyID()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+
+	code, out, _ = run(t, "status", "copy", "-n", "audit")
+	if f := fields(out, "crm"); code != 0 || len(f) < 6 || strings.Join(f[1:6], " ") != "DataStore mysql Retrying 0 3" || !strings.Contains(out, "connection refused") {
+		t.Errorf("access status: %d %q\n%s", code, f, out)
+	}
+	if code, _, errOut := run(t, "status", "copy", "--kind", "deletion", "-n", "audit"); code != 1 || !strings.Contains(errOut, `no DeletionRequest "copy"`) {
+		t.Errorf("--kind deletion: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "status", "shown", "--kind", "bogus", "-n", "audit"); code != 2 || !strings.Contains(errOut, "--kind must be") {
+		t.Errorf("--kind bogus: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "status", "missing", "-n", "audit"); code != 1 || !strings.Contains(errOut, "no DeletionRequest or AccessRequest") {
+		t.Errorf("missing: %d %s", code, errOut)
+	}
+	if code, out, _ := run(t, "status", "-n", "filing-empty-ns"); code != 0 || !strings.Contains(out, "No requests in namespace filing-empty-ns") {
+		t.Errorf("empty namespace: %d %s", code, out)
+	}
+	if code, _, errOut := run(t, "status", "-n", "audit", "--context", "no-such-context"); code == 0 || !strings.Contains(errOut, "no-such-context") {
+		t.Errorf("--context: %d %s", code, errOut)
+	}
+}
+
+func TestReceiptShow(t *testing.T) {
+	signer := newSigner(t)
+	dr := completed(t, "show", signer)
+	code, out, errOut := run(t, "receipt", "show", "show", "-n", "audit")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	for _, want := range []string{"{\n  \"version\": \"privacy.dsr.dev/receipt/v1\"", `"subjectDigest": "` + digest + `"`, `"uid": "` + string(dr.UID) + `"`,
+		"key id: " + signer.KeyID(), "signature (Ed25519, base64): " + dr.Status.Receipt.Signature, "sha256: " + dr.Status.Receipt.SHA256} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
 		}
 	}
 }
 
-func TestStatusAndShow(t *testing.T) {
-	signer := newSigner(t)
-	publish(t, signer)
-	completed(t, "shown", signer)
-	code, out, errOut := run(t, "status", "-n", "audit")
-	if code != 0 || !strings.Contains(out, "shown") || !strings.Contains(out, "DeletionRequest") {
-		t.Errorf("%d %s %s", code, out, errOut)
-	}
-	code, out, _ = run(t, "status", "shown", "-n", "audit")
-	if code != 0 || !strings.Contains(out, "db") || !strings.Contains(out, "Verified") || !strings.Contains(out, "tax") && !strings.Contains(out, "Receipt:") {
-		t.Errorf("%d %s", code, out)
-	}
-	code, out, _ = run(t, "receipt", "show", "shown", "-n", "audit")
-	if code != 0 || !strings.Contains(out, `"subjectDigest": "sha256:abc"`) || !strings.Contains(out, "key id: "+signer.KeyID()) {
-		t.Errorf("%d %s", code, out)
-	}
-	code, _, errOut = run(t, "status", "missing", "-n", "audit")
-	if code == 0 || !strings.Contains(errOut, "no DeletionRequest or AccessRequest") {
-		t.Errorf("%d %s", code, errOut)
+// identifier values used by the filing tests; none may appear in any output.
+var values = []string{"ann@example.com", "4242", "+44 20 7946 0000", "C-9-secret", "leaky@example.com", "hidden-value"}
+
+func noValues(t *testing.T, outputs ...string) {
+	t.Helper()
+	for _, o := range outputs {
+		for _, v := range values {
+			if strings.Contains(o, v) {
+				t.Errorf("output holds identifier value %q: %s", v, o)
+			}
+		}
 	}
 }
 
-func TestEraseFilesRequestAndSecret(t *testing.T) {
+func secretsOf(t *testing.T, ns string) []corev1.Secret {
+	t.Helper()
+	var list corev1.SecretList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+func TestErase(t *testing.T) {
 	ctx := context.Background()
-	code, out, errOut := run(t, "erase", "--email", "ann@example.com", "--user-id", "42", "--identifier", "crmId=C-9", "--regulation", "CCPA", "--name", "erase-ann", "-n", "audit")
-	if code != 0 || strings.Contains(out, "ann@example.com") {
+	code, out, errOut := run(t, "erase", "--email", "ann@example.com", "--user-id", "4242", "--phone", "+44 20 7946 0000", "--identifier", "crmId=C-9-secret",
+		"--regulation", "CCPA", "--received-at", "2026-01-02T03:04:05Z", "--name", "erase-ann", "--dry-run-request", "-n", "filing")
+	noValues(t, out, errOut)
+	if code != 0 || !strings.Contains(out, "deletionrequest/erase-ann created") {
 		t.Fatalf("%d %s %s", code, out, errOut)
 	}
 	var dr privacyv1alpha1.DeletionRequest
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "audit", Name: "erase-ann"}, &dr); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "filing", Name: "erase-ann"}, &dr); err != nil {
 		t.Fatal(err)
 	}
-	if dr.Spec.Regulation != "CCPA" {
-		t.Errorf("regulation %s", dr.Spec.Regulation)
+	if dr.Spec.Regulation != "CCPA" || !dr.Spec.DryRun || dr.Spec.ReceivedAt == nil || !dr.Spec.ReceivedAt.Equal(&metav1.Time{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}) {
+		t.Errorf("spec %+v", dr.Spec)
 	}
 	var s corev1.Secret
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "audit", Name: dr.Spec.Subject.IdentifiersSecretRef.Name}, &s); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "filing", Name: dr.Spec.Subject.IdentifiersSecretRef.Name}, &s); err != nil {
 		t.Fatal(err)
 	}
-	if string(s.Data["email"]) != "ann@example.com" || string(s.Data["userId"]) != "42" || string(s.Data["crmId"]) != "C-9" || len(s.Data) != 3 {
-		t.Errorf("secret data keys %d", len(s.Data))
+	if !strings.HasPrefix(s.Name, "dr-subject-") || !strings.Contains(out, s.Name) {
+		t.Errorf("secret name %s, output %s", s.Name, out)
 	}
-	if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != dr.UID {
+	want := map[string]string{"email": "ann@example.com", "userId": "4242", "phone": "+44 20 7946 0000", "crmId": "C-9-secret"}
+	if len(s.Data) != len(want) {
+		t.Errorf("secret has %d keys, want %d", len(s.Data), len(want))
+	}
+	for k, v := range want {
+		if string(s.Data[k]) != v {
+			t.Errorf("secret key %s holds the wrong value", k)
+		}
+	}
+	if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != dr.UID || s.OwnerReferences[0].Kind != "DeletionRequest" ||
+		s.OwnerReferences[0].APIVersion != privacyv1alpha1.GroupVersion.String() || s.OwnerReferences[0].Name != "erase-ann" {
 		t.Errorf("owner %+v", s.OwnerReferences)
 	}
-	code, _, errOut = run(t, "access", "--email", "bob@example.com", "-n", "audit")
-	if code != 0 {
-		t.Errorf("access: %s", errOut)
+
+	// A generated name, the defaults.
+	code, out, errOut = run(t, "erase", "--email", "leaky@example.com", "-n", "filing")
+	noValues(t, out, errOut)
+	m := regexp.MustCompile(`deletionrequest/(erase-\w+) created`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("%d %s %s", code, out, errOut)
 	}
-	code, _, errOut = run(t, "erase", "-n", "audit")
-	if code != 2 || !strings.Contains(errOut, "at least one identifier") {
-		t.Errorf("%d %s", code, errOut)
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "filing", Name: m[1]}, &dr); err != nil || dr.Spec.Regulation != "GDPR" || dr.Spec.DryRun || dr.Spec.ReceivedAt != nil {
+		t.Errorf("%v %+v", err, dr.Spec)
+	}
+
+	code, out, errOut = run(t, "access", "--email", "leaky@example.com", "-n", "filing")
+	noValues(t, out, errOut)
+	m = regexp.MustCompile(`accessrequest/(access-\w+) created \(identifiers in Secret (ar-subject-\w+)\)`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("access: %d %s %s", code, out, errOut)
+	}
+	var ar privacyv1alpha1.AccessRequest
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "filing", Name: m[1]}, &ar); err != nil || ar.Spec.Subject.IdentifiersSecretRef.Name != m[2] {
+		t.Errorf("%v %+v", err, ar.Spec)
+	}
+}
+
+func TestEraseRefusesWithoutLeaking(t *testing.T) {
+	before := len(secretsOf(t, "filing"))
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no identifier", []string{"erase"}, 2, "at least one identifier"},
+		{"identifier without =", []string{"erase", "--identifier", "hidden-value"}, 2, "is not name=value"},
+		{"empty identifier", []string{"erase", "--identifier", "crm="}, 2, "crm has an empty value"},
+		{"bad identifier name", []string{"erase", "--identifier", "1crm=hidden-value"}, 2, `key "1crm" is not an identifier name`},
+		{"twice", []string{"erase", "--email", "hidden-value", "--identifier", "email=leaky@example.com"}, 2, "identifier email is given twice"},
+		{"stray argument", []string{"erase", "hidden-value", "--email", "leaky@example.com"}, 2, "no positional arguments"},
+		{"mistyped flag", []string{"erase", "--emial", "hidden-value"}, 2, "flag provided but not defined: -emial"},
+		{"bad time", []string{"erase", "--email", "hidden-value", "--received-at", "yesterday"}, 2, "--received-at must be RFC 3339"},
+		{"too long", []string{"erase", "--email", "hidden-value" + strings.Repeat("x", 17<<10)}, 2, "longer than"},
+		{"bad regulation", []string{"erase", "--email", "hidden-value", "--regulation", "HIPAA"}, 1, "creating the request"},
+		{"name taken", []string{"erase", "--email", "hidden-value", "--name", "taken"}, 1, "already exists"},
+	}
+	// "taken" exists already.
+	if code, _, errOut := run(t, "erase", "--email", "leaky@example.com", "--name", "taken", "-n", "filing"); code != 0 {
+		t.Fatal(errOut)
+	}
+	before++
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := run(t, append(c.args, "-n", "filing")...)
+			noValues(t, out, errOut)
+			if code != c.code || !strings.Contains(errOut, c.want) {
+				t.Errorf("code %d (want %d), stderr %q (want %q)", code, c.code, errOut, c.want)
+			}
+		})
+	}
+	// A refused request leaves no identifiers behind.
+	if after := len(secretsOf(t, "filing")); after != before {
+		t.Errorf("%d Secrets before, %d after refused requests", before, after)
 	}
 }

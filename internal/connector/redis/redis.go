@@ -20,7 +20,7 @@ import (
 const (
 	// scanCount is the COUNT hint of SCAN: large enough to cross a big keyspace in few round
 	// trips, small enough not to block the server.
-	scanCount = 1000
+	scanCount = 10000
 	// unlinkBatch is how many keys go into one pipelined UNLINK.
 	unlinkBatch = 500
 	// MaxDeepScanKeys bounds a deep verification's scan of the whole keyspace.

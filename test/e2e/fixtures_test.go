@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
@@ -184,22 +183,28 @@ func (s *shop) snapshot(t *testing.T) map[string]bool {
 		if s.storeType == privacyv1alpha1.StoreTypePostgres || s.storeType == privacyv1alpha1.StoreTypeSQLite {
 			q = strings.ReplaceAll(q, "AS CHAR(20)", "AS TEXT")
 		}
-		r, err := s.db.Query(q)
-		if err != nil {
-			t.Fatalf("%s: %s: %v", s.storeType, q, err)
-		}
-		for r.Next() {
-			var a, b, c, d string
-			if err := r.Scan(&a, &b, &c, &d); err != nil {
-				t.Fatal(err)
-			}
-			rows[strings.Join([]string{a, b, c, d}, "\x1f")] = true
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
+		s.scanRows(t, q, func(a, b, c, d string) { rows[strings.Join([]string{a, b, c, d}, "\x1f")] = true })
 	}
 	return rows
+}
+
+func (s *shop) scanRows(t *testing.T, q string, row func(a, b, c, d string)) {
+	t.Helper()
+	r, err := s.db.Query(q)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", s.storeType, q, err)
+	}
+	defer r.Close()
+	for r.Next() {
+		var a, b, c, d string
+		if err := r.Scan(&a, &b, &c, &d); err != nil {
+			t.Fatal(err)
+		}
+		row(a, b, c, d)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // spec maps the shop: customers deleted by email or user id, orders' addresses redacted,
@@ -242,8 +247,4 @@ func label(p person) string {
 		v = v[:24] + fmt.Sprintf("...(%d bytes)", len(v))
 	}
 	return fmt.Sprintf("%q", v)
-}
-
-func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }

@@ -71,7 +71,7 @@ func hostilePerson(v string) person { return person{email: v, userID: v} }
 
 // holds reports whether a store can hold the value at all: PostgreSQL text cannot hold NUL.
 func holds(typ privacyv1alpha1.StoreType, v string) bool {
-	return !(typ == privacyv1alpha1.StoreTypePostgres && strings.ContainsRune(v, 0))
+	return typ != privacyv1alpha1.StoreTypePostgres || !strings.ContainsRune(v, 0)
 }
 
 // keyStore is a Redis database with, per person, two sessions (deleted), a cart (deleted) and a

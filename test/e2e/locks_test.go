@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -30,15 +31,7 @@ func holdOrders(t *testing.T, s *shop) (release func()) {
 		}
 	case privacyv1alpha1.StoreTypeMySQL:
 		// Locking every row: plain (consistent) reads go on, UPDATEs wait.
-		rows, err := tx.Query(`SELECT id FROM orders FOR UPDATE`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
-		}
+		lockRows(t, tx)
 	default:
 		t.Fatalf("holdOrders: %s is not supported", s.storeType)
 	}
@@ -72,4 +65,18 @@ func waitingOnLocks(t *testing.T, s *shop) int {
 		t.Fatalf("%s: %v", s.storeType, err)
 	}
 	return n
+}
+
+func lockRows(t *testing.T, tx *sql.Tx) {
+	t.Helper()
+	rows, err := tx.Query(`SELECT id FROM orders FOR UPDATE`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 }

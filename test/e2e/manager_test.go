@@ -311,14 +311,3 @@ func tail(path string, lines int) string {
 	}
 	return string(bytes.Join(all, []byte("\n")))
 }
-
-// errorLines returns the log lines of level error, for tests that expect a clean run.
-func errorLines(log string) []string {
-	var out []string
-	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"dpanic"`) || strings.Contains(l, `"level":"panic"`) {
-			out = append(out, l)
-		}
-	}
-	return out
-}

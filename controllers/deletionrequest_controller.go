@@ -130,9 +130,14 @@ func (r *DeletionRequestReconciler) accept(ctx context.Context, dr *privacyv1alp
 		}
 	}
 	dr.Status.Phase = privacyv1alpha1.PhaseErasing
+	// An event only when acceptance had been refused before: on the usual path the Verified event
+	// follows within seconds, and every event is one more API write per request.
+	wasRefused := findCondition(dr.Status.Conditions, privacyv1alpha1.ConditionAccepted) != nil
 	setCondition(&dr.Status.Conditions, dr.Generation, privacyv1alpha1.ConditionAccepted, metav1.ConditionTrue,
 		privacyv1alpha1.ReasonAccepted, fmt.Sprintf("subject resolved; %d stores", len(acc.Stores)))
-	st.normal(privacyv1alpha1.ReasonAccepted, "Accept", fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), deadline.Format(time.RFC3339)))
+	if wasRefused {
+		st.normal(privacyv1alpha1.ReasonAccepted, "Accept", fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), deadline.Format(time.RFC3339)))
+	}
 
 	r.fanOut(ctx, dr, acc.Identifiers, acc.Stores, st, func(ctx context.Context, cl connector.Client, s *privacyv1alpha1.DeletionStoreStatus) error {
 		return r.plan(ctx, cl, dr, acc.Identifiers, s, st.now)

@@ -1,6 +1,10 @@
-// Command portalexample is the Go example of docs/portal-guide.md, kept here so that it always
-// compiles against the current API: a privacy portal files a deletion request for a person, waits
-// for the verified erasure, then files an access request and reads the export.
+// Command portalexample is the Go example of docs/portal-guide.md: a privacy portal files a
+// deletion request for a person and waits until the erasure is verified and the receipt issued,
+// then files an access request for another person and reads the export. It needs nothing but the
+// privacy-portal-role in the namespace it files into; test/portalexample runs it, as that role,
+// against a real API server and operator.
+//
+//	go run ./test/portalexample --kubeconfig portal.kubeconfig --namespace shop
 package main
 
 import (
@@ -9,16 +13,22 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log"
+	"os"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,99 +36,205 @@ import (
 )
 
 func main() {
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = privacyv1alpha1.AddToScheme(scheme)
-	c, err := client.New(ctrl.GetConfigOrDie(), client.Options{Scheme: scheme})
+	namespace := flag.String("namespace", "shop", "Namespace the portal files requests into.")
+	poll := flag.Duration("poll-interval", 5*time.Second, "How often to look at a request's status.")
+	flag.Parse() // also --kubeconfig, which controller-runtime registers
+	ctx := ctrl.SetupSignalHandler()
+
+	c, err := newClient(ctrl.GetConfigOrDie())
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx := context.Background()
-	const namespace = "shop"
 
-	// 1. The person's identifiers go into a Secret, never into the request.
-	ids := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "dsr-subject-"},
-		StringData: map[string]string{"email": "jane.doe@example.com", "userId": "4711"},
-	}
-	if err := c.Create(ctx, ids); err != nil {
+	// Jane asked on the portal two hours ago: the regulation's deadline counts from then.
+	jane := map[string]string{"email": "jane.doe@example.com", "userId": "4711"}
+	dr, err := requestErasure(ctx, c, *namespace, jane, time.Now().Add(-2*time.Hour))
+	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println("filed DeletionRequest", dr.Name)
+	if err := waitUntilReady(ctx, c, dr, *poll); err != nil {
+		log.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(dr.Status.Conditions, privacyv1alpha1.ConditionVerified) {
+		log.Fatalf("%s is ready but not verified", dr.Name)
+	}
+	for _, s := range dr.Status.Stores {
+		fmt.Printf("  %s %s: erased %d, masked %d, retained %d, remaining %d\n", s.Kind, s.Name, s.Erased, s.Masked, s.Retained, s.Remaining)
+	}
+	// The receipt (a ConfigMap, signed with Ed25519) is what the portal shows the person or files
+	// for the auditor: it names no identifier, only the salted status.subjectDigest.
+	if r := dr.Status.Receipt; r != nil {
+		fmt.Printf("  receipt: ConfigMap %s, sha256 %s, key %s\n", r.ConfigMapName, r.SHA256, r.KeyID)
+	}
 
-	// 2. The request: the regulation sets the deadline, counted from when the person asked.
-	asked := metav1.NewTime(time.Now().Add(-2 * time.Hour))
+	// Max asks for a copy of his data.
+	ar, err := requestAccess(ctx, c, *namespace, map[string]string{"email": "max@example.org"}, time.Now())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("filed AccessRequest", ar.Name)
+	if err := waitUntilReady(ctx, c, ar, *poll); err != nil {
+		log.Fatal(err)
+	}
+	export, err := readExport(ctx, c, ar)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("export of %s: %d bytes of JSON", ar.Name, len(export))
+	if exp := ar.Status.Export.ExpiresAt; exp != nil {
+		fmt.Printf(", deleted by the operator at %s", exp.Format(time.RFC3339))
+	}
+	fmt.Println()
+	// Hand the export to the person over the portal's authenticated channel; here it goes to stdout.
+	if _, err := os.Stdout.Write(append(export, '\n')); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// newClient is a controller-runtime client that knows the privacy.dsr.dev types.
+func newClient(cfg *rest.Config) (client.Client, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := privacyv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// identifiersSecret creates the Secret that holds a person's identifiers, one key per identifier
+// name that the stores' mappings use (email, userId, phone...). The identifiers go nowhere else:
+// not into the request, and not into the portal's logs.
+func identifiersSecret(ctx context.Context, c client.Client, namespace string, identifiers map[string]string) (*corev1.Secret, error) {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "dsr-subject-"},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: identifiers,
+	}
+	if err := c.Create(ctx, s); err != nil {
+		return nil, fmt.Errorf("creating the identifiers Secret in %s: %w", namespace, err)
+	}
+	return s, nil
+}
+
+// requestErasure files a DeletionRequest under the GDPR for the person the identifiers name.
+// receivedAt is when the person asked.
+func requestErasure(ctx context.Context, c client.Client, namespace string, identifiers map[string]string, receivedAt time.Time) (*privacyv1alpha1.DeletionRequest, error) {
+	s, err := identifiersSecret(ctx, c, namespace, identifiers)
+	if err != nil {
+		return nil, err
+	}
+	asked := metav1.NewTime(receivedAt)
 	dr := &privacyv1alpha1.DeletionRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "erase-"},
 		Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{
-			Subject:    privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: ids.Name}},
+			Subject:    privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: s.Name}},
 			Regulation: privacyv1alpha1.RegulationGDPR,
 			ReceivedAt: &asked,
 		}},
 	}
 	if err := c.Create(ctx, dr); err != nil {
-		log.Fatal(err)
+		return nil, fmt.Errorf("creating a DeletionRequest in %s: %w", namespace, err)
 	}
-	fmt.Println("filed", dr.Name)
+	return dr, nil
+}
 
-	// 3. Follow the conditions. Accepted=False names what to fix (a missing Secret, no store, an
-	// identifier name no store knows); Verified=True means no store holds anything about the person.
-	for {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(dr), dr); err != nil {
-			log.Fatal(err)
-		}
-		if c := meta.FindStatusCondition(dr.Status.Conditions, privacyv1alpha1.ConditionAccepted); c != nil && c.Status == metav1.ConditionFalse {
-			fmt.Printf("not accepted yet: %s: %s\n", c.Reason, c.Message)
-		}
-		if meta.IsStatusConditionTrue(dr.Status.Conditions, privacyv1alpha1.ConditionVerified) {
-			break
-		}
-		time.Sleep(5 * time.Second)
+// requestAccess files an AccessRequest under the GDPR for the person the identifiers name.
+func requestAccess(ctx context.Context, c client.Client, namespace string, identifiers map[string]string, receivedAt time.Time) (*privacyv1alpha1.AccessRequest, error) {
+	s, err := identifiersSecret(ctx, c, namespace, identifiers)
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range dr.Status.Stores {
-		fmt.Printf("%s %s: erased %d, masked %d, retained %d, remaining %d\n", s.Kind, s.Name, s.Erased, s.Masked, s.Retained, s.Remaining)
-	}
-	fmt.Printf("receipt: ConfigMap %s, %s\n", dr.Status.Receipt.ConfigMapName, dr.Status.Receipt.SHA256)
-
-	// 4. An access request works the same way; its export is a Secret owned by the request.
-	ids2 := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "dsr-subject-"},
-		StringData: map[string]string{"email": "max@example.org"}}
-	if err := c.Create(ctx, ids2); err != nil {
-		log.Fatal(err)
-	}
+	asked := metav1.NewTime(receivedAt)
 	ar := &privacyv1alpha1.AccessRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "access-"},
 		Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{
-			Subject:    privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: ids2.Name}},
+			Subject:    privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: s.Name}},
 			Regulation: privacyv1alpha1.RegulationGDPR,
+			ReceivedAt: &asked,
 		}},
 	}
 	if err := c.Create(ctx, ar); err != nil {
-		log.Fatal(err)
+		return nil, fmt.Errorf("creating an AccessRequest in %s: %w", namespace, err)
 	}
-	for !meta.IsStatusConditionTrue(ar.Status.Conditions, privacyv1alpha1.ConditionReady) {
-		time.Sleep(5 * time.Second)
-		if err := c.Get(ctx, client.ObjectKeyFromObject(ar), ar); err != nil {
-			log.Fatal(err)
+	return ar, nil
+}
+
+// waitUntilReady polls a DeletionRequest or AccessRequest until its Ready condition is True,
+// printing each condition as it changes. Accepted=False is not final: its reason says what to
+// fix (IdentifiersSecretNotFound, NoMatchingStores, UnknownIdentifier...) and the operator tries
+// again once it is fixed. Phase Failed is final.
+func waitUntilReady(ctx context.Context, c client.Client, req client.Object, every time.Duration) error {
+	seen := map[string]string{}
+	return wait.PollUntilContextCancel(ctx, every, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(req), req); err != nil {
+			return false, fmt.Errorf("reading %s: %w", req.GetName(), err)
 		}
-	}
+		var phase privacyv1alpha1.RequestPhase
+		var conditions []metav1.Condition
+		switch r := req.(type) {
+		case *privacyv1alpha1.DeletionRequest:
+			phase, conditions = r.Status.Phase, r.Status.Conditions
+		case *privacyv1alpha1.AccessRequest:
+			phase, conditions = r.Status.Phase, r.Status.Conditions
+		default:
+			return false, fmt.Errorf("%T is not a request", req)
+		}
+		// Condition messages never hold identifiers, so the portal may log them.
+		for _, cond := range conditions {
+			if now := string(cond.Status) + "/" + cond.Reason; seen[cond.Type] != now {
+				seen[cond.Type] = now
+				fmt.Printf("  %s: %s=%s (%s) %s\n", req.GetName(), cond.Type, cond.Status, cond.Reason, cond.Message)
+			}
+		}
+		if phase == privacyv1alpha1.PhaseFailed {
+			ready := meta.FindStatusCondition(conditions, privacyv1alpha1.ConditionReady)
+			if ready == nil {
+				return false, fmt.Errorf("%s failed", req.GetName())
+			}
+			return false, fmt.Errorf("%s failed: %s: %s", req.GetName(), ready.Reason, ready.Message)
+		}
+		return meta.IsStatusConditionTrue(conditions, privacyv1alpha1.ConditionReady), nil
+	})
+}
+
+// readExport reads the export that status.export of a ready AccessRequest names, checks it
+// against its digest and returns the JSON.
+func readExport(ctx context.Context, c client.Client, ar *privacyv1alpha1.AccessRequest) ([]byte, error) {
 	ref := ar.Status.Export
-	var export corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.SecretName}, &export); err != nil {
-		log.Fatal(err)
+	if ref == nil {
+		return nil, fmt.Errorf("%s has no export yet", ar.Name)
 	}
-	data := export.Data[ref.Key]
+	var secret corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ar.Namespace, Name: ref.SecretName}, &secret); err != nil {
+		return nil, fmt.Errorf("reading the export of %s: %w", ar.Name, err)
+	}
+	data, ok := secret.Data[ref.Key]
+	if !ok {
+		return nil, fmt.Errorf("export Secret %s has no key %s", ref.SecretName, ref.Key)
+	}
+	// The digest is of the stored bytes, before decompression: "sha256:<hex>".
 	sum := sha256.Sum256(data)
-	if "sha256:"+hex.EncodeToString(sum[:]) != ref.SHA256 {
-		log.Fatal("the export does not match its digest")
+	if hex.EncodeToString(sum[:]) != strings.TrimPrefix(ref.SHA256, "sha256:") {
+		return nil, fmt.Errorf("export Secret %s does not match the digest in the status of %s", ref.SecretName, ar.Name)
 	}
-	if ref.Encoding == "gzip" {
+	switch ref.Encoding {
+	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
-			log.Fatal(err)
+			return nil, fmt.Errorf("export of %s: %w", ar.Name, err)
 		}
 		if data, err = io.ReadAll(zr); err != nil {
-			log.Fatal(err)
+			return nil, fmt.Errorf("export of %s: %w", ar.Name, err)
 		}
+	case "identity":
+	default:
+		return nil, fmt.Errorf("export of %s has an unknown encoding %q", ar.Name, ref.Encoding)
 	}
-	fmt.Printf("export (%d bytes of JSON, deleted at %s):\n%s\n", len(data), ref.ExpiresAt.Format(time.RFC3339), data)
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("export of %s is not JSON", ar.Name)
+	}
+	return data, nil
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 
+	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -38,6 +39,11 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	// At verbosity 8 and above client-go dumps request and response bodies: identifiers Secrets,
+	// connection Secrets, exports. The operator never logs that verbosely, whatever the flag says.
+	if zapOpts.Level != nil {
+		zapOpts.Level = cappedLevel{zapOpts.Level}
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
@@ -72,4 +78,13 @@ func main() {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// mostVerbose is the most verbose level logged: -7 is logr's V(7).
+const mostVerbose = zapcore.Level(-7)
+
+type cappedLevel struct{ zapcore.LevelEnabler }
+
+func (c cappedLevel) Enabled(l zapcore.Level) bool {
+	return l >= mostVerbose && c.LevelEnabler.Enabled(l)
 }

@@ -41,7 +41,9 @@ func (r *Rejection) Error() string { return r.Message }
 // Clock times a request: from spec.receivedAt when the portal set it, else from creation.
 func Clock(obj metav1.Object, common *privacyv1alpha1.RequestSpecCommon) (receivedAt, deadline time.Time, err error) {
 	receivedAt = obj.GetCreationTimestamp().Time
-	if common.ReceivedAt != nil && !common.ReceivedAt.IsZero() {
+	// The portal may say the person asked earlier, never later: a future receivedAt would
+	// postpone the deadline and hide a late answer.
+	if common.ReceivedAt != nil && !common.ReceivedAt.IsZero() && common.ReceivedAt.Time.Before(receivedAt) {
 		receivedAt = common.ReceivedAt.Time
 	}
 	receivedAt = receivedAt.UTC().Truncate(time.Second)

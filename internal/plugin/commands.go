@@ -243,7 +243,8 @@ func runReceiptShow(ctx context.Context, args []string, stdout io.Writer) error 
 		return fmt.Errorf("the receipt is not JSON: %w", err)
 	}
 	fmt.Fprintln(stdout, pretty.String())
-	fmt.Fprintf(stdout, "signature (Ed25519, base64): %s\nkey id: %s\nsha256: %s\n", strings.TrimSpace(string(sig)), dr.Status.Receipt.KeyID, receipt.Digest(data))
+	fmt.Fprintf(stdout, "signature (Ed25519, base64): %s\nkey id: %s\nreceipt.json digest: %s\n(shown, not verified: kubectl dsr receipt verify %s)\n",
+		strings.TrimSpace(string(sig)), dr.Status.Receipt.KeyID, receipt.Digest(data), dr.Name)
 	return nil
 }
 

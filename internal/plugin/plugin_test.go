@@ -182,6 +182,102 @@ func resign(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.Config
 	dr.Status.Receipt.SHA256, dr.Status.Receipt.Signature, dr.Status.Receipt.KeyID = signed.SHA256, sig, signed.KeyID
 }
 
+// tamperCase changes a completed request or its receipt; both the plugin and the auditor guide's
+// script must refuse the result, each with its own message.
+type tamperCase struct {
+	name           string
+	mutate         func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer)
+	plugin, script string
+}
+
+var tamperCases = []tamperCase{
+	// (a) The receipt itself.
+	{"json", func(_ *testing.T, _ *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, _ *receipt.Signer) {
+		cm.Data[receipt.DataKey] = strings.Replace(cm.Data[receipt.DataKey], `"erased":3`, `"erased":9`, 1)
+	}, "signature does not match", "the signature does not match"},
+	{"signature-garbage", func(_ *testing.T, _ *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, _ *receipt.Signer) {
+		cm.Data[receipt.SignatureKey] = "!!!"
+	}, "not valid base64", "receipt.sig is not base64"},
+	// (b) The status that points at it.
+	{"status-sha256", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap, _ *receipt.Signer) {
+		dr.Status.Receipt.SHA256 = "sha256:" + strings.Repeat("0", 64)
+	}, "differs from status.receipt.sha256", "differs from status.receipt.sha256"},
+	{"status-signature", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap, _ *receipt.Signer) {
+		dr.Status.Receipt.Signature = receipt.EncodeSignature(make([]byte, ed25519.SignatureSize))
+	}, "differs from status.receipt.signature", "differs from status.receipt.signature"},
+	{"status-keyid", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap, _ *receipt.Signer) {
+		dr.Status.Receipt.KeyID = "0000000000000000"
+	}, "status.receipt.keyID is 0000000000000000", "status.receipt.keyID is not"},
+	{"status-subject", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap, _ *receipt.Signer) {
+		dr.Status.SubjectDigest = "sha256:" + strings.Repeat("1", 64)
+	}, "subject digest " + digest + " differs from status.subjectDigest", "subjectDigest differs from status.subjectDigest"},
+	// (c) A receipt, validly signed by the operator's key, that is not this request's.
+	{"uid", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer) {
+		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.Request.UID = "00000000-0000-0000-0000-000000000000" })
+	}, "uid 00000000-0000-0000-0000-000000000000, not for this request's uid", "the receipt is for another request"},
+	{"subject-in-receipt", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer) {
+		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.SubjectDigest = "sha256:" + strings.Repeat("2", 64) })
+	}, "differs from status.subjectDigest", "subjectDigest differs from status.subjectDigest"},
+	{"remaining", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer) {
+		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.Stores[1].Remaining = 2 })
+	}, "store DataStore db reports 2 remaining records", "a store reports remaining records"},
+	{"other-request", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer) {
+		other := completed(t, dr.Name+"-src", signer)
+		cm.Data = receiptCM(t, other).Data
+		dr.Status.Receipt = other.Status.Receipt
+	}, "the receipt is for audit/", "the receipt is for another request"},
+	// (d) A receipt signed by someone else's key, the status made to agree.
+	{"forged-key", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer) {
+		forger := newSigner(t)
+		rc, err := receipt.Verify([]byte(cm.Data[receipt.DataKey]), []byte(cm.Data[receipt.SignatureKey]), signer.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := forger.Sign(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data = map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
+		dr.Status.Receipt.SHA256, dr.Status.Receipt.Signature = signed.SHA256, receipt.EncodeSignature(signed.Signature)
+	}, "signature does not match", "the signature does not match"},
+}
+
+// tampered creates a completed request named name and applies c to it.
+func tampered(t *testing.T, name string, c tamperCase, signer *receipt.Signer) *privacyv1alpha1.DeletionRequest {
+	t.Helper()
+	ctx := context.Background()
+	dr := completed(t, name, signer)
+	cm := receiptCM(t, dr)
+	c.mutate(t, dr, cm, signer)
+	if err := env.Client.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Status().Update(ctx, dr); err != nil {
+		t.Fatal(err)
+	}
+	return dr
+}
+
+// recreated deletes a completed request and files it again under the same name, with the old
+// receipt and status: a new request wearing an old receipt.
+func recreated(t *testing.T, name string, signer *receipt.Signer) (old, fresh *privacyv1alpha1.DeletionRequest) {
+	t.Helper()
+	ctx := context.Background()
+	old = completed(t, name, signer)
+	if err := env.Client.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	fresh = &privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: old.Name}, Spec: old.Spec}
+	if err := env.Client.Create(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Status = old.Status
+	if err := env.Client.Status().Update(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	return old, fresh
+}
+
 func TestReceiptVerify(t *testing.T) {
 	ctx := context.Background()
 	signer := newSigner(t)
@@ -193,89 +289,18 @@ func TestReceiptVerify(t *testing.T) {
 		t.Fatalf("code %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 
-	tamper := func(name string, mutate func(*testing.T, *privacyv1alpha1.DeletionRequest, *corev1.ConfigMap), want string) {
-		t.Run(name, func(t *testing.T) {
-			dr := completed(t, "t-"+name, signer)
-			cm := receiptCM(t, dr)
-			mutate(t, dr, cm)
-			if err := env.Client.Update(ctx, cm); err != nil {
-				t.Fatal(err)
-			}
-			if err := env.Client.Status().Update(ctx, dr); err != nil {
-				t.Fatal(err)
-			}
+	for _, c := range tamperCases {
+		t.Run(c.name, func(t *testing.T) {
+			dr := tampered(t, "t-"+c.name, c, signer)
 			code, out, errOut := run(t, "receipt", "verify", dr.Name, "-n", "audit")
-			if code != 1 || out != "" || !strings.HasPrefix(errOut, "receipt NOT verified: ") || !strings.Contains(errOut, want) {
-				t.Errorf("code %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
+			if code != 1 || out != "" || !strings.HasPrefix(errOut, "receipt NOT verified: ") || !strings.Contains(errOut, c.plugin) {
+				t.Errorf("code %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, c.plugin)
 			}
 		})
 	}
-	// (a) The receipt itself.
-	tamper("json", func(_ *testing.T, _ *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		cm.Data[receipt.DataKey] = strings.Replace(cm.Data[receipt.DataKey], `"erased":3`, `"erased":9`, 1)
-	}, "signature does not match")
-	tamper("signature-garbage", func(_ *testing.T, _ *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		cm.Data[receipt.SignatureKey] = "!!!"
-	}, "not valid base64")
-	// (b) The status that points at it.
-	tamper("status-sha256", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
-		dr.Status.Receipt.SHA256 = "sha256:" + strings.Repeat("0", 64)
-	}, "differs from status.receipt.sha256")
-	tamper("status-signature", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
-		dr.Status.Receipt.Signature = receipt.EncodeSignature(make([]byte, ed25519.SignatureSize))
-	}, "differs from status.receipt.signature")
-	tamper("status-keyid", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
-		dr.Status.Receipt.KeyID = "0000000000000000"
-	}, "status.receipt.keyID is 0000000000000000")
-	tamper("status-subject", func(_ *testing.T, dr *privacyv1alpha1.DeletionRequest, _ *corev1.ConfigMap) {
-		dr.Status.SubjectDigest = "sha256:" + strings.Repeat("1", 64)
-	}, "subject digest "+digest+" differs from status.subjectDigest")
-	// (c) A receipt, validly signed by the operator's key, that is not this request's.
-	tamper("uid", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.Request.UID = "00000000-0000-0000-0000-000000000000" })
-	}, "uid 00000000-0000-0000-0000-000000000000, not for this request's uid")
-	tamper("subject-in-receipt", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.SubjectDigest = "sha256:" + strings.Repeat("2", 64) })
-	}, "differs from status.subjectDigest")
-	tamper("remaining", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		resign(t, dr, cm, signer, func(rc *receipt.Receipt) { rc.Stores[1].Remaining = 2 })
-	}, "store DataStore db reports 2 remaining records")
-	tamper("other-request", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		other := completed(t, "t-other-source", signer)
-		cm.Data = receiptCM(t, other).Data
-		dr.Status.Receipt = other.Status.Receipt
-	}, "the receipt is for audit/t-other-source, not for this request audit/t-other-request")
-	// (d) A receipt signed by someone else's key, status made to agree.
-	tamper("forged-key", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap) {
-		forger := newSigner(t)
-		rc, err := receipt.Verify([]byte(cm.Data[receipt.DataKey]), []byte(cm.Data[receipt.SignatureKey]), signer.PublicKey())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc.KeyID = signer.KeyID()
-		signed, err := forger.Sign(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cm.Data = map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
-		dr.Status.Receipt.SHA256, dr.Status.Receipt.Signature = signed.SHA256, receipt.EncodeSignature(signed.Signature)
-	}, "signature does not match")
 
 	t.Run("recreated-request", func(t *testing.T) {
-		// The request is deleted and filed again under the same name; the old receipt is moved
-		// onto the new request.
-		old := completed(t, "t-recreated", signer)
-		if err := env.Client.Delete(ctx, old); err != nil {
-			t.Fatal(err)
-		}
-		fresh := &privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: old.Name}, Spec: old.Spec}
-		if err := env.Client.Create(ctx, fresh); err != nil {
-			t.Fatal(err)
-		}
-		fresh.Status = old.Status
-		if err := env.Client.Status().Update(ctx, fresh); err != nil {
-			t.Fatal(err)
-		}
+		old, fresh := recreated(t, "t-recreated", signer)
 		code, _, errOut := run(t, "receipt", "verify", fresh.Name, "-n", "audit")
 		if code != 1 || !strings.Contains(errOut, "uid "+string(old.UID)+", not for this request's uid "+string(fresh.UID)) {
 			t.Errorf("code %d, stderr %q", code, errOut)
@@ -497,7 +522,7 @@ func TestReceiptShow(t *testing.T) {
 		t.Fatalf("%d %s", code, errOut)
 	}
 	for _, want := range []string{"{\n  \"version\": \"privacy.dsr.dev/receipt/v1\"", `"subjectDigest": "` + digest + `"`, `"uid": "` + string(dr.UID) + `"`,
-		"key id: " + signer.KeyID(), "signature (Ed25519, base64): " + dr.Status.Receipt.Signature, "sha256: " + dr.Status.Receipt.SHA256} {
+		"key id: " + signer.KeyID(), "signature (Ed25519, base64): " + dr.Status.Receipt.Signature, "receipt.json digest: " + dr.Status.Receipt.SHA256} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
@@ -624,4 +649,107 @@ func TestEraseRefusesWithoutLeaking(t *testing.T) {
 	if after := len(secretsOf(t, "filing")); after != before {
 		t.Errorf("%d Secrets before, %d after refused requests", before, after)
 	}
+}
+
+// guideScript extracts the verify-receipt.sh block of docs/auditor-guide.md, so that the commands
+// auditors copy are the ones tested.
+func guideScript(t *testing.T) string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "auditor-guide.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- verify-receipt\\.sh[^\n]*-->\n```sh\n(.*?)```\n").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/auditor-guide.md has no verify-receipt.sh block")
+	}
+	path := filepath.Join(t.TempDir(), "verify-receipt.sh")
+	writeFile(t, path, m[1])
+	return path
+}
+
+// TestAuditorGuideScript runs the guide's kubectl + openssl script against the test API server.
+func TestAuditorGuideScript(t *testing.T) {
+	for _, tool := range []string{"openssl", "sha256sum", "base64"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not on PATH", tool)
+		}
+	}
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assets, err := testenv.BinaryAssetsDirectory(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kubectl")); err != nil {
+		t.Skipf("no kubectl in %s", assets)
+	}
+	script := guideScript(t)
+	sh := func(t *testing.T, args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command("sh", append([]string{script}, args...)...)
+		cmd.Dir = t.TempDir()
+		cmd.Env = append(os.Environ(), "PATH="+assets+string(os.PathListSeparator)+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				return ee.ExitCode(), string(out)
+			}
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+
+	signer := newSigner(t)
+	publish(t, signer)
+	completed(t, "guide", signer)
+	if code, out := sh(t, "audit", "guide"); code != 0 || !strings.Contains(out, "receipt verified: audit/guide, key "+signer.KeyID()) {
+		t.Fatalf("the guide's script refused a good receipt: exit %d\n%s", code, out)
+	}
+
+	for _, c := range tamperCases {
+		t.Run(c.name, func(t *testing.T) {
+			dr := tampered(t, "g-"+c.name, c, signer)
+			code, out := sh(t, "audit", dr.Name)
+			if code != 1 || !strings.Contains(out, "receipt NOT verified: ") || !strings.Contains(out, c.script) || strings.Contains(out, "receipt verified") {
+				t.Errorf("exit %d, want 1 and %q:\n%s", code, c.script, out)
+			}
+		})
+	}
+	t.Run("recreated-request", func(t *testing.T) {
+		_, fresh := recreated(t, "g-recreated", signer)
+		if code, out := sh(t, "audit", fresh.Name); code != 1 || !strings.Contains(out, "the receipt is for another request") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("no-receipt", func(t *testing.T) {
+		dr := &privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: "g-pending"},
+			Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{Regulation: "GDPR",
+				Subject: privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: "ids"}}}}}
+		if err := env.Client.Create(context.Background(), dr); err != nil {
+			t.Fatal(err)
+		}
+		if code, out := sh(t, "audit", dr.Name); code != 1 || !strings.Contains(out, "has no receipt yet") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("published-key-replaced", func(t *testing.T) {
+		publish(t, newSigner(t))
+		defer publish(t, signer)
+		if code, out := sh(t, "audit", "guide"); code != 1 || !strings.Contains(out, "the signature does not match") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+		// With the auditor's trusted copy of the key, the genuine receipt still verifies.
+		trusted := filepath.Join(t.TempDir(), "trusted.pem")
+		writeFile(t, trusted, receipt.PublicKeyPEM(signer.PublicKey()))
+		if code, out := sh(t, "audit", "guide", trusted); code != 0 || !strings.Contains(out, "receipt verified") {
+			t.Errorf("trusted key: exit %d:\n%s", code, out)
+		}
+	})
 }

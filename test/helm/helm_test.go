@@ -513,6 +513,38 @@ func TestKustomizeDeploymentIsAcceptedByTheAPIServer(t *testing.T) {
 	} {
 		find(t, objs, want.kind, want.name)
 	}
+	// make deploy replaces exactly this image with $(IMG).
+	dep := as[appsv1.Deployment](t, find(t, objs, "Deployment", "dsr-controller-manager"))
+	if img := dep.Spec.Template.Spec.Containers[0].Image; img != "controller:latest" {
+		t.Errorf("config/default's image is %q; make deploy rewrites controller:latest", img)
+	}
+}
+
+// docs/install.md sets the image with an overlay over config/default.
+func TestKustomizeOverlayOfTheInstallGuide(t *testing.T) {
+	dir, err := os.MkdirTemp(root, ".overlay-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	overlay := `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- ../config/default
+images:
+- name: controller
+  newName: registry.example.com/dsr-operator
+  newTag: 0.1.0
+`
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objs := decode(t, run(t, nil, kubectl, "kustomize", dir))
+	dep := as[appsv1.Deployment](t, find(t, objs, "Deployment", "dsr-controller-manager"))
+	if img := dep.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/dsr-operator:0.1.0" {
+		t.Errorf("the overlay's image is %q", img)
+	}
+	assertAccepted(t, objs)
 }
 
 // The chart's CRDs and role rules are generated from config/ by hack/sync-chart.sh (make

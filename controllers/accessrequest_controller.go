@@ -65,36 +65,14 @@ func (r *AccessRequestReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	checkDeadline(&ar.Status.RequestStatusCommon, ar.Generation, done, st)
 	summarizeAccess(&ar)
 	ar.Status.ObservedGeneration = ar.Generation
-	if !equality.Semantic.DeepEqual(before.Status, ar.Status) {
-		if err := r.Status().Patch(ctx, &ar, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{RequeueAfter: time.Second}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("patching status: %w", err)
-		}
-	}
-	st.emit(r.Recorder, &ar)
-	return st.result(), nil
+	return r.finish(ctx, &ar, before, !equality.Semantic.DeepEqual(before.Status, ar.Status), st)
 }
 
 func (r *AccessRequestReconciler) accept(ctx context.Context, ar *privacyv1alpha1.AccessRequest, st *step) error {
-	receivedAt, deadline, _ := requests.Clock(ar, &ar.Spec.RequestSpecCommon)
-	ar.Status.ReceivedAt = ptrTime(receivedAt)
-	ar.Status.Deadline = ptrTime(deadline)
-	acc, err := requests.Accept(ctx, r.Client, r.APIReader, r.Salt, ar, &ar.Spec.RequestSpecCommon)
-	if err != nil {
-		var rej *requests.Rejection
-		if !errors.As(err, &rej) {
-			return err
-		}
-		ar.Status.Phase = privacyv1alpha1.PhasePending
-		if setCondition(&ar.Status.Conditions, ar.Generation, privacyv1alpha1.ConditionAccepted, metav1.ConditionFalse, rej.Reason, rej.Message) {
-			st.warn(rej.Reason, "Accept", rej.Message)
-		}
-		st.after(rejectedRetry)
-		return nil
+	acc, err := r.Shared.accept(ctx, ar, &ar.Spec.RequestSpecCommon, &ar.Status.RequestStatusCommon, st)
+	if acc == nil || err != nil {
+		return err
 	}
-	ar.Status.SubjectDigest = acc.SubjectDigest
 	ar.Status.Stores = make([]privacyv1alpha1.AccessStoreStatus, len(acc.Stores))
 	for i, s := range acc.Stores {
 		ar.Status.Stores[i] = privacyv1alpha1.AccessStoreStatus{Name: s.Ref.Name, Kind: s.Ref.Kind, Type: s.Spec.Type, Phase: privacyv1alpha1.StorePending}
@@ -102,7 +80,7 @@ func (r *AccessRequestReconciler) accept(ctx context.Context, ar *privacyv1alpha
 	ar.Status.Phase = privacyv1alpha1.PhaseCollecting
 	setCondition(&ar.Status.Conditions, ar.Generation, privacyv1alpha1.ConditionAccepted, metav1.ConditionTrue,
 		privacyv1alpha1.ReasonAccepted, fmt.Sprintf("subject resolved; %d stores", len(acc.Stores)))
-	st.normal(privacyv1alpha1.ReasonAccepted, "Accept", fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), deadline.Format(time.RFC3339)))
+	st.normal(privacyv1alpha1.ReasonAccepted, "Accept", fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), acc.Deadline.Format(time.RFC3339)))
 	r.gather(ctx, ar, acc.Identifiers, acc.Stores, st)
 	return nil
 }

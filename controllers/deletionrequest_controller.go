@@ -88,40 +88,17 @@ func (r *DeletionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	summarizeDeletion(&dr)
 	dr.Status.ObservedGeneration = dr.Generation
 
-	if !equality.Semantic.DeepEqual(before.Status, dr.Status) {
-		if err := r.Status().Patch(ctx, &dr, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) {
-				// A stale read: the next reconcile sees the newer status and repeats nothing harmful.
-				return ctrl.Result{RequeueAfter: time.Second}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("patching status: %w", err)
-		}
-	}
-	step.emit(r.Recorder, &dr)
-	return step.result(), nil
+	return r.finish(ctx, &dr, before, !equality.Semantic.DeepEqual(before.Status, dr.Status), step)
 }
 
 // accept resolves the subject and the stores and plans what each store will erase, so that the
 // counts reported after a crash mid-erasure are those of the plan, not of a repeated erase that
 // finds nothing.
 func (r *DeletionRequestReconciler) accept(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) error {
-	receivedAt, deadline, _ := requests.Clock(dr, &dr.Spec.RequestSpecCommon)
-	dr.Status.ReceivedAt = ptrTime(receivedAt)
-	dr.Status.Deadline = ptrTime(deadline)
-	acc, err := requests.Accept(ctx, r.Client, r.APIReader, r.Salt, dr, &dr.Spec.RequestSpecCommon)
-	if err != nil {
-		var rej *requests.Rejection
-		if !errors.As(err, &rej) {
-			return err
-		}
-		dr.Status.Phase = privacyv1alpha1.PhasePending
-		if setCondition(&dr.Status.Conditions, dr.Generation, privacyv1alpha1.ConditionAccepted, metav1.ConditionFalse, rej.Reason, rej.Message) {
-			st.warn(rej.Reason, "Accept", rej.Message)
-		}
-		st.after(rejectedRetry)
-		return nil
+	acc, err := r.Shared.accept(ctx, dr, &dr.Spec.RequestSpecCommon, &dr.Status.RequestStatusCommon, st)
+	if acc == nil || err != nil {
+		return err
 	}
-	dr.Status.SubjectDigest = acc.SubjectDigest
 	dr.Status.StoreCount = int32(len(acc.Stores))
 	dr.Status.Stores = make([]privacyv1alpha1.DeletionStoreStatus, len(acc.Stores))
 	for i, s := range acc.Stores {
@@ -136,7 +113,7 @@ func (r *DeletionRequestReconciler) accept(ctx context.Context, dr *privacyv1alp
 	setCondition(&dr.Status.Conditions, dr.Generation, privacyv1alpha1.ConditionAccepted, metav1.ConditionTrue,
 		privacyv1alpha1.ReasonAccepted, fmt.Sprintf("subject resolved; %d stores", len(acc.Stores)))
 	if wasRefused {
-		st.normal(privacyv1alpha1.ReasonAccepted, "Accept", fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), deadline.Format(time.RFC3339)))
+		st.normal(privacyv1alpha1.ReasonAccepted, "Accept", fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), acc.Deadline.Format(time.RFC3339)))
 	}
 
 	r.fanOut(ctx, dr, acc.Identifiers, acc.Stores, st, func(ctx context.Context, cl connector.Client, s *privacyv1alpha1.DeletionStoreStatus) error {

@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +23,7 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/requests"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 )
 
@@ -203,4 +206,43 @@ func describeLocations(locs []connector.LocationCount) string {
 
 func findCondition(conds []metav1.Condition, typ string) *metav1.Condition {
 	return meta.FindStatusCondition(conds, typ)
+}
+
+// finish writes the status when it changed, with optimistic locking so that a reconcile working
+// from a stale read cannot overwrite newer progress, then emits the step's events.
+func (s *Shared) finish(ctx context.Context, obj, before client.Object, changed bool, st *step) (ctrl.Result, error) {
+	if changed {
+		if err := s.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) {
+				// The next reconcile sees the newer status and repeats nothing harmful.
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("patching status: %w", err)
+		}
+	}
+	st.emit(s.Recorder, obj)
+	return st.result(), nil
+}
+
+// accept resolves a request's subject and stores and sets its clock. It returns nil, nil when the
+// request was refused: the status says why and the request is looked at again later.
+func (s *Shared) accept(ctx context.Context, obj metav1.Object, common *privacyv1alpha1.RequestSpecCommon, status *privacyv1alpha1.RequestStatusCommon, st *step) (*requests.Acceptance, error) {
+	receivedAt, deadline, _ := requests.Clock(obj, common)
+	status.ReceivedAt = ptrTime(receivedAt)
+	status.Deadline = ptrTime(deadline)
+	acc, err := requests.Accept(ctx, s.Client, s.APIReader, s.Salt, obj, common)
+	if err != nil {
+		var rej *requests.Rejection
+		if !errors.As(err, &rej) {
+			return nil, err
+		}
+		status.Phase = privacyv1alpha1.PhasePending
+		if setCondition(&status.Conditions, obj.GetGeneration(), privacyv1alpha1.ConditionAccepted, metav1.ConditionFalse, rej.Reason, rej.Message) {
+			st.warn(rej.Reason, "Accept", rej.Message)
+		}
+		st.after(rejectedRetry)
+		return nil, nil
+	}
+	status.SubjectDigest = acc.SubjectDigest
+	return acc, nil
 }

@@ -22,10 +22,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dsr-operator/dsr-operator/internal/testenv"
@@ -522,15 +524,16 @@ func TestKustomizeDeploymentIsAcceptedByTheAPIServer(t *testing.T) {
 
 // docs/install.md sets the image with an overlay over config/default.
 func TestKustomizeOverlayOfTheInstallGuide(t *testing.T) {
-	dir, err := os.MkdirTemp(root, ".overlay-test-")
+	// Outside the checkout; kustomize takes only relative paths to a base.
+	dir := t.TempDir()
+	base, err := filepath.Rel(dir, filepath.Join(root, "config", "default"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	overlay := `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-- ../config/default
+- ` + filepath.ToSlash(base) + `
 images:
 - name: controller
   newName: registry.example.com/dsr-operator
@@ -628,5 +631,53 @@ func TestChartRolesEqualConfigRoles(t *testing.T) {
 				t.Errorf("%s %s grants\n%+v\nconfig/rbac/%s grants\n%+v", chart.kind, chart.name, gotRole.Rules, cfg, want.Rules)
 			}
 		})
+	}
+}
+
+// A real helm install, upgrade and uninstall against the API server: the objects are created and
+// removed by Helm itself, and the CRDs (already present) survive the uninstall.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	ctx := context.Background()
+	const rel, ns = "it", "helm-install"
+	out := run(t, nil, helm, "install", rel, chartDir, "--namespace", ns, "--create-namespace",
+		"--set", "image.repository=registry.example.com/dsr-operator", "--set", "image.tag=0.1.0")
+	for _, want := range []string{"STATUS: deployed", "rollout status deployment/it-dsr-operator", "it-dsr-operator-portal", "it-dsr-operator-metrics-reader"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("helm install output lacks %q:\n%s", want, out)
+		}
+	}
+	var dep appsv1.Deployment
+	key := client.ObjectKey{Namespace: ns, Name: "it-dsr-operator"}
+	if err := env.Client.Get(ctx, key, &dep); err != nil {
+		t.Fatal(err)
+	}
+	if img := dep.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/dsr-operator:0.1.0" {
+		t.Errorf("image %q", img)
+	}
+	var role rbacv1.ClusterRole
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "it-dsr-operator-manager"}, &role); err != nil || len(role.Rules) == 0 {
+		t.Errorf("manager ClusterRole: %v, %d rules", err, len(role.Rules))
+	}
+
+	run(t, nil, helm, "upgrade", rel, chartDir, "--namespace", ns, "--reuse-values", "--set", "replicaCount=2")
+	if err := env.Client.Get(ctx, key, &dep); err != nil {
+		t.Fatal(err)
+	}
+	if *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas %d after upgrade", *dep.Spec.Replicas)
+	}
+
+	run(t, nil, helm, "uninstall", rel, "--namespace", ns)
+	if err := env.Client.Get(ctx, key, &dep); !apierrors.IsNotFound(err) {
+		t.Errorf("Deployment after uninstall: %v", err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "it-dsr-operator-manager"}, &role); !apierrors.IsNotFound(err) {
+		t.Errorf("ClusterRole after uninstall: %v", err)
+	}
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "deletionrequests.privacy.dsr.dev"}, crd); err != nil {
+		t.Errorf("the CRDs must survive helm uninstall: %v", err)
 	}
 }

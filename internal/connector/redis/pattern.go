@@ -4,8 +4,23 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+)
+
+// KeyPatternRE is the CRD's validation pattern of KeyMapping.Pattern. It is repeated here, and a
+// test holds it equal to the generated CRD, because a ClusterDataStore written before a schema
+// change was never checked against the current one, and the escaping below is only sound for
+// patterns it accepts: no glob character but one trailing '*', braces only around placeholders.
+const KeyPatternRE = `^([^*?\[\]{}\\\s]|\{[A-Za-z][A-Za-z0-9_.-]*\})*\{[A-Za-z][A-Za-z0-9_.-]*\}([^*?\[\]{}\\\s]|\{[A-Za-z][A-Za-z0-9_.-]*\})*([^*?\[\]{}\\\s}]\*)?$`
+
+// maxPatternLength is the CRD's MaxLength of a key pattern.
+const maxPatternLength = 512
+
+var (
+	keyPatternRE  = regexp.MustCompile(KeyPatternRE)
+	placeholderRE = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
 )
 
 // pattern is a parsed key pattern: literal parts and placeholders, and whether it ends in a glob.
@@ -15,105 +30,75 @@ type pattern struct {
 	glob   bool
 }
 
+// part is either a literal or a placeholder (the name of an identifier).
 type part struct {
 	literal     string
 	placeholder string
 }
 
-var (
-	placeholderRE = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
-	globChars     = "*?[]\\"
-)
-
-// parsePattern validates a key pattern: at least one placeholder, no glob character but one
-// trailing '*' after a separator. The CRD checks the same; this guards ClusterDataStores written
-// before a schema change, and keeps the escaping below sound.
+// parsePattern accepts exactly what the CRD accepts.
 func parsePattern(src string) (*pattern, error) {
+	if len(src) > maxPatternLength {
+		return nil, fmt.Errorf("key pattern of %d bytes is longer than %d", len(src), maxPatternLength)
+	}
+	if !keyPatternRE.MatchString(src) {
+		return nil, fmt.Errorf("key pattern %q is not valid: it needs at least one {identifier} placeholder, braces only around a placeholder, no whitespace, and no glob character except one trailing '*' after a separator, e.g. \"session:{userId}:*\"", src)
+	}
 	p := &pattern{source: src}
 	body := src
 	if strings.HasSuffix(body, "*") {
-		body = body[:len(body)-1]
-		p.glob = true
-		if body == "" || strings.HasSuffix(body, "}") {
-			return nil, fmt.Errorf("key pattern %q: a glob must follow a separator, e.g. \"session:{userId}:*\"", src)
-		}
+		body, p.glob = body[:len(body)-1], true
 	}
-	rest := body
-	for rest != "" {
-		loc := placeholderRE.FindStringSubmatchIndex(rest)
+	for body != "" {
+		loc := placeholderRE.FindStringSubmatchIndex(body)
 		if loc == nil {
-			p.parts = append(p.parts, part{literal: rest})
+			p.parts = append(p.parts, part{literal: body})
 			break
 		}
 		if loc[0] > 0 {
-			p.parts = append(p.parts, part{literal: rest[:loc[0]]})
+			p.parts = append(p.parts, part{literal: body[:loc[0]]})
 		}
-		p.parts = append(p.parts, part{placeholder: rest[loc[2]:loc[3]]})
-		rest = rest[loc[1]:]
-	}
-	placeholders := 0
-	for _, pt := range p.parts {
-		if pt.placeholder != "" {
-			placeholders++
-			continue
-		}
-		if strings.ContainsAny(pt.literal, globChars+"{} \t\r\n") {
-			return nil, fmt.Errorf("key pattern %q: only a trailing '*' may be a glob, and braces only enclose a placeholder", src)
-		}
-	}
-	if placeholders == 0 {
-		return nil, fmt.Errorf("key pattern %q has no {identifier} placeholder: it would match every subject's keys", src)
+		p.parts = append(p.parts, part{placeholder: body[loc[2]:loc[3]]})
+		body = body[loc[1]:]
 	}
 	return p, nil
 }
 
 // ambiguousError says a value holds the separator that follows its placeholder in a glob pattern:
 // "session:{userId}:*" with userId "a:b" would also match the keys of a user "a:b:c", so the
-// pattern is not used for this subject.
+// pattern is not used for this subject. It names the identifier, never its value.
 type ambiguousError struct{ identifier, separator, pattern string }
 
 func (e *ambiguousError) Error() string {
-	return fmt.Sprintf("the identifier %q contains %q, the separator after its placeholder in key pattern %q: the keys it would match are ambiguous, so the pattern was not applied", e.identifier, e.separator, e.pattern)
+	return fmt.Sprintf("the identifier %q contains %q, the separator after its placeholder in key pattern %q: the keys the pattern would match could be someone else's, so nothing was done; map such keys with a different separator", e.identifier, e.separator, e.pattern)
 }
 
 // expand fills in the identifiers. For a glob pattern it returns a SCAN MATCH pattern with the
-// values escaped; otherwise the exact key. ok is false when the subject lacks an identifier the
-// pattern needs.
-func (p *pattern) expand(ids connector.Identifiers) (string, bool) {
-	s, ok, _ := p.expandChecked(ids)
-	return s, ok
-}
-
-// expandChecked is expand that also refuses ambiguous glob matches.
-func (p *pattern) expandChecked(ids connector.Identifiers) (string, bool, error) {
+// values escaped; otherwise the exact key. ok is false, and the pattern does not apply to the
+// subject, when the subject lacks an identifier the pattern names or it is empty. An
+// *ambiguousError refuses a glob pattern whose separator is inside a value.
+func (p *pattern) expand(ids connector.Identifiers) (string, bool, error) {
+	for _, pt := range p.parts {
+		if pt.placeholder != "" && ids[pt.placeholder] == "" {
+			return "", false, nil
+		}
+	}
 	if p.glob {
 		for i, pt := range p.parts {
-			if pt.placeholder == "" {
-				continue
-			}
-			sep := ""
-			if i+1 < len(p.parts) && p.parts[i+1].placeholder == "" {
-				sep = p.parts[i+1].literal[:1]
-			}
-			if v, ok := ids[pt.placeholder]; ok && sep != "" && strings.Contains(v, sep) {
+			if sep := p.separatorAfter(i); sep != "" && strings.Contains(ids[pt.placeholder], sep) {
 				return "", false, &ambiguousError{identifier: pt.placeholder, separator: sep, pattern: p.source}
 			}
 		}
 	}
 	var b strings.Builder
 	for _, pt := range p.parts {
-		if pt.placeholder == "" {
+		switch {
+		case pt.placeholder == "":
 			b.WriteString(pt.literal)
-			continue
-		}
-		v, ok := ids[pt.placeholder]
-		if !ok || v == "" {
-			return "", false, nil
-		}
-		if p.glob {
-			b.WriteString(escapeGlob(v))
-		} else {
-			b.WriteString(v)
+		case p.glob:
+			b.WriteString(escapeGlob(ids[pt.placeholder]))
+		default:
+			b.WriteString(ids[pt.placeholder])
 		}
 	}
 	if p.glob {
@@ -122,17 +107,100 @@ func (p *pattern) expandChecked(ids connector.Identifiers) (string, bool, error)
 	return b.String(), true, nil
 }
 
-// escapeGlob makes s match only itself in Redis's glob matching (stringmatchlen): every special
-// character is preceded by a backslash.
-func escapeGlob(s string) string {
+// separatorAfter is the first byte of the literal that follows placeholder part i, or "".
+func (p *pattern) separatorAfter(i int) string {
+	if p.parts[i].placeholder == "" || i+1 >= len(p.parts) || p.parts[i+1].placeholder != "" {
+		return ""
+	}
+	return p.parts[i+1].literal[:1]
+}
+
+// probeKey is a key of the pattern's shape that no subject has: every placeholder is token and
+// the glob is a literal suffix. Check runs the connector's commands on it, so that an ACL that
+// confines the user to some key patterns is tested against the mapped ones.
+func (p *pattern) probeKey(token string) string {
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch c {
-		case '*', '?', '[', ']', '\\', '^', '-':
-			b.WriteByte('\\')
+	for _, pt := range p.parts {
+		if pt.placeholder != "" {
+			b.WriteString(token)
+		} else {
+			b.WriteString(pt.literal)
 		}
-		b.WriteByte(c)
+	}
+	if p.glob {
+		b.WriteString(token)
 	}
 	return b.String()
+}
+
+// warnings are the pattern's risks that Check reports: separators that identifiers often contain
+// (a subject "a" with "user.{id}.*" also matches the keys of a subject "a.b"), and adjacent
+// placeholders (two subjects' values can form the same key).
+func (p *pattern) warnings() []string {
+	var out []string
+	for i, pt := range p.parts {
+		if pt.placeholder == "" {
+			continue
+		}
+		if i+1 < len(p.parts) && p.parts[i+1].placeholder != "" {
+			out = append(out, fmt.Sprintf("key pattern %q: placeholders {%s} and {%s} are adjacent, so different identifier values can form the same key", p.source, pt.placeholder, p.parts[i+1].placeholder))
+		}
+		if sep := p.separatorAfter(i); p.glob && sep != "" && commonInValues(sep[0]) {
+			out = append(out, fmt.Sprintf("key pattern %q: identifier values often contain %q, the separator after {%s}: a subject whose value contains it is refused, and a subject whose value is the start of another's up to it (\"a\" and \"a%sb\") matches the other's keys; prefer a separator such as ':'", p.source, sep, pt.placeholder, sep))
+		}
+	}
+	return out
+}
+
+// commonInValues reports whether identifier values (emails, names, UUIDs, phone numbers) often
+// hold c.
+func commonInValues(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".@-_+'", c) >= 0 || c >= 0x80
+}
+
+// escapeGlob makes s match only itself in Redis's glob matching (stringmatchlen): every byte that
+// is special anywhere in a pattern gets a backslash. '^' and '-' are only special inside a class,
+// which an escaped '[' never opens; they are escaped anyway so that the output is safe on its own.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '*', '?', '[', ']', '\\', '^', '-':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// MinContainsRunes: deep verification looks for identifier values at least this long anywhere in
+// a key name; shorter ones ("7", "ab") only as a whole segment of it, so that a user id "7" does
+// not report every key holding a 7. It is the SQL connectors' threshold.
+const MinContainsRunes = 4
+
+// nameHolds reports whether key holds v: anywhere if v is long enough, else delimited on both
+// sides by the key's start or end or a byte that is not an ASCII letter or digit.
+func nameHolds(key, v string) bool {
+	if utf8.RuneCountInString(v) >= MinContainsRunes {
+		return strings.Contains(key, v)
+	}
+	for from := 0; from+len(v) <= len(key); {
+		i := strings.Index(key[from:], v)
+		if i < 0 {
+			return false
+		}
+		start, end := from+i, from+i+len(v)
+		if (start == 0 || !alnum(key[start-1])) && (end == len(key) || !alnum(key[end])) {
+			return true
+		}
+		from = start + 1
+	}
+	return false
+}
+
+func alnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

@@ -2,13 +2,10 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sort"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -18,21 +15,26 @@ import (
 )
 
 const (
-	// scanCount is the COUNT hint of SCAN: large enough to cross a big keyspace in few round
-	// trips, small enough not to block the server.
+	// DefaultTimeout bounds dialling and each command when the spec sets no connection timeout.
+	DefaultTimeout = 30 * time.Second
+	// scanCount is the COUNT hint of SCAN: a deletion pattern walks the whole keyspace, so large
+	// steps mean few round trips, while one step is still short work for the server.
 	scanCount = 10000
 	// unlinkBatch is how many keys go into one pipelined UNLINK.
 	unlinkBatch = 500
-	// MaxDeepScanKeys bounds a deep verification's scan of the whole keyspace.
+	// MaxDeepScanKeys bounds the keys a deep verification scans.
 	MaxDeepScanKeys = 1_000_000
-	// deepLocation names what a deep scan found.
-	deepLocation = "(deep scan: key names)"
+	// DeepLocation is where deep verification reports what it found.
+	DeepLocation = "(deep scan)"
 )
+
+// maxDeepScanKeys is MaxDeepScanKeys, lowered by tests.
+var maxDeepScanKeys = MaxDeepScanKeys
 
 func init() {
 	connector.Register(privacyv1alpha1.StoreTypeRedis, NewProvider())
-	// The library's own log lines (dial retries) bypass the operator's logger; the errors they
-	// describe reach the store's status anyway.
+	// The library logs dial retries on its own, past the operator's logger; the errors it
+	// describes reach the store's status anyway.
 	goredis.SetLogger(quiet{})
 }
 
@@ -46,44 +48,74 @@ type Provider struct{}
 // NewProvider returns the Redis provider.
 func NewProvider() *Provider { return &Provider{} }
 
-// ValidateSpec checks every key pattern.
+// ValidateSpec checks the key patterns and actions without I/O.
 func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
-	if len(spec.Keys) == 0 {
-		return connector.Errorf(connector.KindMapping, "validate", "a redis store needs at least one key pattern")
+	const op = "validate"
+	if spec == nil {
+		return connector.Errorf(connector.KindMapping, op, "no spec")
 	}
-	for _, k := range spec.Keys {
+	if spec.Type != privacyv1alpha1.StoreTypeRedis {
+		return connector.Errorf(connector.KindMapping, op, "store type %q is not %q", spec.Type, privacyv1alpha1.StoreTypeRedis)
+	}
+	if len(spec.Tables) > 0 {
+		return connector.Errorf(connector.KindMapping, op, "a redis store takes keys, not tables")
+	}
+	if len(spec.Keys) == 0 {
+		return connector.Errorf(connector.KindMapping, op, "a redis store needs at least one key pattern")
+	}
+	var problems []string
+	seen := map[string]bool{}
+	for i, k := range spec.Keys {
 		if _, err := parsePattern(k.Pattern); err != nil {
-			return connector.Wrap(connector.KindMapping, "validate", err)
+			problems = append(problems, fmt.Sprintf("keys[%d]: %v", i, err))
+			continue
 		}
-		if k.Action == privacyv1alpha1.KeyActionRetain && strings.TrimSpace(k.RetainReason) == "" {
-			return connector.Errorf(connector.KindMapping, "validate", "key pattern %q is retained without a retainReason", k.Pattern)
+		if seen[k.Pattern] {
+			problems = append(problems, fmt.Sprintf("key pattern %q is listed twice", k.Pattern))
 		}
+		seen[k.Pattern] = true
+		switch k.Action {
+		case privacyv1alpha1.KeyActionDelete:
+		case privacyv1alpha1.KeyActionRetain:
+			if strings.TrimSpace(k.RetainReason) == "" {
+				problems = append(problems, fmt.Sprintf("key pattern %q: retain needs a retainReason", k.Pattern))
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("key pattern %q: action %q is neither delete nor retain", k.Pattern, k.Action))
+		}
+	}
+	if len(problems) > 0 {
+		return connector.Errorf(connector.KindMapping, op, "%s", strings.Join(problems, "; "))
 	}
 	return nil
 }
 
-// NewClient connects to the Redis server in cfg.Secret (a redis:// or rediss:// URL).
-func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connector.Client, error) {
+// NewClient prepares a pooled client for the server in cfg.Secret, a redis://, rediss:// or
+// unix:// URL. It does no I/O: connections are made on first use.
+func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector.Client, error) {
 	if err := p.ValidateSpec(cfg.Spec); err != nil {
 		return nil, err
 	}
 	opts, err := goredis.ParseURL(strings.TrimSpace(string(cfg.Secret)))
 	if err != nil {
 		// The parser's message may quote the URL, password included.
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret is not a valid redis:// or rediss:// URL")
+		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret is not a valid redis://, rediss:// or unix:// URL")
 	}
-	timeout := 30 * time.Second
+	timeout := DefaultTimeout
 	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
 		timeout = t.Duration
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+	// Without it go-redis bounds reads by ReadTimeout alone and ignores the caller's deadline.
+	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = 1
 	opts.PoolSize = 10
-	// The server's identity is not set by the client library on its own connections.
+	// CLIENT SETINFO on every new connection needs a permission a least-privilege ACL user
+	// has no reason to hold, and servers before 7.2 do not know it.
 	opts.DisableIdentity = true
-	c := &client{rdb: goredis.NewClient(opts), name: cfg.Name}
+	c := &client{rdb: goredis.NewClient(opts)}
 	for _, k := range cfg.Spec.Keys {
-		pt, _ := parsePattern(k.Pattern)
+		pt, _ := parsePattern(k.Pattern) // validated above
 		c.mappings = append(c.mappings, mapping{pattern: pt, action: k.Action, reason: k.RetainReason})
 	}
 	return c, nil
@@ -95,55 +127,51 @@ type mapping struct {
 	reason  string
 }
 
+func (m *mapping) retained() bool { return m.action == privacyv1alpha1.KeyActionRetain }
+
 type client struct {
 	rdb      *goredis.Client
-	name     string
 	mappings []mapping
+	// topology is what INFO said about cluster mode: topologyUnknown until asked.
+	topology atomic.Int32
 }
+
+const (
+	topologyUnknown int32 = iota
+	// topologyStandalone: not a cluster, or INFO was refused and Check warned about it.
+	topologyStandalone
+	topologyCluster
+)
 
 func (c *client) Close() error { return c.rdb.Close() }
 
-// Check pings the server and refuses a cluster-enabled one.
-func (c *client) Check(ctx context.Context) (*connector.CheckResult, error) {
-	if err := c.rdb.Ping(ctx).Err(); err != nil {
-		return nil, classify("check", err)
-	}
-	info, err := c.rdb.Info(ctx, "cluster").Result()
-	if err != nil {
-		return nil, classify("check", err)
-	}
-	if strings.Contains(info, "cluster_enabled:1") {
-		return nil, connector.Errorf(connector.KindMapping, "check", "the server runs in Redis Cluster mode, which is not supported: only one node's keys would be searched")
-	}
-	return &connector.CheckResult{}, nil
-}
-
-// located is the keys one mapping found.
+// located is the keys one mapping found for the subject.
 type located struct {
 	m    *mapping
 	keys []string
 }
 
-// find returns, per mapping, the keys of the subject. A key under a retained pattern is never
-// also reported under a deleted one: the legal hold wins.
-func (c *client) find(ctx context.Context, ids connector.Identifiers, op string) ([]located, map[string]bool, error) {
-	var out []located
-	retained := map[string]bool{}
-	order := make([]int, 0, len(c.mappings))
+// find returns, per mapping that applies to the subject, its keys. Retained mappings go first
+// and a key is reported once: under a retained pattern if any covers it (the legal hold wins),
+// else under the first deleted pattern that does. covered holds every key reported.
+func (c *client) find(ctx context.Context, op string, ids connector.Identifiers) (found []located, covered map[string]bool, err error) {
+	if err := c.refuseCluster(ctx, op); err != nil {
+		return nil, nil, err
+	}
+	order := make([]*mapping, 0, len(c.mappings))
 	for i := range c.mappings {
-		if c.mappings[i].action == privacyv1alpha1.KeyActionRetain {
-			order = append(order, i)
+		if c.mappings[i].retained() {
+			order = append(order, &c.mappings[i])
 		}
 	}
 	for i := range c.mappings {
-		if c.mappings[i].action != privacyv1alpha1.KeyActionRetain {
-			order = append(order, i)
+		if !c.mappings[i].retained() {
+			order = append(order, &c.mappings[i])
 		}
 	}
-	covered := map[string]bool{}
-	for _, i := range order {
-		m := &c.mappings[i]
-		target, ok, err := m.pattern.expandChecked(ids)
+	covered = map[string]bool{}
+	for _, m := range order {
+		target, ok, err := m.pattern.expand(ids)
 		if err != nil {
 			return nil, nil, connector.Wrap(connector.KindRejected, op, err)
 		}
@@ -152,95 +180,106 @@ func (c *client) find(ctx context.Context, ids connector.Identifiers, op string)
 		}
 		var keys []string
 		if m.pattern.glob {
-			found, err := c.scan(ctx, target, 0)
-			if err != nil {
-				return nil, nil, classify(op, err)
+			if keys, err = c.scanMatch(ctx, target); err != nil {
+				return nil, nil, fail(ctx, op, err, ids)
 			}
-			keys = found
 		} else {
 			n, err := c.rdb.Exists(ctx, target).Result()
 			if err != nil {
-				return nil, nil, classify(op, err)
+				return nil, nil, fail(ctx, op, err, ids)
 			}
 			if n > 0 {
 				keys = []string{target}
 			}
 		}
-		var kept []string
+		l := located{m: m}
 		for _, k := range keys {
-			if m.action != privacyv1alpha1.KeyActionRetain && retained[k] || covered[k] {
-				continue
+			if !covered[k] {
+				covered[k] = true
+				l.keys = append(l.keys, k)
 			}
-			covered[k] = true
-			if m.action == privacyv1alpha1.KeyActionRetain {
-				retained[k] = true
-			}
-			kept = append(kept, k)
 		}
-		out = append(out, located{m: m, keys: kept})
+		found = append(found, l)
 	}
-	return out, covered, nil
+	return found, covered, nil
 }
 
-// scan returns the distinct keys matching match (every key when match is ""), at most limit keys
-// scanned when limit > 0.
-func (c *client) scan(ctx context.Context, match string, limit int) ([]string, error) {
+// scanMatch returns the distinct keys that match the SCAN pattern match, sorted.
+func (c *client) scanMatch(ctx context.Context, match string) ([]string, error) {
 	seen := map[string]bool{}
-	var keys []string
-	var cursor uint64
-	scanned := 0
-	for {
-		batch, next, err := c.rdb.Scan(ctx, cursor, match, scanCount).Result()
-		if err != nil {
-			return nil, err
-		}
-		scanned += len(batch)
-		if limit > 0 && scanned > limit {
-			return nil, connector.Errorf(connector.KindRejected, "verify", "deep verification stopped after scanning %d keys (the limit): verify without deep, or split the database", limit)
-		}
+	err := c.scan(ctx, match, 0, func(batch []string) {
 		for _, k := range batch {
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
+			seen[k] = true
 		}
-		if next == 0 {
-			break
-		}
-		cursor = next
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	return keys, nil
 }
 
+// errScanLimit stops a scan that went past its limit.
+type errScanLimit struct{ limit int }
+
+func (e *errScanLimit) Error() string {
+	return fmt.Sprintf("deep verification stopped after scanning %d keys, its limit: the database is too large for a deep scan; verify without deep, or keep personal data in a smaller logical database", e.limit)
+}
+
+// scan walks the keyspace with SCAN, never KEYS, and hands each batch to fn. SCAN may return a
+// key more than once. With limit > 0 it stops with *errScanLimit after more than limit keys.
+func (c *client) scan(ctx context.Context, match string, limit int, fn func([]string)) error {
+	var cursor uint64
+	scanned := 0
+	for {
+		batch, next, err := c.rdb.Scan(ctx, cursor, match, scanCount).Result()
+		if err != nil {
+			return err
+		}
+		scanned += len(batch)
+		if limit > 0 && scanned > limit {
+			return &errScanLimit{limit: limit}
+		}
+		fn(batch)
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
 // Erase unlinks the subject's keys under deleted patterns and counts those under retained ones.
+// Erased counts only the keys UNLINK actually removed, so a second Erase erases zero.
 func (c *client) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
-	found, _, err := c.find(ctx, req.Identifiers, "erase")
+	found, _, err := c.find(ctx, "erase", req.Identifiers)
 	if err != nil {
 		return nil, err
 	}
 	res := &connector.EraseResult{}
 	for _, l := range found {
-		if l.m.action == privacyv1alpha1.KeyActionRetain {
-			if len(l.keys) > 0 {
-				res.Retained += int64(len(l.keys))
-				res.RetainedLocations = append(res.RetainedLocations, connector.LocationCount{Location: l.m.pattern.source, Records: int64(len(l.keys)), Reason: l.m.reason})
-			}
-			continue
-		}
-		if req.DryRun {
+		switch {
+		case len(l.keys) == 0:
+		case l.m.retained():
+			res.Retained += int64(len(l.keys))
+			res.RetainedLocations = append(res.RetainedLocations, connector.LocationCount{Location: l.m.pattern.source, Records: int64(len(l.keys)), Reason: l.m.reason})
+		case req.DryRun:
 			res.Erased += int64(len(l.keys))
-			continue
-		}
-		n, err := c.unlink(ctx, l.keys)
-		res.Erased += n
-		if err != nil {
-			return nil, classify("erase", err)
+		default:
+			n, err := c.unlink(ctx, l.keys)
+			if err != nil {
+				return nil, fail(ctx, "erase", err, req.Identifiers)
+			}
+			res.Erased += n
 		}
 	}
 	return res, nil
 }
 
+// unlink removes keys in pipelined batches and returns how many existed.
 func (c *client) unlink(ctx context.Context, keys []string) (int64, error) {
 	var removed int64
 	for start := 0; start < len(keys); start += unlinkBatch {
@@ -260,9 +299,10 @@ func (c *client) unlink(ctx context.Context, keys []string) (int64, error) {
 	return removed, nil
 }
 
-// Verify counts what still identifies the subject.
+// Verify counts the subject's keys under deleted patterns (Remaining) and retained ones
+// (Retained). With req.Deep it also scans every key name for the identifier values.
 func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
-	found, covered, err := c.find(ctx, req.Identifiers, "verify")
+	found, covered, err := c.find(ctx, "verify", req.Identifiers)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +312,7 @@ func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.
 			continue
 		}
 		lc := connector.LocationCount{Location: l.m.pattern.source, Records: int64(len(l.keys))}
-		if l.m.action == privacyv1alpha1.KeyActionRetain {
+		if l.m.retained() {
 			lc.Reason = l.m.reason
 			res.Retained += lc.Records
 			res.RetainedLocations = append(res.RetainedLocations, lc)
@@ -282,132 +322,46 @@ func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.
 		res.RemainingLocations = append(res.RemainingLocations, lc)
 	}
 	if req.Deep {
-		all, err := c.scan(ctx, "", MaxDeepScanKeys)
+		n, err := c.deep(ctx, req.Identifiers, covered)
 		if err != nil {
-			var ce *connector.Error
-			if errors.As(err, &ce) {
-				return nil, err
-			}
-			return nil, classify("verify", err)
+			return nil, err
 		}
-		var hits int64
-		for _, k := range all {
-			if covered[k] {
-				continue
-			}
-			for _, v := range req.Identifiers {
-				if v != "" && strings.Contains(k, v) {
-					hits++
-					break
-				}
-			}
-		}
-		if hits > 0 {
-			res.Remaining += hits
-			res.RemainingLocations = append(res.RemainingLocations, connector.LocationCount{Location: deepLocation, Records: hits})
+		if n > 0 {
+			res.Remaining += n
+			res.RemainingLocations = append(res.RemainingLocations, connector.LocationCount{Location: DeepLocation, Records: n})
 		}
 	}
 	return res, nil
 }
 
-// Collect reads every key of the subject, whatever its type.
-func (c *client) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
-	found, _, err := c.find(ctx, req.Identifiers, "collect")
-	if err != nil {
-		return nil, err
+// deep counts the keys, not already reported under a pattern, whose name holds an identifier
+// value (see nameHolds).
+func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered map[string]bool) (int64, error) {
+	values := make([]string, 0, len(ids))
+	for _, v := range ids {
+		if v != "" {
+			values = append(values, v)
+		}
 	}
-	col := &connector.Collection{Records: []connector.Record{}}
-	for _, l := range found {
-		for _, k := range l.keys {
-			data, err := c.read(ctx, k)
-			if err != nil {
-				return nil, classify("collect", err)
+	hits := map[string]bool{}
+	err := c.scan(ctx, "", maxDeepScanKeys, func(batch []string) {
+		for _, k := range batch {
+			if covered[k] || hits[k] {
+				continue
 			}
-			if data == nil {
-				continue // gone between SCAN and read
+			for _, v := range values {
+				if nameHolds(k, v) {
+					hits[k] = true
+					break
+				}
 			}
-			col.Records = append(col.Records, connector.Record{Location: l.m.pattern.source, Key: k, Data: data})
 		}
-	}
-	return col, nil
-}
-
-func (c *client) read(ctx context.Context, key string) (map[string]any, error) {
-	typ, err := c.rdb.Type(ctx, key).Result()
-	if err != nil {
-		return nil, err
-	}
-	var value any
-	switch typ {
-	case "none":
-		return nil, nil
-	case "string":
-		value, err = c.rdb.Get(ctx, key).Result()
-	case "hash":
-		value, err = c.rdb.HGetAll(ctx, key).Result()
-	case "list":
-		value, err = c.rdb.LRange(ctx, key, 0, -1).Result()
-	case "set":
-		var members []string
-		members, err = c.rdb.SMembers(ctx, key).Result()
-		sort.Strings(members)
-		value = members
-	case "zset":
-		var zs []goredis.Z
-		zs, err = c.rdb.ZRangeWithScores(ctx, key, 0, -1).Result()
-		items := make([]map[string]any, len(zs))
-		for i, z := range zs {
-			items[i] = map[string]any{"member": z.Member, "score": z.Score}
-		}
-		value = items
-	case "stream":
-		var msgs []goredis.XMessage
-		msgs, err = c.rdb.XRange(ctx, key, "-", "+").Result()
-		items := make([]map[string]any, len(msgs))
-		for i, m := range msgs {
-			items[i] = map[string]any{"id": m.ID, "values": m.Values}
-		}
-		value = items
-	default:
-		value = fmt.Sprintf("(a %s value, not exported)", typ)
-	}
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
+	})
+	if limit, ok := err.(*errScanLimit); ok {
+		return 0, connector.Wrap(connector.KindRejected, "verify", limit)
 	}
 	if err != nil {
-		return nil, err
+		return 0, fail(ctx, "verify", err, ids)
 	}
-	return map[string]any{"type": typ, "value": value}, nil
-}
-
-// classify gives a Redis error its kind. Server errors never quote keys; network errors name only
-// the address.
-func classify(op string, err error) error {
-	var ce *connector.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	msg := err.Error()
-	switch {
-	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"), strings.Contains(msg, "invalid password"),
-		strings.HasPrefix(msg, "NOPERM"):
-		return connector.Errorf(connector.KindAuth, op, "the server refused the credentials (%s)", firstWord(msg))
-	case strings.HasPrefix(msg, "MOVED"), strings.HasPrefix(msg, "ASK"), strings.HasPrefix(msg, "CROSSSLOT"), strings.HasPrefix(msg, "CLUSTERDOWN"):
-		return connector.Errorf(connector.KindMapping, op, "the server runs in Redis Cluster mode, which is not supported")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, io.EOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, goredis.ErrClosed):
-		return connector.Wrap(connector.KindUnavailable, op, err)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return connector.Wrap(connector.KindUnavailable, op, err)
-	}
-	return connector.Errorf(connector.KindUnavailable, op, "redis: %s", firstWord(msg))
-}
-
-func firstWord(msg string) string {
-	if i := strings.IndexAny(msg, " \n"); i > 0 {
-		return msg[:i]
-	}
-	return msg
+	return int64(len(hits)), nil
 }

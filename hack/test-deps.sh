@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the database servers that the tests start (internal/teststore): PostgreSQL,
-# MariaDB and Redis. Only the binaries are needed; the tests never use a system instance.
+# MariaDB and Redis, and the tools that the documentation's tests run (curl, jq, openssl). Only the
+# binaries are needed; the tests never use a system instance.
 # Nothing is installed when every binary is already there, and apt-get update runs at most once.
 #
 # Usage: hack/test-deps.sh          install what is missing
@@ -20,7 +21,7 @@ have() {
 missing=()
 # binary:package
 for pair in initdb:postgresql postgres:postgresql pg_ctl:postgresql mariadbd:mariadb-server \
-	mariadb-install-db:mariadb-server redis-server:redis-server; do
+	mariadb-install-db:mariadb-server redis-server:redis-server curl:curl jq:jq openssl:openssl; do
 	bin="${pair%%:*}" pkg="${pair#*:}"
 	if ! have "$bin"; then
 		echo "test-deps: $bin not found (package $pkg)"
@@ -29,7 +30,7 @@ for pair in initdb:postgresql postgres:postgresql pg_ctl:postgresql mariadbd:mar
 done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-	echo "test-deps: postgresql, mariadb-server and redis-server binaries present"
+	echo "test-deps: database servers, curl, jq and openssl present"
 	exit 0
 fi
 if $check_only; then

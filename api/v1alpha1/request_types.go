@@ -220,7 +220,7 @@ type EraseCounts struct {
 type ReceiptReference struct {
 	// ConfigMapName holds the receipt (key receipt.json) and its signature (key receipt.sig).
 	ConfigMapName string `json:"configMapName"`
-	// SHA256 of receipt.json, hex.
+	// SHA256 of receipt.json, as "sha256:<hex>".
 	SHA256 string `json:"sha256"`
 	// Signature is the base64 Ed25519 signature of receipt.json.
 	Signature string `json:"signature"`
@@ -353,7 +353,7 @@ type ExportReference struct {
 	SecretName string `json:"secretName"`
 	// Key within the Secret (export.json, or export.json.gz when compressed).
 	Key string `json:"key"`
-	// SHA256 of the exact bytes stored under the key, hex.
+	// SHA256 of the exact bytes stored under the key, as "sha256:<hex>".
 	SHA256 string `json:"sha256"`
 	// Bytes stored under the key.
 	Bytes int64 `json:"bytes"`

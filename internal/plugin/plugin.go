@@ -6,42 +6,19 @@ package plugin
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"k8s.io/client-go/tools/clientcmd"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 )
-
-const usage = `kubectl dsr: data-subject-rights requests of dsr-operator
-
-Usage:
-  kubectl dsr status [NAME] [--kind deletion|access]   requests in the namespace, or one request store by store
-  kubectl dsr receipt show NAME                        a deletion request's signed receipt
-  kubectl dsr receipt verify NAME [--public-key FILE]  check the receipt's signature and that it belongs to the request
-  kubectl dsr receipt verify --file receipt.json --signature receipt.sig --public-key key.pem
-                                                       the signature only, offline, without a cluster
-  kubectl dsr erase --email E [--user-id U] [--phone P] [--identifier name=value]...
-                    [--regulation GDPR] [--received-at RFC3339] [--name N] [--dry-run-request]
-                                                       file a DeletionRequest with its identifiers Secret
-  kubectl dsr access --email E ...                     file an AccessRequest the same way
-  kubectl dsr export NAME [-o FILE]                    an access request's export, digest checked, decompressed
-
-Flags of every command:
-  -n, --namespace NS        namespace of the request (default: the kubeconfig context's)
-  --kubeconfig FILE         kubeconfig (default: $KUBECONFIG or ~/.kube/config)
-  --context NAME            kubeconfig context
-  --operator-namespace NS   where the operator publishes its receipt public key (default dsr-system)
-
-Exit status: 0 on success, 1 when a check fails or the cluster refuses, 2 on a usage error.
-Identifier values are never printed.
-`
 
 // ExitError carries a command's exit code.
 type ExitError struct {
@@ -51,9 +28,19 @@ type ExitError struct {
 
 func (e *ExitError) Error() string { return e.Msg }
 
+// Exit codes.
+const (
+	// exitFailed: a check failed or the cluster refused.
+	exitFailed = 1
+	// exitUsage: the command line is wrong.
+	exitUsage = 2
+)
+
 // Main runs the plugin with args (without the program name) and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := Run(ctx, args, stdout, stderr)
+	cmd := NewCommand(stdout, stderr)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
@@ -65,95 +52,130 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.Code
 	}
 	fmt.Fprintln(stderr, "error:", err)
-	return 1
+	return exitFailed
 }
 
-// common are the flags every command takes.
-type common struct {
-	namespace, kubeconfig, context, operatorNamespace string
-}
-
-func (c *common) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.namespace, "namespace", "", "namespace of the request")
-	fs.StringVar(&c.namespace, "n", "", "namespace of the request (shorthand)")
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file")
-	fs.StringVar(&c.context, "context", "", "kubeconfig context")
-	fs.StringVar(&c.operatorNamespace, "operator-namespace", "dsr-system", "namespace of the operator's receipt public key")
+// options are the flags every command takes: kubectl's own (-n, --kubeconfig, --context and
+// the rest of genericclioptions) and where the operator lives.
+type options struct {
+	config            *genericclioptions.ConfigFlags
+	operatorNamespace string
 }
 
 // client builds a client and resolves the namespace from the kubeconfig when -n is not given.
-func (c *common) client() (client.Client, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if c.kubeconfig != "" {
-		rules.ExplicitPath = c.kubeconfig
-	}
-	cfg := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.context})
-	rest, err := cfg.ClientConfig()
+func (o *options) client() (client.Client, string, error) {
+	rest, err := o.config.ToRESTConfig()
 	if err != nil {
 		return nil, "", fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	ns := c.namespace
-	if ns == "" {
-		if ns, _, err = cfg.Namespace(); err != nil {
-			return nil, "", err
-		}
+	ns, _, err := o.config.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("resolving the namespace: %w", err)
 	}
 	cl, err := client.New(rest, client.Options{Scheme: operator.Scheme()})
-	return cl, ns, err
+	if err != nil {
+		return nil, "", err
+	}
+	return cl, ns, nil
 }
 
-// parse parses flags that may come before or after positional arguments, as kubectl allows.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, &ExitError{Code: 2, Msg: err.Error() + "\n\n" + usage}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
+// usageErr is a wrong command line: exit 2, with where to read more.
+func usageErr(cmd *cobra.Command, format string, a ...any) error {
+	return &ExitError{Code: exitUsage, Msg: fmt.Sprintf(format, a...) + fmt.Sprintf("\nSee '%s --help'.", cmd.CommandPath())}
 }
 
-// Run runs one command.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
-		return nil
+// flagError redacts pflag's errors: some quote the argument they choke on, and on erase and access
+// that argument is likely a person's identifier (`-eann@example.com`, `--dry-run-request=...`).
+func flagError(cmd *cobra.Command, err error) error {
+	var (
+		notExist *pflag.NotExistError
+		required *pflag.ValueRequiredError
+		invalid  *pflag.InvalidValueError
+		syntax   *pflag.InvalidSyntaxError
+		msg      string
+	)
+	switch {
+	case errors.As(err, &notExist) && notExist.GetSpecifiedShortnames() != "":
+		msg = fmt.Sprintf("unknown shorthand flag: -%c", []rune(notExist.GetSpecifiedName())[0])
+	case errors.As(err, &notExist):
+		// The name only: pflag cut any "=value" off.
+		msg = "unknown flag: --" + notExist.GetSpecifiedName()
+	case errors.As(err, &required):
+		msg = "flag needs an argument: --" + required.GetFlag().Name
+	case errors.As(err, &invalid):
+		msg = "invalid value for flag --" + invalid.GetFlag().Name
+	case errors.As(err, &syntax):
+		msg = "bad flag syntax"
+	default:
+		msg = "invalid flags"
 	}
-	switch args[0] {
-	case "status":
-		return runStatus(ctx, args[1:], stdout)
-	case "receipt":
-		if len(args) < 2 {
-			return &ExitError{Code: 2, Msg: "receipt needs show or verify\n\n" + usage}
-		}
-		switch args[1] {
-		case "show":
-			return runReceiptShow(ctx, args[2:], stdout)
-		case "verify":
-			return runReceiptVerify(ctx, args[2:], stdout)
-		}
-		return &ExitError{Code: 2, Msg: fmt.Sprintf("unknown receipt command %q\n\n%s", args[1], usage)}
-	case "erase":
-		return runFile(ctx, args[1:], stdout, true)
-	case "access":
-		return runFile(ctx, args[1:], stdout, false)
-	case "export":
-		return runExport(ctx, args[1:], stdout)
-	}
-	return &ExitError{Code: 2, Msg: fmt.Sprintf("unknown command %q\n\n%s", args[0], usage)}
+	return usageErr(cmd, "%s", msg)
 }
 
-func oneName(pos []string, what string) (string, error) {
-	if len(pos) != 1 {
-		return "", &ExitError{Code: 2, Msg: fmt.Sprintf("%s needs exactly one request NAME\n\n%s", what, usage)}
+// exactName accepts one request NAME.
+func exactName(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usageErr(cmd, "%s needs exactly one request NAME (got %d arguments)", cmd.CommandPath(), len(args))
 	}
-	return pos[0], nil
+	return nil
+}
+
+// noSubcommand refuses a group command run on its own or with an unknown subcommand. The word
+// typed is not echoed: on a mistyped command line it may be an identifier (a user name is a word
+// too). A close command name is suggested instead.
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return usageErr(cmd, "%s needs a command", cmd.CommandPath())
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which SuggestionsFor does not apply
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		return usageErr(cmd, "unknown command for %s; did you mean %q?", cmd.CommandPath(), s[0])
+	}
+	return usageErr(cmd, "unknown command for %s", cmd.CommandPath())
+}
+
+// NewCommand builds the kubectl-dsr command tree writing to stdout and stderr.
+func NewCommand(stdout, stderr io.Writer) *cobra.Command {
+	o := &options{config: genericclioptions.NewConfigFlags(true)}
+	root := &cobra.Command{
+		Use:   "kubectl-dsr",
+		Short: "Data-subject-rights requests of dsr-operator",
+		Long: `kubectl dsr: data-subject-rights requests of dsr-operator.
+
+Shows requests store by store, verifies signed deletion receipts (with or without a cluster),
+files deletion and access requests, and fetches access exports.
+
+Exit status: 0 on success, 1 when a check fails or the cluster refuses, 2 on a usage error.
+Identifier values are never printed.`,
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl dsr"},
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			return noSubcommand(cmd, args)
+		},
+		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(flagError)
+	o.config.AddFlags(root.PersistentFlags())
+	root.PersistentFlags().StringVar(&o.operatorNamespace, "operator-namespace", "dsr-system", "namespace where the operator publishes its receipt public key")
+
+	receiptCmd := &cobra.Command{
+		Use:   "receipt",
+		Short: "Show or verify a deletion request's signed receipt",
+		Args:  noSubcommand,
+		RunE:  func(*cobra.Command, []string) error { return nil },
+	}
+	receiptCmd.AddCommand(newReceiptShow(o, stdout), newReceiptVerify(o, stdout))
+	root.AddCommand(newStatus(o, stdout), receiptCmd, newFile(o, stdout, true), newFile(o, stdout, false), newExport(o, stdout))
+	return root
 }
 
 func getDeletion(ctx context.Context, c client.Client, ns, name string) (*privacyv1alpha1.DeletionRequest, error) {
@@ -169,42 +191,53 @@ func writeFileOrStdout(path string, data []byte, stdout io.Writer) error {
 		_, err := stdout.Write(data)
 		return err
 	}
+	// 0600: an export is the person's data.
 	return os.WriteFile(path, data, 0o600)
 }
 
-// identifierFlags collects --identifier name=value flags. Set never fails: the flag package
-// quotes the rejected value in its error, and that value is the person's identifier. Problems are
+// identifiers collects the identifiers of erase and access. Its flags never fail: pflag would
+// quote the rejected value in its error, and that value is the person's identifier. Problems are
 // kept, by name only, and reported after parsing.
-type identifierFlags struct {
+type identifiers struct {
 	ids      map[string]string
 	problems []string
+	n        int
 }
 
-func (f *identifierFlags) String() string { return fmt.Sprintf("%d identifiers", len(f.ids)) }
-
-func (f *identifierFlags) Set(v string) error {
-	name, value, ok := strings.Cut(v, "=")
+func (f *identifiers) add(name, value, flag string) {
+	f.n++
 	switch {
-	case !ok || name == "":
-		f.problems = append(f.problems, fmt.Sprintf("--identifier #%d is not name=value", len(f.ids)+len(f.problems)+1))
+	case name == "":
+		f.problems = append(f.problems, fmt.Sprintf("--%s #%d is not name=value", flag, f.n))
 	case value == "":
-		f.problems = append(f.problems, fmt.Sprintf("--identifier %s has an empty value", name))
+		f.problems = append(f.problems, fmt.Sprintf("identifier %s has an empty value", name))
 	case f.ids[name] != "":
 		f.problems = append(f.problems, fmt.Sprintf("identifier %s is given twice", name))
 	default:
 		f.ids[name] = value
 	}
-	return nil
 }
 
-// add records a well-known identifier from its own flag.
-func (f *identifierFlags) add(name, value, flagName string) {
-	if value == "" {
-		return
+// wellKnown is --email, --user-id or --phone: the identifier name is fixed.
+type wellKnown struct {
+	set        *identifiers
+	name, flag string
+}
+
+func (w wellKnown) String() string     { return "" }
+func (w wellKnown) Type() string       { return "string" }
+func (w wellKnown) Set(v string) error { w.set.add(w.name, v, w.flag); return nil }
+
+// named is --identifier name=value.
+type named struct{ set *identifiers }
+
+func (n named) String() string { return "" }
+func (n named) Type() string   { return "name=value" }
+func (n named) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok {
+		name = ""
 	}
-	if f.ids[name] != "" {
-		f.problems = append(f.problems, fmt.Sprintf("identifier %s is given twice (--%s and --identifier %s=...)", name, flagName, name))
-		return
-	}
-	f.ids[name] = value
+	n.set.add(name, value, "identifier")
+	return nil
 }

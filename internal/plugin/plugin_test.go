@@ -2,10 +2,13 @@ package plugin_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/export"
 	"github.com/dsr-operator/dsr-operator/internal/plugin"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 	"github.com/dsr-operator/dsr-operator/internal/testenv"
@@ -571,7 +576,7 @@ func TestErase(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "filing", Name: dr.Spec.Subject.IdentifiersSecretRef.Name}, &s); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(s.Name, "dr-subject-") || !strings.Contains(out, s.Name) {
+	if !strings.HasPrefix(s.Name, "erase-ann-identifiers-") || !strings.Contains(out, s.Name) {
 		t.Errorf("secret name %s, output %s", s.Name, out)
 	}
 	want := map[string]string{"email": "ann@example.com", "userId": "4242", "phone": "+44 20 7946 0000", "crmId": "C-9-secret"}
@@ -601,7 +606,7 @@ func TestErase(t *testing.T) {
 
 	code, out, errOut = run(t, "access", "--email", "leaky@example.com", "-n", "filing")
 	noValues(t, out, errOut)
-	m = regexp.MustCompile(`accessrequest/(access-\w+) created \(identifiers in Secret (ar-subject-\w+)\)`).FindStringSubmatch(out)
+	m = regexp.MustCompile(`accessrequest/(access-\w+) created \(identifiers in Secret (access-\w+-identifiers-\w+)\)`).FindStringSubmatch(out)
 	if code != 0 || m == nil {
 		t.Fatalf("access: %d %s %s", code, out, errOut)
 	}
@@ -625,7 +630,15 @@ func TestEraseRefusesWithoutLeaking(t *testing.T) {
 		{"bad identifier name", []string{"erase", "--identifier", "1crm=hidden-value"}, 2, `key "1crm" is not an identifier name`},
 		{"twice", []string{"erase", "--email", "hidden-value", "--identifier", "email=leaky@example.com"}, 2, "identifier email is given twice"},
 		{"stray argument", []string{"erase", "hidden-value", "--email", "leaky@example.com"}, 2, "no positional arguments"},
-		{"mistyped flag", []string{"erase", "--emial", "hidden-value"}, 2, "flag provided but not defined: -emial"},
+		{"mistyped flag", []string{"erase", "--emial", "hidden-value"}, 2, "unknown flag: --emial"},
+		{"mistyped flag with =", []string{"erase", "--emial=hidden-value"}, 2, "unknown flag: --emial"},
+		{"unknown shorthand", []string{"erase", "-ehidden-value"}, 2, "unknown shorthand flag: -e"},
+		{"value for a switch", []string{"erase", "--email", "leaky@example.com", "--dry-run-request=hidden-value"}, 2, "invalid value for flag --dry-run-request"},
+		{"bad flag syntax", []string{"erase", "--=hidden-value"}, 2, "bad flag syntax"},
+		{"empty email", []string{"erase", "--email=", "--user-id", "hidden-value"}, 2, "identifier email has an empty value"},
+		{"empty email as argument", []string{"erase", "--email", "", "--user-id", "hidden-value"}, 2, "identifier email has an empty value"},
+		{"email twice", []string{"erase", "--email", "hidden-value", "--email", "leaky@example.com"}, 2, "identifier email is given twice"},
+		{"unknown command", []string{"hidden-value"}, 2, "unknown command for kubectl dsr"},
 		{"bad time", []string{"erase", "--email", "hidden-value", "--received-at", "yesterday"}, 2, "--received-at must be RFC 3339"},
 		{"too long", []string{"erase", "--email", "hidden-value" + strings.Repeat("x", 17<<10)}, 2, "longer than"},
 		{"bad regulation", []string{"erase", "--email", "hidden-value", "--regulation", "HIPAA"}, 1, "creating the request"},
@@ -752,4 +765,189 @@ func TestAuditorGuideScript(t *testing.T) {
 			t.Errorf("trusted key: exit %d:\n%s", code, out)
 		}
 	})
+}
+
+func TestFlagsBeforeTheCommand(t *testing.T) {
+	signer := newSigner(t)
+	publish(t, signer)
+	completed(t, "flags-first", signer)
+	var out, errOut bytes.Buffer
+	code := plugin.Main(context.Background(), []string{"-n", "audit", "--kubeconfig", kubeconfig, "receipt", "verify", "flags-first"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "receipt verified: DeletionRequest audit/flags-first") {
+		t.Errorf("%d %s %s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	code = plugin.Main(context.Background(), []string{"--namespace=audit", "--kubeconfig", kubeconfig, "status", "flags-first"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "DeletionRequest audit/flags-first") {
+		t.Errorf("%d %s %s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	code = plugin.Main(context.Background(), []string{"-n", "audit", "--kubeconfig", kubeconfig, "status", "--kind=deletion", "flags-first"}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "DeletionRequest audit/flags-first") {
+		t.Errorf("%d %s %s", code, out.String(), errOut.String())
+	}
+}
+
+// exported creates a completed AccessRequest whose export holds records, as the controller stores it.
+func exported(t *testing.T, name string, records int) (*privacyv1alpha1.AccessRequest, *export.Encoded) {
+	t.Helper()
+	ctx := context.Background()
+	ar := &privacyv1alpha1.AccessRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: name},
+		Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{Regulation: "GDPR",
+			Subject: privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: "ids"}}}}}
+	if err := env.Client.Create(ctx, ar); err != nil {
+		t.Fatal(err)
+	}
+	coll := &connector.Collection{}
+	for i := range records {
+		coll.Records = append(coll.Records, connector.Record{Location: "orders", Key: fmt.Sprint(i), Data: map[string]any{"id": i, "item": "teapot"}})
+	}
+	doc := export.Build(export.Request{Namespace: "audit", Name: name, UID: string(ar.UID)}, "GDPR", digest, time.Now(),
+		[]export.StoreInput{{Kind: "DataStore", Name: "shop", Spec: &privacyv1alpha1.DataStoreSpec{Type: "postgres"}, Data: coll}})
+	enc, err := export.Encode(doc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: name + "-export"}, Data: map[string][]byte{enc.Key: enc.Bytes}}
+	if err := env.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	expires := metav1.NewTime(time.Now().Add(time.Hour))
+	ar.Status.Phase = privacyv1alpha1.PhaseCompleted
+	ar.Status.Export = &privacyv1alpha1.ExportReference{SecretName: secret.Name, Key: enc.Key, SHA256: enc.SHA256, Bytes: int64(len(enc.Bytes)),
+		Encoding: enc.Encoding, ExpiresAt: &expires}
+	if err := env.Client.Status().Update(ctx, ar); err != nil {
+		t.Fatal(err)
+	}
+	return ar, enc
+}
+
+// decoded is the JSON document an export holds.
+func decoded(t *testing.T, enc *export.Encoded) []byte {
+	t.Helper()
+	if enc.Encoding != "gzip" {
+		return enc.Bytes
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(enc.Bytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestExport(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		records  int
+		encoding string
+	}{{"small", 1, "identity"}, {"large", 200, "gzip"}} {
+		t.Run(c.name, func(t *testing.T) {
+			ar, enc := exported(t, "export-"+c.name, c.records)
+			if enc.Encoding != c.encoding {
+				t.Fatalf("the fixture is %s, want %s", enc.Encoding, c.encoding)
+			}
+			want := decoded(t, enc)
+			var doc export.Document
+			if err := json.Unmarshal(want, &doc); err != nil || doc.RecordCount != int64(c.records) {
+				t.Fatalf("fixture: %v, %d records", err, doc.RecordCount)
+			}
+
+			code, out, errOut := run(t, "export", ar.Name, "-n", "audit")
+			if code != 0 || out != string(want) {
+				t.Errorf("stdout: code %d, stderr %q, %d bytes, want %d", code, errOut, len(out), len(want))
+			}
+			file := filepath.Join(t.TempDir(), "export.json")
+			if code, out, errOut := run(t, "export", ar.Name, "-n", "audit", "-o", file); code != 0 || out != "" {
+				t.Fatalf("-o: code %d, %q %q", code, out, errOut)
+			}
+			got, err := os.ReadFile(file)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("-o wrote %d bytes (%v), want %d", len(got), err, len(want))
+			}
+			if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode %v, %v: an export is personal data", fi.Mode(), err)
+			}
+
+			// The Secret's content no longer matches the status: nothing is written.
+			var s corev1.Secret
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "audit", Name: ar.Status.Export.SecretName}, &s); err != nil {
+				t.Fatal(err)
+			}
+			s.Data[enc.Key] = append(s.Data[enc.Key], ' ')
+			if err := env.Client.Update(ctx, &s); err != nil {
+				t.Fatal(err)
+			}
+			tampered := filepath.Join(t.TempDir(), "tampered.json")
+			code, out, errOut = run(t, "export", ar.Name, "-n", "audit", "-o", tampered)
+			if code != 1 || out != "" || !strings.Contains(errOut, "differs from status.export.sha256 "+enc.SHA256) {
+				t.Errorf("tampered: code %d, %q %q", code, out, errOut)
+			}
+			if _, err := os.Stat(tampered); !os.IsNotExist(err) {
+				t.Errorf("a tampered export was written: %v", err)
+			}
+
+			// Expired: the Secret is gone.
+			if err := env.Client.Delete(ctx, &s); err != nil {
+				t.Fatal(err)
+			}
+			if code, _, errOut := run(t, "export", ar.Name, "-n", "audit"); code != 1 || !strings.Contains(errOut, "is gone") {
+				t.Errorf("gone: code %d, %q", code, errOut)
+			}
+		})
+	}
+
+	t.Run("no-export-yet", func(t *testing.T) {
+		ar := &privacyv1alpha1.AccessRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: "export-pending"},
+			Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{Regulation: "GDPR",
+				Subject: privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: "ids"}}}}}
+		if err := env.Client.Create(ctx, ar); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := run(t, "export", ar.Name, "-n", "audit"); code != 1 || !strings.Contains(errOut, "has no export") {
+			t.Errorf("code %d, %q", code, errOut)
+		}
+		if code, _, errOut := run(t, "export", "-n", "audit"); code != 2 || !strings.Contains(errOut, "needs exactly one request NAME") {
+			t.Errorf("no name: code %d, %q", code, errOut)
+		}
+	})
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{nil, 0, "Available Commands:", ""},
+		{[]string{"--help"}, 0, "--operator-namespace", ""},
+		{[]string{"receipt", "verify", "--help"}, 0, "that every store shows 0 remaining", ""},
+		{[]string{"erase", "--help"}, 0, "--dry-run-request", ""},
+		{[]string{"access", "--help"}, 0, "Files an AccessRequest", ""},
+		{[]string{"receipt"}, 2, "", "kubectl dsr receipt needs a command"},
+		{[]string{"receipt", "check", "x"}, 2, "", "unknown command for kubectl dsr receipt"},
+		{[]string{"frobnicate"}, 2, "", "unknown command for kubectl dsr\n"},
+		{[]string{"stauts"}, 2, "", `unknown command for kubectl dsr; did you mean "status"?`},
+		{[]string{"receipt", "verfy"}, 2, "", `did you mean "verify"?`},
+		// Flags' values are never echoed, here the one after --email: it is missing.
+		{[]string{"erase", "--email"}, 2, "", "flag needs an argument: --email"},
+		{[]string{"status", "a", "b"}, 2, "", "status takes at most one request NAME"},
+		{[]string{"receipt", "show"}, 2, "", "needs exactly one request NAME"},
+		{[]string{"receipt", "verify", "--file", "r.json"}, 2, "", "needs --file, --signature and --public-key"},
+		{[]string{"receipt", "verify", "x", "--file", "r.json", "--signature", "s", "--public-key", "p"}, 2, "", "takes no request NAME"},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, out, errOut := runOffline(t, c.args...)
+			if code != c.code || !strings.Contains(out, c.out) || !strings.Contains(errOut, c.err) {
+				t.Errorf("code %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", code, c.code, out, c.out, errOut, c.err)
+			}
+			if c.code == 2 && !strings.Contains(errOut, "--help'.") {
+				t.Errorf("a usage error should say where help is: %q", errOut)
+			}
+		})
+	}
 }

@@ -96,6 +96,10 @@ func FuzzGlobOracle(f *testing.F) {
 		f.Add(s, "a")
 	}
 	f.Fuzz(func(t *testing.T, v, s string) {
+		if v == "" {
+			// expand never substitutes an empty value; and Redis's "*" does not match an empty key.
+			return
+		}
 		e := escapeGlob(v)
 		if got := stringMatch(e, s); got != (s == v) {
 			t.Fatalf("escape(%q) matches %q: %v", v, s, got)

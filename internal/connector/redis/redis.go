@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -357,7 +358,7 @@ func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered ma
 			}
 		}
 	})
-	if limit, ok := err.(*errScanLimit); ok {
+	if limit := (*errScanLimit)(nil); errors.As(err, &limit) {
 		return 0, connector.Wrap(connector.KindRejected, "verify", limit)
 	}
 	if err != nil {

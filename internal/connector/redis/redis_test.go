@@ -527,6 +527,60 @@ func TestOutage(t *testing.T) {
 	}
 }
 
+// A server that goes away while an erasure waits on it fails that erasure as transient; the next
+// attempt completes.
+func TestStopMidErase(t *testing.T) {
+	ctx := context.Background()
+	server, err := teststore.StartRedis(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	e := setup(t, server, nil)
+	req := connector.Request{ID: "r", Identifiers: ids("a", "a@x.org")}
+	seed(t, e.rdb, "a", "a@x.org")
+	// CLIENT PAUSE WRITE holds UNLINK back, after SCAN found the keys.
+	if err := e.rdb.Do(ctx, "CLIENT", "PAUSE", 60000, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.client.Erase(ctx, req)
+		done <- err
+	}()
+	for i := 0; ; i++ {
+		info, err := e.rdb.Info(ctx, "clients").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(info, "blocked_clients:1") {
+			break
+		}
+		if i == 200 {
+			t.Fatal("the erasure never reached UNLINK")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := server.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	kindOf(t, err, connector.KindUnavailable)
+	if !connector.IsTransient(err) {
+		t.Errorf("%v", err)
+	}
+	if err := server.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := seed(t, e.rdb, "a", "a@x.org") // the restarted server is empty
+	if res, err := e.client.Erase(ctx, req); err != nil || res.Erased != int64(want) {
+		t.Fatalf("after restart: %+v %v", res, err)
+	}
+	if n := dbsize(t, e.rdb); n != 1 {
+		t.Errorf("%d keys left, want the retained one", n)
+	}
+}
+
 // The caller's deadline bounds a command the server holds back, although the spec's timeout is
 // longer: CLIENT PAUSE WRITE lets SCAN through and blocks UNLINK.
 func TestContextDeadline(t *testing.T) {

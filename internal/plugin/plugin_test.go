@@ -18,9 +18,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
@@ -949,5 +951,113 @@ func TestHelpAndUsage(t *testing.T) {
 				t.Errorf("a usage error should say where help is: %q", errOut)
 			}
 		})
+	}
+}
+
+// clusterRoleFromConfig creates the ClusterRole of config/rbac/<file>.
+func clusterRoleFromConfig(t *testing.T, file string) string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "config", "rbac", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(data, &role); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(context.Background(), &role); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	return role.Name
+}
+
+// grant binds user to a ClusterRole in ns, or to rules given inline.
+func grant(t *testing.T, ns, user, clusterRole string, rules ...rbacv1.PolicyRule) {
+	t.Helper()
+	ctx := context.Background()
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	name := user + "-" + clusterRole
+	if len(rules) > 0 {
+		name = user + "-inline"
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Rules: rules}
+		if err := env.Client.Create(ctx, role); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Subjects: subjects,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := env.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Subjects: subjects,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPermissionsOfTheGuide checks the permissions the auditor guide says each command needs,
+// impersonating users who hold exactly those (--as, one of kubectl's flags).
+func TestPermissionsOfTheGuide(t *testing.T) {
+	signer := newSigner(t)
+	publish(t, signer)
+	completed(t, "perm", signer)
+	viewer := clusterRoleFromConfig(t, "privacy_viewer_role.yaml")
+	requester := clusterRoleFromConfig(t, "privacy_requester_role.yaml")
+	getConfigMaps := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}}
+
+	// An auditor: the viewer role, and get on ConfigMaps here and on the published key.
+	grant(t, "audit", "auditor", viewer)
+	grant(t, "audit", "auditor", "", getConfigMaps)
+	grant(t, "dsr-system", "auditor", "", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"},
+		ResourceNames: []string{receipt.PublicKeyConfigMapName}, Verbs: []string{"get"}})
+	if code, out, errOut := run(t, "receipt", "verify", "perm", "-n", "audit", "--as", "auditor"); code != 0 || !strings.Contains(out, "receipt verified") {
+		t.Errorf("auditor verify: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "status", "-n", "audit", "--as", "auditor"); code != 0 || fields(out, "perm") == nil {
+		t.Errorf("auditor status: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := run(t, "status", "perm", "-n", "audit", "--as", "auditor"); code != 0 {
+		t.Errorf("auditor status NAME: %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "erase", "--email", "leaky@example.com", "-n", "audit", "--as", "auditor"); code != 1 || !strings.Contains(errOut, "forbidden") {
+		t.Errorf("an auditor filed a request: %d %s", code, errOut)
+	}
+	// Without get on ConfigMaps there is no receipt to verify.
+	grant(t, "audit", "viewer-only", viewer)
+	if code, _, errOut := run(t, "receipt", "verify", "perm", "-n", "audit", "--as", "viewer-only"); code != 1 || !strings.Contains(errOut, "forbidden") {
+		t.Errorf("viewer-only: %d %s", code, errOut)
+	}
+
+	// A requester: the requester role, and create, patch and delete on Secrets.
+	grant(t, "filing", "requester", requester)
+	grant(t, "filing", "requester", "", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "patch", "delete"}})
+	before := len(secretsOf(t, "filing"))
+	if code, _, errOut := run(t, "erase", "--email", "leaky@example.com", "--regulation", "HIPAA", "-n", "filing", "--as", "requester"); code != 1 ||
+		!strings.Contains(errOut, "creating the request") || strings.Contains(errOut, "could not be deleted") {
+		t.Errorf("refused request: %d %s", code, errOut)
+	}
+	if after := len(secretsOf(t, "filing")); after != before {
+		t.Errorf("a refused request left its identifiers Secret: %d Secrets, then %d", before, after)
+	}
+	code, out, errOut := run(t, "erase", "--email", "leaky@example.com", "--name", "perm-erase", "-n", "filing", "--as", "requester")
+	noValues(t, out, errOut)
+	if code != 0 {
+		t.Fatalf("requester erase: %d %s %s", code, out, errOut)
+	}
+	var dr privacyv1alpha1.DeletionRequest
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "filing", Name: "perm-erase"}, &dr); err != nil {
+		t.Fatal(err)
+	}
+	var s corev1.Secret
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "filing", Name: dr.Spec.Subject.IdentifiersSecretRef.Name}, &s); err != nil ||
+		len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != dr.UID {
+		t.Errorf("requester's Secret: %v %+v", err, s.OwnerReferences)
+	}
+	if code, _, errOut := run(t, "access", "--email", "leaky@example.com", "-n", "filing", "--as", "requester"); code != 0 {
+		t.Errorf("requester access: %d %s", code, errOut)
 	}
 }

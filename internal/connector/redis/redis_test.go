@@ -443,6 +443,39 @@ func TestManyKeys(t *testing.T) {
 	}
 }
 
+// One client serves many requests at once, each erasing its own subject's keys.
+func TestConcurrentSubjects(t *testing.T) {
+	e := setup(t, nil, nil)
+	ctx := context.Background()
+	const n = 24
+	for i := 0; i < n; i++ {
+		seed(t, e.rdb, fmt.Sprint("c", i), fmt.Sprint("c", i, "@x.org"))
+	}
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			req := connector.Request{ID: fmt.Sprint(i), Identifiers: ids(fmt.Sprint("c", i), fmt.Sprint("c", i, "@x.org"))}
+			if _, err := e.client.Collect(ctx, req); err != nil {
+				errs <- err
+				return
+			}
+			res, err := e.client.Erase(ctx, req)
+			if err == nil && (res.Erased != 8 || res.Retained != 1) {
+				err = fmt.Errorf("subject %d: %+v", i, res)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := dbsize(t, e.rdb); got != n {
+		t.Errorf("%d keys left, want the %d retained", got, n)
+	}
+}
+
 // A value holding the pattern's separator would match other people's keys: nothing is erased and
 // the error names the identifier, not its value.
 func TestSeparatorInValueIsRefused(t *testing.T) {

@@ -227,8 +227,8 @@ func TestHostileIdentifiersEraseOnlyTheirSubject(t *testing.T) {
 	// The ambiguous subject: erased from the SQL stores, refused by Redis with a reason, and the
 	// bystander's key its pattern would have matched is still there.
 	amb := waitDR(t, env.Client, ns, names[ambiguousValue], privacyv1alpha1.ConditionErased, metav1.ConditionFalse, privacyv1alpha1.ReasonStoreFailed, settle)
-	if st := storeStatus(t, amb, "cache"); st.Phase != privacyv1alpha1.StoreFailed || !strings.Contains(st.Message, "ambiguous") {
-		t.Errorf("the ambiguous subject in Redis: %s %q, want Failed saying the keys are ambiguous", st.Phase, st.Message)
+	if st := storeStatus(t, amb, "cache"); st.Phase != privacyv1alpha1.StoreFailed || !strings.Contains(st.Message, "separator") {
+		t.Errorf("the ambiguous subject in Redis: %s %q, want Failed naming the separator", st.Phase, st.Message)
 	}
 	for name := range shops {
 		if st := storeStatus(t, amb, name); st.Phase != privacyv1alpha1.StoreVerified {

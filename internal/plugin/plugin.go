@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -60,19 +61,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type options struct {
 	config            *genericclioptions.ConfigFlags
 	operatorNamespace string
+	stderr            io.Writer
 }
 
 // client builds a client and resolves the namespace from the kubeconfig when -n is not given.
 func (o *options) client() (client.Client, string, error) {
-	rest, err := o.config.ToRESTConfig()
+	cfg, err := o.config.ToRESTConfig()
 	if err != nil {
 		return nil, "", fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	// As kubectl does; controller-runtime would send them to its logger, which a CLI does not set.
+	cfg.WarningHandler = rest.NewWarningWriter(o.stderr, rest.WarningWriterOptions{Deduplicate: true})
 	ns, _, err := o.config.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
 		return nil, "", fmt.Errorf("resolving the namespace: %w", err)
 	}
-	cl, err := client.New(rest, client.Options{Scheme: operator.Scheme()})
+	cl, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
 	if err != nil {
 		return nil, "", err
 	}
@@ -138,7 +142,7 @@ func noSubcommand(cmd *cobra.Command, args []string) error {
 
 // NewCommand builds the kubectl-dsr command tree writing to stdout and stderr.
 func NewCommand(stdout, stderr io.Writer) *cobra.Command {
-	o := &options{config: genericclioptions.NewConfigFlags(true)}
+	o := &options{config: genericclioptions.NewConfigFlags(true), stderr: stderr}
 	root := &cobra.Command{
 		Use:   "kubectl-dsr",
 		Short: "Data-subject-rights requests of dsr-operator",

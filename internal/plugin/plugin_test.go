@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -233,6 +234,20 @@ var tamperCases = []tamperCase{
 		cm.Data = receiptCM(t, other).Data
 		dr.Status.Receipt = other.Status.Receipt
 	}, "the receipt is for audit/", "the receipt is for another request"},
+	{"uid-other-key", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer) {
+		rc, err := receipt.Verify([]byte(cm.Data[receipt.DataKey]), []byte(cm.Data[receipt.SignatureKey]), signer.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Request.UID = "00000000-0000-0000-0000-000000000000"
+		signed, err := newSigner(t).Sign(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := receipt.EncodeSignature(signed.Signature)
+		cm.Data = map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: sig}
+		dr.Status.Receipt.SHA256, dr.Status.Receipt.Signature, dr.Status.Receipt.KeyID = signed.SHA256, sig, signed.KeyID
+	}, "signature does not match", "the signature does not match"},
 	// (d) A receipt signed by someone else's key, the status made to agree.
 	{"forged-key", func(t *testing.T, dr *privacyv1alpha1.DeletionRequest, cm *corev1.ConfigMap, signer *receipt.Signer) {
 		forger := newSigner(t)
@@ -1059,5 +1074,56 @@ func TestPermissionsOfTheGuide(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "access", "--email", "leaky@example.com", "-n", "filing", "--as", "requester"); code != 0 {
 		t.Errorf("requester access: %d %s", code, errOut)
+	}
+}
+
+// TestAsKubectlPlugin builds cmd/kubectl-dsr and runs it the way users do: through kubectl's plugin
+// lookup, with the kubeconfig from $KUBECONFIG.
+func TestAsKubectlPlugin(t *testing.T) {
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assets, err := testenv.BinaryAssetsDirectory(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kubectl")); err != nil {
+		t.Skipf("no kubectl in %s", assets)
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-dsr"), "./cmd/kubectl-dsr")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	kubectl := func(args ...string) (int, string, string) {
+		cmd := exec.Command(filepath.Join(assets, "kubectl"), args...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+	}
+	if code, out, errOut := kubectl("plugin", "list"); code != 0 || !strings.Contains(out, filepath.Join(bin, "kubectl-dsr")) {
+		t.Errorf("kubectl plugin list: %d %s %s", code, out, errOut)
+	}
+
+	signer := newSigner(t)
+	publish(t, signer)
+	completed(t, "via-kubectl", signer)
+	if code, out, errOut := kubectl("dsr", "receipt", "verify", "via-kubectl", "-n", "audit"); code != 0 || !strings.HasPrefix(out, "receipt verified: DeletionRequest audit/via-kubectl") {
+		t.Errorf("verify: %d %s %s", code, out, errOut)
+	}
+	dr := tampered(t, "via-kubectl-tampered", tamperCases[0], signer)
+	if code, out, errOut := kubectl("dsr", "receipt", "verify", dr.Name, "-n", "audit"); code != 1 || out != "" || !strings.HasPrefix(errOut, "receipt NOT verified: the signature does not match") {
+		t.Errorf("tampered: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := kubectl("dsr", "status", "--kind", "nonsense"); code != 2 || !strings.Contains(errOut, "See 'kubectl dsr status --help'.") {
+		t.Errorf("usage error: %d %q", code, errOut)
 	}
 }

@@ -1,0 +1,280 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/operator"
+)
+
+// requestName is the name of request i, and of its identifiers Secret.
+func requestName(prefix string, i int) string { return fmt.Sprintf("%s%07d", prefix, i) }
+
+func requestIndex(prefix, name string) (int, bool) {
+	if !strings.HasPrefix(name, prefix) {
+		return 0, false
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(name, prefix))
+	return i, err == nil
+}
+
+func deletionRequest(ns, name string) *privacyv1alpha1.DeletionRequest {
+	return &privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: privacyv1alpha1.RequestSpecCommon{
+			Regulation: privacyv1alpha1.RegulationGDPR,
+			Subject:    privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: name}},
+		}}}
+}
+
+// verifiedWatch records when each request of ns is first seen Verified=True. It is an informer:
+// a reflector lists, watches and re-lists after any watch error, so no event is lost for good, and
+// it costs the API server one watch instead of repeated lists of thousands of objects.
+type verifiedWatch struct {
+	prefix   string
+	verified []time.Time
+	seen     []bool
+	done     atomic.Int64
+	stop     context.CancelFunc
+}
+
+func watchVerified(t *testing.T, ctx context.Context, cfg *rest.Config, ns, prefix string, n int) *verifiedWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	w := &verifiedWatch{prefix: prefix, verified: make([]time.Time, n), seen: make([]bool, n), stop: cancel}
+	c, err := cache.New(rest.CopyConfig(cfg), cache.Options{
+		Scheme:            operator.Scheme(),
+		DefaultNamespaces: map[string]cache.Config{ns: {}},
+		DefaultTransform:  cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inf, err := c.GetInformer(ctx, &privacyv1alpha1.DeletionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Handlers of one informer run one at a time, so seen needs no lock; done publishes verified.
+	observe := func(obj any) {
+		dr, ok := obj.(*privacyv1alpha1.DeletionRequest)
+		if !ok || !meta.IsStatusConditionTrue(dr.Status.Conditions, privacyv1alpha1.ConditionVerified) {
+			return
+		}
+		i, ok := requestIndex(prefix, dr.Name)
+		if !ok || i >= n || w.seen[i] {
+			return
+		}
+		w.seen[i] = true
+		w.verified[i] = time.Now()
+		w.done.Add(1)
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    observe,
+		UpdateFunc: func(_, obj any) { observe(obj) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("the harness's informer did not sync")
+	}
+	return w
+}
+
+// createRequests is the portal: per request, the identifiers Secret then the DeletionRequest,
+// portalConcurrency at a time. created[i] is taken just before the request's create call.
+func createRequests(t *testing.T, ctx context.Context, c client.Client, ns, set string, n int, created []time.Time) {
+	t.Helper()
+	parallel(n, portalConcurrency, func(i int) {
+		name := requestName("r", i)
+		ids := identifiers(set, i)
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: ids}); err != nil {
+			t.Error(err)
+			return
+		}
+		created[i] = time.Now()
+		if err := c.Create(ctx, deletionRequest(ns, name)); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// runAPIFloor is floor (b): a plain client creates the same objects as the portal (Secret and
+// DeletionRequest, portalConcurrency at a time) while requestConcurrency workers write writesPer
+// status patches to each request as soon as it exists, as the operator's workers would, with no
+// store behind them. The first patch writes a real request's final status, so the objects have
+// the operator's size; the later ones change one field.
+func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, n, writesPer int, status *privacyv1alpha1.DeletionRequestStatus) time.Duration {
+	t.Helper()
+	full, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan *privacyv1alpha1.DeletionRequest, n)
+	start := time.Now()
+	var workers sync.WaitGroup
+	for range requestConcurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for dr := range ready {
+				for w := range writesPer {
+					patch := full
+					if w > 0 {
+						patch = fmt.Appendf(nil, `{"status":{"observedGeneration":%d}}`, w+1)
+					}
+					if err := c.Status().Patch(ctx, dr, client.RawPatch(types.MergePatchType, patch)); err != nil {
+						t.Error(err)
+						break
+					}
+				}
+			}
+		}()
+	}
+	parallel(n, portalConcurrency, func(i int) {
+		name := requestName("f", i)
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			StringData: identifiers("floor", i)}); err != nil {
+			t.Error(err)
+			return
+		}
+		dr := deletionRequest(ns, name)
+		if err := c.Create(ctx, dr); err != nil {
+			t.Error(err)
+			return
+		}
+		ready <- dr
+	})
+	close(ready)
+	workers.Wait()
+	return time.Since(start)
+}
+
+// scrape GETs the API server's /metrics.
+func scrape(t *testing.T, ctx context.Context, cfg *rest.Config) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// managerProcess is the operator built from main.go and run as its own process, so that its peak
+// RSS is its own.
+type managerProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	// pprof and metrics are loopback addresses in diagnostic runs, empty otherwise.
+	pprof, metrics string
+}
+
+func startManager(t *testing.T, root, outDir string, kubeconfig []byte, diag bool) *managerProcess {
+	t.Helper()
+	// Kept next to its profiles.
+	bin := filepath.Join(outDir, "manager")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the manager: %v\n%s", err, out)
+	}
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &managerProcess{logPath: filepath.Join(outDir, "manager.log")}
+	logFile, err := os.Create(m.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = logFile.Close() })
+	args := []string{"--kubeconfig", kc, "--operator-namespace", operatorNamespace,
+		"--health-probe-bind-address", "0",
+		"--request-concurrency", strconv.Itoa(requestConcurrency), "--store-concurrency", strconv.Itoa(storeConcurrency),
+		"--kube-api-qps", strconv.Itoa(kubeAPIQPS), "--kube-api-burst", strconv.Itoa(kubeAPIBurst)}
+	if diag {
+		m.pprof, m.metrics = freeAddr(t), freeAddr(t)
+		args = append(args, "--pprof-bind-address", m.pprof, "--metrics-bind-address", m.metrics, "--metrics-secure=false")
+	} else {
+		args = append(args, "--metrics-bind-address", "0")
+	}
+	m.cmd = exec.Command(bin, args...)
+	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *managerProcess) pid() int { return m.cmd.Process.Pid }
+
+func (m *managerProcess) stop() {
+	if m.cmd.ProcessState == nil {
+		_ = m.cmd.Process.Kill()
+		_ = m.cmd.Wait()
+	}
+}
+
+// fetch saves GET http://addr+path into file.
+func fetch(ctx context.Context, addr, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}

@@ -177,7 +177,7 @@ func TestBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stamped []float64
-	var template *privacyv1alpha1.DeletionRequestStatus
+	var template *privacyv1alpha1.DeletionRequest
 	for i := range list.Items {
 		dr := &list.Items[i]
 		cond := meta.FindStatusCondition(dr.Status.Conditions, privacyv1alpha1.ConditionVerified)
@@ -186,7 +186,7 @@ func TestBench(t *testing.T) {
 		}
 		stamped = append(stamped, cond.LastTransitionTime.Sub(dr.CreationTimestamp.Time).Seconds())
 		if template == nil {
-			template = dr.Status.DeepCopy()
+			template = dr
 		}
 	}
 	if len(list.Items) != n {
@@ -212,9 +212,11 @@ func TestBench(t *testing.T) {
 	operatorWrites := operatorCounts.writes()
 	perRequest := operatorWrites / float64(n)
 
-	logf("API floor: %d Secrets and requests plus %d status patches each, by a plain client", n, int(math.Round(perRequest)))
+	fw := floorWritesFrom(operatorCounts, n)
+	fw.templates(t, ctx, c, template)
+	logf("API floor: %d Secrets and requests plus %s each, by a plain client", n, fw)
 	cpu1 := sampleCPU(0)
-	apiFloor := runAPIFloor(t, ctx, c, floorNamespace, n, int(math.Round(perRequest)), template)
+	apiFloor := runAPIFloor(t, ctx, c, floorNamespace, n, fw)
 	apiFloorCPU := sampleCPU(0).since(cpu1)
 	logf("API floor: %.2fs (CPU s: %s)", apiFloor.Seconds(), apiFloorCPU)
 

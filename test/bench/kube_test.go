@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -18,12 +19,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -122,17 +125,75 @@ func createRequests(t *testing.T, ctx context.Context, c client.Client, ns, set 
 	})
 }
 
-// runAPIFloor is floor (b): a plain client creates the same objects as the portal (Secret and
-// DeletionRequest, portalConcurrency at a time) while requestConcurrency workers write writesPer
-// status patches to each request as soon as it exists, as the operator's workers would, with no
-// store behind them. The first patch writes a real request's final status, so the objects have
-// the operator's size; the later ones change one field.
-func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, n, writesPer int, status *privacyv1alpha1.DeletionRequestStatus) time.Duration {
+// floorWrites is the operator's writes per request by kind, which the API floor repeats.
+type floorWrites struct {
+	statusPatches, configMaps, events int
+	// Templates taken from a finished request, so the floor's objects have the operator's sizes.
+	status    *privacyv1alpha1.DeletionRequestStatus
+	configMap *corev1.ConfigMap
+	event     *eventsv1.Event
+}
+
+func (f floorWrites) String() string {
+	return fmt.Sprintf("%d status patches, %d ConfigMap and %d Event creates", f.statusPatches, f.configMaps, f.events)
+}
+
+// floorWritesFrom rounds the operator's writes per request by kind; a write of any other kind is
+// repeated as one more status patch.
+func floorWritesFrom(counts apiCounts, n int) floorWrites {
+	var f floorWrites
+	for k, v := range counts {
+		if !mutatingVerbs[strings.Fields(k)[0]] {
+			continue
+		}
+		per := int(math.Round(v / float64(n)))
+		switch k {
+		case "POST configmaps":
+			f.configMaps += per
+		case "POST events":
+			f.events += per
+		default:
+			f.statusPatches += per
+		}
+	}
+	return f
+}
+
+// templates reads a finished request's status, receipt ConfigMap and one of the operator's events.
+func (f *floorWrites) templates(t *testing.T, ctx context.Context, c client.Client, dr *privacyv1alpha1.DeletionRequest) {
 	t.Helper()
-	full, err := json.Marshal(map[string]any{"status": status})
-	if err != nil {
+	f.status = dr.Status.DeepCopy()
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: dr.Namespace, Name: dr.Status.Receipt.ConfigMapName}, &cm); err != nil {
 		t.Fatal(err)
 	}
+	f.configMap = &cm
+	var evs eventsv1.EventList
+	if err := c.List(ctx, &evs, client.InNamespace(dr.Namespace), client.Limit(1)); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs.Items) > 0 {
+		f.event = &evs.Items[0]
+	}
+}
+
+// runAPIFloor is floor (b): a plain client creates the same objects as the portal (Secret and
+// DeletionRequest, portalConcurrency at a time) while requestConcurrency workers make the
+// operator's writes for each request as soon as it exists (status patches, the receipt
+// ConfigMap, the event), with no store and no reads behind them.
+func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, n int, f floorWrites) time.Duration {
+	t.Helper()
+	statusPatch := func(phase privacyv1alpha1.RequestPhase) []byte {
+		st := f.status.DeepCopy()
+		st.Phase = phase
+		b, err := json.Marshal(map[string]any{"status": st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Every patch changes the object, as the operator's do: the phase alternates.
+	patches := [][]byte{statusPatch(privacyv1alpha1.PhaseErasing), statusPatch(privacyv1alpha1.PhaseCompleted)}
 	ready := make(chan *privacyv1alpha1.DeletionRequest, n)
 	start := time.Now()
 	var workers sync.WaitGroup
@@ -141,15 +202,8 @@ func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, 
 		go func() {
 			defer workers.Done()
 			for dr := range ready {
-				for w := range writesPer {
-					patch := full
-					if w > 0 {
-						patch = fmt.Appendf(nil, `{"status":{"observedGeneration":%d}}`, w+1)
-					}
-					if err := c.Status().Patch(ctx, dr, client.RawPatch(types.MergePatchType, patch)); err != nil {
-						t.Error(err)
-						break
-					}
+				if err := floorWrite(ctx, c, dr, f, patches); err != nil {
+					t.Error(err)
 				}
 			}
 		}()
@@ -171,6 +225,48 @@ func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, 
 	close(ready)
 	workers.Wait()
 	return time.Since(start)
+}
+
+// floorWrite makes one request's writes in the operator's order: status patches, the receipt,
+// the last status patch, the event.
+func floorWrite(ctx context.Context, c client.Client, dr *privacyv1alpha1.DeletionRequest, f floorWrites, patches [][]byte) error {
+	patch := func(k int) error {
+		return c.Status().Patch(ctx, dr, client.RawPatch(types.MergePatchType, patches[k%len(patches)]))
+	}
+	for k := 0; k < f.statusPatches-1; k++ {
+		if err := patch(k); err != nil {
+			return err
+		}
+	}
+	owner := []metav1.OwnerReference{{APIVersion: privacyv1alpha1.GroupVersion.String(), Kind: "DeletionRequest", Name: dr.Name, UID: dr.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	for k := range f.configMaps {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: dr.Namespace, Name: fmt.Sprintf("%s-receipt-%d", dr.Name, k),
+			Labels: f.configMap.Labels, OwnerReferences: owner}, Data: f.configMap.Data}
+		if err := c.Create(ctx, cm); err != nil {
+			return err
+		}
+	}
+	if f.statusPatches > 0 {
+		if err := patch(f.statusPatches - 1); err != nil {
+			return err
+		}
+	}
+	for k := range f.events {
+		ev := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: dr.Namespace, Name: fmt.Sprintf("%s.%d", dr.Name, k)},
+			EventTime: metav1.NowMicro(), Reason: "Verified", Action: "Verify", Type: corev1.EventTypeNormal,
+			Note: "erasure verified", ReportingController: "dsr-operator", ReportingInstance: "bench",
+			Regarding: corev1.ObjectReference{APIVersion: privacyv1alpha1.GroupVersion.String(), Kind: "DeletionRequest",
+				Namespace: dr.Namespace, Name: dr.Name, UID: dr.UID}}
+		if f.event != nil {
+			ev.Reason, ev.Action, ev.Type, ev.Note = f.event.Reason, f.event.Action, f.event.Type, f.event.Note
+			ev.ReportingController, ev.ReportingInstance = f.event.ReportingController, f.event.ReportingInstance
+		}
+		if err := c.Create(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // scrape GETs the API server's /metrics.

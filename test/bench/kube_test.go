@@ -128,6 +128,9 @@ func createRequests(t *testing.T, ctx context.Context, c client.Client, ns, set 
 // floorWrites is the operator's writes per request by kind, which the API floor repeats.
 type floorWrites struct {
 	statusPatches, configMaps, events int
+	// secretGets are reads of the identifiers Secret; the floor proper has none (diagnostic
+	// variants add the operator's).
+	secretGets int
 	// Templates taken from a finished request, so the floor's objects have the operator's sizes.
 	status    *privacyv1alpha1.DeletionRequestStatus
 	configMap *corev1.ConfigMap
@@ -135,7 +138,11 @@ type floorWrites struct {
 }
 
 func (f floorWrites) String() string {
-	return fmt.Sprintf("%d status patches, %d ConfigMap and %d Event creates", f.statusPatches, f.configMaps, f.events)
+	s := fmt.Sprintf("%d status patches, %d ConfigMap and %d Event creates", f.statusPatches, f.configMaps, f.events)
+	if f.secretGets > 0 {
+		s += fmt.Sprintf(", %d Secret GETs", f.secretGets)
+	}
+	return s
 }
 
 // floorWritesFrom rounds the operator's writes per request by kind; a write of any other kind is
@@ -232,6 +239,11 @@ func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, 
 func floorWrite(ctx context.Context, c client.Client, dr *privacyv1alpha1.DeletionRequest, f floorWrites, patches [][]byte) error {
 	patch := func(k int) error {
 		return c.Status().Patch(ctx, dr, client.RawPatch(types.MergePatchType, patches[k%len(patches)]))
+	}
+	for range f.secretGets {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: dr.Namespace, Name: dr.Name}, &corev1.Secret{}); err != nil {
+			return err
+		}
 	}
 	for k := 0; k < f.statusPatches-1; k++ {
 		if err := patch(k); err != nil {

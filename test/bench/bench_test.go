@@ -9,6 +9,7 @@
 //	                     run, a heap profile and both /metrics into test/bench/out, and print the
 //	                     manager's reconcile, queue and client figures (changes RSS a little)
 //	BENCH_PROFILE_SECONDS=30  length of that CPU profile, from the first create
+//	BENCH_SUMMARY=file   write the summary line there instead of to stdout (make bench prints it last)
 package bench
 
 import (
@@ -162,6 +163,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rssAnon, rssFile := rssMiB(mgr.pid())
 	if diag {
 		profiling.Wait()
 		saveDiagnostics(t, ctx, mgr, outDir, n, apiAfterRaw, logf)
@@ -244,7 +246,7 @@ func TestBench(t *testing.T) {
 	for _, k := range operatorCounts.sortedKeys() {
 		fmt.Printf("    %-48s %7.2f\n", k, operatorCounts[k]/float64(n))
 	}
-	fmt.Printf("manager peak RSS    %.1f MiB\n", rss)
+	fmt.Printf("manager peak RSS    %.1f MiB (at the end: %.1f MiB anonymous, %.1f MiB file pages, mostly its code)\n", rss, rssAnon, rssFile)
 	fmt.Printf("CPU s, end to end   %s\n", cpuUsed)
 	fmt.Printf("CPU s per request   manager %.1f ms, kube-apiserver+etcd %.1f ms, databases %.1f ms\n",
 		1000*cpuUsed.groups["manager"]/float64(n), 1000*(cpuUsed.groups["kube-apiserver"]+cpuUsed.groups["etcd"])/float64(n),
@@ -253,8 +255,16 @@ func TestBench(t *testing.T) {
 	// overlap as max() assumes; their sum is the other bound.
 	fmt.Printf("floors              store %.2f s, API %.2f s; ratio %.2f to the larger, %.2f to their sum\n",
 		storeFloor.Seconds(), apiFloor.Seconds(), ratio, elapsed.Seconds()/(storeFloor.Seconds()+apiFloor.Seconds()))
-	fmt.Printf("bench: requests=%d stores=3 seconds=%.2f throughput=%.2f p50=%.3f p99=%.3f api_writes_per_request=%.2f manager_peak_rss_mib=%.1f store_floor_seconds=%.2f api_floor_seconds=%.2f ratio_to_floor=%.2f\n",
+	summary := fmt.Sprintf("bench: requests=%d stores=3 seconds=%.2f throughput=%.2f p50=%.3f p99=%.3f api_writes_per_request=%.2f manager_peak_rss_mib=%.1f store_floor_seconds=%.2f api_floor_seconds=%.2f ratio_to_floor=%.2f\n",
 		n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), p50, p99, perRequest, rss, storeFloor.Seconds(), apiFloor.Seconds(), ratio)
+	// make bench prints the summary after go test's own closing lines, so that it is the last line.
+	if file := os.Getenv("BENCH_SUMMARY"); file != "" {
+		if err := os.WriteFile(file, []byte(summary), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	fmt.Print(summary)
 }
 
 // reportStuck fails with what the requests that are not Verified say about themselves.
@@ -342,6 +352,8 @@ func saveDiagnostics(t *testing.T, ctx context.Context, mgr *managerProcess, out
 		fmt.Printf("    reconciles %-14s %6.2f per request\n", res, per(sumOf(m, "controller_runtime_reconcile_total", map[string]string{"controller": "deletionrequest", "result": res})))
 	}
 	fmt.Printf("    reconcile time       mean %.3f s\n", mean("controller_runtime_reconcile_time_seconds", ctl))
+	fmt.Printf("    Go heap              %.1f MiB in use, %.1f MiB from the OS, next GC at %.1f MiB\n",
+		sumOf(m, "go_memstats_heap_inuse_bytes", nil)/(1<<20), sumOf(m, "go_memstats_sys_bytes", nil)/(1<<20), sumOf(m, "go_memstats_next_gc_bytes", nil)/(1<<20))
 	fmt.Printf("    queue wait           mean %.3f s\n", mean("workqueue_queue_duration_seconds", q))
 	for _, op := range []string{"plan", "erase", "verify"} {
 		fmt.Printf("    store %-6s          %6.2f per request\n", op, per(sumOf(m, "dsr_store_operations_total", map[string]string{"operation": op})))

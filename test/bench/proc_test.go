@@ -177,6 +177,29 @@ func (u cpuUse) String() string {
 	return s
 }
 
+// rssMiB is a process's resident memory now, split into anonymous memory (heap, stacks) and file
+// pages (mostly the binary's code), from /proc/PID/status.
+func rssMiB(pid int) (anon, file float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb / 1024
+		case "RssFile:":
+			file = kb / 1024
+		}
+	}
+	return anon, file
+}
+
 // peakRSSMiB is VmHWM of a running process.
 func peakRSSMiB(pid int) (float64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

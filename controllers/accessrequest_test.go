@@ -19,7 +19,6 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/export"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
-	"github.com/dsr-operator/dsr-operator/internal/teststore"
 )
 
 func accessRequest(ns, name, secretName string, mutate ...func(*privacyv1alpha1.AccessRequest)) *privacyv1alpha1.AccessRequest {
@@ -173,23 +172,7 @@ func TestAccessExportExpires(t *testing.T) {
 
 func TestAccessStoreDownAtFirst(t *testing.T) {
 	ctx := context.Background()
-	pg, err := teststore.StartPostgres(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	dsn, err := pg.CreateDatabase(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := openFixture(t, "pgx", dsn, dsn, privacyv1alpha1.StoreTypePostgres, pgPlaceholder)
-	startOperator(t)
-	ns := newNamespace(t, nil)
-	f.dataStore(t, ns, "pg")
-	_ = f.db.Close()
-	if err := pg.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	pg, _, ns := storeDownAtFirst(t)
 	create(t, secret(ns, "jane", subjectIDs))
 	create(t, accessRequest(ns, "later", "jane"))
 	ar := waitAR(t, ns, "later", privacyv1alpha1.ConditionCollected, metav1.ConditionFalse, privacyv1alpha1.ReasonStoreUnavailable, settle)

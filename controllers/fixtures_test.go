@@ -186,3 +186,27 @@ func (f *sqlFixture) reopen(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	f.db = db
 }
+
+// storeDownAtFirst starts a PostgreSQL server of the test's own with the fixture, the operator and
+// a DataStore for it in a new namespace, then stops the server: requests filed next find it down.
+func storeDownAtFirst(t *testing.T) (*teststore.Postgres, *sqlFixture, string) {
+	t.Helper()
+	pg, err := teststore.StartPostgres(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	dsn, err := pg.CreateDatabase(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := openFixture(t, "pgx", dsn, dsn, privacyv1alpha1.StoreTypePostgres, pgPlaceholder)
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	f.dataStore(t, ns, "pg")
+	_ = f.db.Close()
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return pg, f, ns
+}

@@ -15,29 +15,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
-	"github.com/dsr-operator/dsr-operator/internal/teststore"
 	"github.com/dsr-operator/dsr-operator/test/refservice"
 )
 
 func TestStoreDownAtFirstCompletesAfterRecovery(t *testing.T) {
 	ctx := context.Background()
-	pg, err := teststore.StartPostgres(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	dsn, err := pg.CreateDatabase(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := openFixture(t, "pgx", dsn, dsn, privacyv1alpha1.StoreTypePostgres, pgPlaceholder)
-	startOperator(t)
-	ns := newNamespace(t, nil)
-	f.dataStore(t, ns, "pg")
-	_ = f.db.Close()
-	if err := pg.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	pg, f, ns := storeDownAtFirst(t)
 	create(t, secret(ns, "jane", subjectIDs))
 	create(t, deletionRequest(ns, "outage", "jane"))
 	dr := waitDR(t, ns, "outage", privacyv1alpha1.ConditionErased, metav1.ConditionFalse, privacyv1alpha1.ReasonStoreUnavailable, settle)

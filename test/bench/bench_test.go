@@ -255,6 +255,11 @@ func TestBench(t *testing.T) {
 	// overlap as max() assumes; their sum is the other bound.
 	fmt.Printf("floors              store %.2f s, API %.2f s; ratio %.2f to the larger, %.2f to their sum\n",
 		storeFloor.Seconds(), apiFloor.Seconds(), ratio, elapsed.Seconds()/(storeFloor.Seconds()+apiFloor.Seconds()))
+	// Seconds move with whatever else runs on the machine; the CPU the benchmark's own processes
+	// used does not, much.
+	e2eCPU, storeCPU, apiCPU := cpuUsed.ours(), storeFloorCPU.ours(), apiFloorCPU.ours()
+	fmt.Printf("CPU core-seconds    end to end %.1f, store floor %.1f, API floor %.1f; ratio %.2f to the larger, %.2f to their sum\n",
+		e2eCPU, storeCPU, apiCPU, e2eCPU/math.Max(storeCPU, apiCPU), e2eCPU/(storeCPU+apiCPU))
 	summary := fmt.Sprintf("bench: requests=%d stores=3 seconds=%.2f throughput=%.2f p50=%.3f p99=%.3f api_writes_per_request=%.2f manager_peak_rss_mib=%.1f store_floor_seconds=%.2f api_floor_seconds=%.2f ratio_to_floor=%.2f\n",
 		n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), p50, p99, perRequest, rss, storeFloor.Seconds(), apiFloor.Seconds(), ratio)
 	// make bench prints the summary after go test's own closing lines, so that it is the last line.

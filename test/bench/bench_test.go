@@ -5,9 +5,10 @@
 //
 //	BENCH_REQUESTS=N     requests (and subjects); required
 //	BENCH_GRACE=5m       how long to wait beyond N*200ms for every request to be Verified
-//	BENCH_DIAG=1         serve the manager's pprof and metrics on loopback, save a CPU profile of the
-//	                     run, a heap profile and both /metrics into test/bench/out, and print the
-//	                     manager's reconcile, queue and client figures (changes RSS a little)
+//	BENCH_DIAG=1         serve the manager's pprof and metrics on loopback, save CPU profiles of the
+//	                     manager and the API server during the run, the manager's heap profile and
+//	                     both /metrics into test/bench/out, print the manager's reconcile, queue and
+//	                     client figures, and run the API floor variants (N <= 2000)
 //	BENCH_PROFILE_SECONDS=30  length of that CPU profile, from the first create
 //	BENCH_SUMMARY=file   write the summary line there instead of to stdout (make bench prints it last)
 package bench
@@ -119,15 +120,19 @@ func TestBench(t *testing.T) {
 	cpuBefore := sampleCPU(mgr.pid())
 	var profiling sync.WaitGroup
 	if diag {
-		secs := 30
-		if v, err := strconv.Atoi(os.Getenv("BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
-			secs = v
-		}
-		profiling.Add(1)
+		secs := profileSeconds()
+		profiling.Add(2)
 		go func() {
 			defer profiling.Done()
 			if err := fetch(ctx, mgr.pprof, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(outDir, "cpu.pprof")); err != nil {
 				logf("CPU profile: %v", err)
+			}
+		}()
+		// The API server profiles itself too (--profiling defaults to true), for cluster admins.
+		go func() {
+			defer profiling.Done()
+			if err := apiServerProfile(ctx, cfg, secs, filepath.Join(outDir, "apiserver-cpu.pprof")); err != nil {
+				logf("API server CPU profile: %v", err)
 			}
 		}()
 	}
@@ -217,9 +222,20 @@ func TestBench(t *testing.T) {
 	fw := floorWritesFrom(operatorCounts, n)
 	fw.templates(t, ctx, c, template)
 	logf("API floor: %d Secrets and requests plus %s each, by a plain client", n, fw)
+	var floorProfile sync.WaitGroup
+	if diag {
+		floorProfile.Add(1)
+		go func() {
+			defer floorProfile.Done()
+			if err := apiServerProfile(ctx, cfg, profileSeconds(), filepath.Join(outDir, "apiserver-floor-cpu.pprof")); err != nil {
+				logf("API server CPU profile of the API floor: %v", err)
+			}
+		}()
+	}
 	cpu1 := sampleCPU(0)
 	apiFloor := runAPIFloor(t, ctx, c, floorNamespace, n, fw)
 	apiFloorCPU := sampleCPU(0).since(cpu1)
+	floorProfile.Wait()
 	logf("API floor: %.2fs, kube-apiserver+etcd %.1f CPU s (%s)", apiFloor.Seconds(),
 		apiFloorCPU.groups["kube-apiserver"]+apiFloorCPU.groups["etcd"], apiFloorCPU)
 
@@ -378,7 +394,7 @@ func saveDiagnostics(t *testing.T, ctx context.Context, mgr *managerProcess, out
 	if err := os.WriteFile(filepath.Join(outDir, "apiserver-metrics.txt"), []byte(apiMetrics), 0o644); err != nil {
 		logf("API server metrics: %v", err)
 	}
-	logf("diagnostics in %s: cpu.pprof, heap.pprof, manager-metrics.txt, apiserver-metrics.txt (go tool pprof -top %s)", outDir, filepath.Join(outDir, "cpu.pprof"))
+	logf("diagnostics in %s: cpu.pprof, heap.pprof, manager-metrics.txt, apiserver-cpu.pprof, apiserver-floor-cpu.pprof (after the floor), apiserver-metrics.txt (go tool pprof -top %s)", outDir, filepath.Join(outDir, "cpu.pprof"))
 }
 
 func parallel(n, workers int, fn func(int)) {
@@ -407,6 +423,13 @@ func percentile(sorted []float64, p float64) float64 {
 	}
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func profileSeconds() int {
+	if v, err := strconv.Atoi(os.Getenv("BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
+		return v
+	}
+	return 30
 }
 
 func benchGrace() time.Duration {

@@ -295,6 +295,21 @@ func scrape(t *testing.T, ctx context.Context, cfg *rest.Config) string {
 	return string(body)
 }
 
+// apiServerProfile saves a CPU profile of the API server itself.
+func apiServerProfile(ctx context.Context, cfg *rest.Config, seconds int, file string) error {
+	c := rest.CopyConfig(cfg)
+	c.Timeout = time.Duration(seconds+60) * time.Second
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		return err
+	}
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(seconds)).DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, body, 0o644)
+}
+
 // managerProcess is the operator built from main.go and run as its own process, so that its peak
 // RSS is its own.
 type managerProcess struct {

@@ -109,9 +109,13 @@ test: manifests generate fmt vet check-generated k8s-binaries test-deps ## Run e
 ## Benchmark (docs/benchmarks.md): N deletion requests over PostgreSQL, MariaDB and Redis against the
 ## store and API floors. Ends with one "bench: ..." summary line.
 BENCH_REQUESTS ?= 1000
+BENCH_DIAG ?=
 .PHONY: bench
-bench: k8s-binaries test-deps ## Run the end-to-end benchmark (BENCH_REQUESTS, default 1000).
-	BENCH_REQUESTS=$(BENCH_REQUESTS) go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 90m
+bench: k8s-binaries test-deps ## Run the end-to-end benchmark (BENCH_REQUESTS, default 1000; BENCH_DIAG=1 profiles).
+	@mkdir -p test/bench/out && rm -f test/bench/out/summary.txt
+	BENCH_REQUESTS=$(BENCH_REQUESTS) BENCH_DIAG=$(BENCH_DIAG) BENCH_SUMMARY="$(CURDIR)/test/bench/out/summary.txt" \
+		go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 90m
+	@cat test/bench/out/summary.txt
 
 ##@ Build
 

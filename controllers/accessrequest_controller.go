@@ -21,7 +21,6 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/requests"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
-	"github.com/dsr-operator/dsr-operator/internal/subject"
 )
 
 const defaultExportTTL = 168 * time.Hour
@@ -86,24 +85,9 @@ func (r *AccessRequestReconciler) accept(ctx context.Context, ar *privacyv1alpha
 }
 
 func (r *AccessRequestReconciler) collect(ctx context.Context, ar *privacyv1alpha1.AccessRequest, st *step) error {
-	ids, err := subject.Read(ctx, r.APIReader, ar.Namespace, ar.Spec.Subject.IdentifiersSecretRef.Name)
-	if err != nil {
-		var p *subject.Problem
-		if !errors.As(err, &p) {
-			return err
-		}
-		if setCondition(&ar.Status.Conditions, ar.Generation, privacyv1alpha1.ConditionCollected, metav1.ConditionFalse, p.Reason, p.Message) {
-			st.warn(p.Reason, "ReadSubject", p.Message)
-		}
-		st.after(rejectedRetry)
-		return nil
-	}
-	if subject.Digest(r.Salt, ids) != ar.Status.SubjectDigest {
-		msg := fmt.Sprintf("identifiers Secret %q changed after the request was accepted; create a new request for a different subject", ar.Spec.Subject.IdentifiersSecretRef.Name)
-		ar.Status.Phase = privacyv1alpha1.PhaseFailed
-		setCondition(&ar.Status.Conditions, ar.Generation, privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonIdentifiersInvalid, msg)
-		st.warn(privacyv1alpha1.ReasonIdentifiersInvalid, "ReadSubject", msg)
-		return nil
+	ids, ok, err := r.readSubject(ctx, ar, &ar.Spec.RequestSpecCommon, &ar.Status.RequestStatusCommon, privacyv1alpha1.ConditionCollected, st)
+	if err != nil || !ok {
+		return err
 	}
 	r.gather(ctx, ar, ids, nil, st)
 	return nil

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 	"github.com/dsr-operator/dsr-operator/internal/requests"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
-	"github.com/dsr-operator/dsr-operator/internal/subject"
 )
 
 // Defaults of spec.verification, for requests created before the CRD defaulted them.
@@ -143,33 +141,14 @@ func (r *DeletionRequestReconciler) erase(ctx context.Context, dr *privacyv1alph
 	return nil
 }
 
-// identifiers reads the subject again and refuses a Secret whose contents changed since acceptance:
-// erasing someone else under the same request would make its receipt a lie.
+// identifiers reads the subject again; a missing Secret is reported on the condition the current
+// phase is waiting for.
 func (r *DeletionRequestReconciler) identifiers(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) (connector.Identifiers, bool, error) {
-	ids, err := subject.Read(ctx, r.APIReader, dr.Namespace, dr.Spec.Subject.IdentifiersSecretRef.Name)
-	if err != nil {
-		var p *subject.Problem
-		if !errors.As(err, &p) {
-			return nil, false, err
-		}
-		cond := privacyv1alpha1.ConditionErased
-		if dr.Status.Phase == privacyv1alpha1.PhaseCompleted || dr.Status.Phase == privacyv1alpha1.PhaseReappeared {
-			cond = privacyv1alpha1.ConditionVerified
-		}
-		if setCondition(&dr.Status.Conditions, dr.Generation, cond, metav1.ConditionFalse, p.Reason, "cannot read the subject: "+p.Message) {
-			st.warn(p.Reason, "ReadSubject", p.Message)
-		}
-		st.after(rejectedRetry)
-		return nil, false, nil
+	cond := privacyv1alpha1.ConditionErased
+	if dr.Status.Phase == privacyv1alpha1.PhaseCompleted || dr.Status.Phase == privacyv1alpha1.PhaseReappeared {
+		cond = privacyv1alpha1.ConditionVerified
 	}
-	if subject.Digest(r.Salt, ids) != dr.Status.SubjectDigest {
-		msg := fmt.Sprintf("identifiers Secret %q changed after the request was accepted; create a new request for a different subject", dr.Spec.Subject.IdentifiersSecretRef.Name)
-		dr.Status.Phase = privacyv1alpha1.PhaseFailed
-		setCondition(&dr.Status.Conditions, dr.Generation, privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonIdentifiersInvalid, msg)
-		st.warn(privacyv1alpha1.ReasonIdentifiersInvalid, "ReadSubject", msg)
-		return nil, false, nil
-	}
-	return ids, true, nil
+	return r.readSubject(ctx, dr, &dr.Spec.RequestSpecCommon, &dr.Status.RequestStatusCommon, cond, st)
 }
 
 // plan counts what a store would erase, mask and retain. A dry-run request ends there.

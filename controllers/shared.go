@@ -25,6 +25,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/requests"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
+	"github.com/dsr-operator/dsr-operator/internal/subject"
 )
 
 // Shared is what every reconciler of the operator needs.
@@ -245,4 +246,31 @@ func (s *Shared) accept(ctx context.Context, obj metav1.Object, common *privacyv
 	}
 	status.SubjectDigest = acc.SubjectDigest
 	return acc, nil
+}
+
+// readSubject reads an accepted request's identifiers again. A missing or invalid Secret is shown
+// on cond and retried; a Secret whose contents changed since acceptance fails the request, since
+// working for someone else under the same request would make its record a lie.
+func (s *Shared) readSubject(ctx context.Context, obj metav1.Object, common *privacyv1alpha1.RequestSpecCommon, status *privacyv1alpha1.RequestStatusCommon, cond string, st *step) (connector.Identifiers, bool, error) {
+	name := common.Subject.IdentifiersSecretRef.Name
+	ids, err := subject.Read(ctx, s.APIReader, obj.GetNamespace(), name)
+	if err != nil {
+		var p *subject.Problem
+		if !errors.As(err, &p) {
+			return nil, false, err
+		}
+		if setCondition(&status.Conditions, obj.GetGeneration(), cond, metav1.ConditionFalse, p.Reason, "cannot read the subject: "+p.Message) {
+			st.warn(p.Reason, "ReadSubject", p.Message)
+		}
+		st.after(rejectedRetry)
+		return nil, false, nil
+	}
+	if subject.Digest(s.Salt, ids) != status.SubjectDigest {
+		msg := fmt.Sprintf("identifiers Secret %q changed after the request was accepted; create a new request for a different subject", name)
+		status.Phase = privacyv1alpha1.PhaseFailed
+		setCondition(&status.Conditions, obj.GetGeneration(), privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonIdentifiersInvalid, msg)
+		st.warn(privacyv1alpha1.ReasonIdentifiersInvalid, "ReadSubject", msg)
+		return nil, false, nil
+	}
+	return ids, true, nil
 }

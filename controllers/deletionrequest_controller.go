@@ -68,12 +68,19 @@ func (r *DeletionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	before := dr.DeepCopy()
 	step := &step{now: r.now()}
 
-	var err error
+	var (
+		err      error
+		ids      connector.Identifiers
+		resolved []stores.Store
+	)
 	switch dr.Status.Phase {
 	case "", privacyv1alpha1.PhasePending:
-		err = r.accept(ctx, &dr, step)
+		var acc *requests.Acceptance
+		if acc, err = r.accept(ctx, &dr, step); acc != nil {
+			ids, resolved = acc.Identifiers, acc.Stores
+		}
 	case privacyv1alpha1.PhaseErasing, privacyv1alpha1.PhaseVerifying:
-		err = r.erase(ctx, &dr, step)
+		ids, err = r.erase(ctx, &dr, step)
 	case privacyv1alpha1.PhaseCompleted, privacyv1alpha1.PhaseReappeared:
 		if !dr.Spec.DryRun {
 			err = r.reverify(ctx, &dr, step)
@@ -82,20 +89,49 @@ func (r *DeletionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.checkDeadline(&dr, step)
-	summarizeDeletion(&dr)
-	dr.Status.ObservedGeneration = dr.Generation
-
+	if step.planned > 0 {
+		// Stores planned in this reconcile are erased in it too, with the identifiers and stores
+		// just read, once the plan is written: after a crash mid-erasure the counts come from the
+		// plan, not from a repeated erase that finds nothing.
+		if ok, res, err := r.checkpoint(ctx, &dr, before, step); !ok {
+			return res, err
+		}
+		before = dr.DeepCopy()
+		step.planned = 0
+		r.eraseWith(ctx, &dr, ids, resolved, step)
+	}
+	r.summarize(&dr, step)
 	return r.finish(ctx, &dr, before, !equality.Semantic.DeepEqual(before.Status, dr.Status), step)
+}
+
+func (r *DeletionRequestReconciler) summarize(dr *privacyv1alpha1.DeletionRequest, st *step) {
+	r.checkDeadline(dr, st)
+	summarizeDeletion(dr)
+	dr.Status.ObservedGeneration = dr.Generation
+}
+
+// checkpoint writes the status mid-reconcile and emits the events gathered so far. When it
+// returns false, the reconcile ends with the result and error given.
+func (r *DeletionRequestReconciler) checkpoint(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, before *privacyv1alpha1.DeletionRequest, st *step) (bool, ctrl.Result, error) {
+	r.summarize(dr, st)
+	if err := r.patchStatus(ctx, dr, before); err != nil {
+		if apierrors.IsConflict(err) {
+			return false, ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return false, ctrl.Result{}, err
+	}
+	st.emit(r.Recorder, dr)
+	st.events = nil
+	return true, ctrl.Result{}, nil
 }
 
 // accept resolves the subject and the stores and plans what each store will erase, so that the
 // counts reported after a crash mid-erasure are those of the plan, not of a repeated erase that
-// finds nothing.
-func (r *DeletionRequestReconciler) accept(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) error {
+// finds nothing. It returns nil when the request was refused.
+func (r *DeletionRequestReconciler) accept(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) (*requests.Acceptance, error) {
 	acc, err := r.Shared.accept(ctx, dr, &dr.Spec.RequestSpecCommon, &dr.Status.RequestStatusCommon, st)
 	if acc == nil || err != nil {
-		return err
+		return nil, err
 	}
 	dr.Status.StoreCount = int32(len(acc.Stores))
 	dr.Status.Stores = make([]privacyv1alpha1.DeletionStoreStatus, len(acc.Stores))
@@ -105,32 +141,42 @@ func (r *DeletionRequestReconciler) accept(ctx context.Context, dr *privacyv1alp
 		}
 	}
 	dr.Status.Phase = privacyv1alpha1.PhaseErasing
-	// An event only when acceptance had been refused before: on the usual path the Verified event
-	// follows within seconds, and every event is one more API write per request.
+	// Normal events mark a recovery, not the usual path: a request accepted at once writes none
+	// (its conditions and receipt say it all), since every event is one more API write per request.
 	wasRefused := findCondition(dr.Status.Conditions, privacyv1alpha1.ConditionAccepted) != nil
 	setCondition(&dr.Status.Conditions, dr.Generation, privacyv1alpha1.ConditionAccepted, metav1.ConditionTrue,
 		privacyv1alpha1.ReasonAccepted, fmt.Sprintf("subject resolved; %d stores", len(acc.Stores)))
 	if wasRefused {
 		st.normal(privacyv1alpha1.ReasonAccepted, "Accept", fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), acc.Deadline.Format(time.RFC3339)))
+	} else {
+		st.acceptedAtOnce = true
 	}
 
 	r.fanOut(ctx, dr, acc.Identifiers, acc.Stores, st, func(ctx context.Context, cl connector.Client, s *privacyv1alpha1.DeletionStoreStatus) error {
-		return r.plan(ctx, cl, dr, acc.Identifiers, s, st.now)
+		return r.plan(ctx, cl, dr, acc.Identifiers, s, st)
 	})
 	r.advance(ctx, dr, st)
-	return nil
+	return acc, nil
 }
 
 // erase works on every store that is due: plans what is unplanned, erases what is planned and
 // verifies what is erased.
-func (r *DeletionRequestReconciler) erase(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) error {
+// It returns the identifiers it read (nil when they could not be read).
+func (r *DeletionRequestReconciler) erase(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) (connector.Identifiers, error) {
 	ids, ok, err := r.identifiers(ctx, dr, st)
 	if err != nil || !ok {
-		return err
+		return nil, err
 	}
-	r.fanOut(ctx, dr, ids, nil, st, func(ctx context.Context, cl connector.Client, s *privacyv1alpha1.DeletionStoreStatus) error {
+	r.eraseWith(ctx, dr, ids, nil, st)
+	return ids, nil
+}
+
+// eraseWith is erase with the subject already read; resolved, when set, are the request's stores
+// in the order of its status.
+func (r *DeletionRequestReconciler) eraseWith(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, ids connector.Identifiers, resolved []stores.Store, st *step) {
+	r.fanOut(ctx, dr, ids, resolved, st, func(ctx context.Context, cl connector.Client, s *privacyv1alpha1.DeletionStoreStatus) error {
 		if s.Planned == nil {
-			return r.plan(ctx, cl, dr, ids, s, st.now)
+			return r.plan(ctx, cl, dr, ids, s, st)
 		}
 		if s.Phase == privacyv1alpha1.StoreErased {
 			return r.verifyStore(ctx, cl, dr, ids, s, st.now)
@@ -138,7 +184,6 @@ func (r *DeletionRequestReconciler) erase(ctx context.Context, dr *privacyv1alph
 		return r.eraseStore(ctx, cl, dr, ids, s, st.now)
 	})
 	r.advance(ctx, dr, st)
-	return nil
 }
 
 // identifiers reads the subject again; a missing Secret is reported on the condition the current
@@ -152,7 +197,8 @@ func (r *DeletionRequestReconciler) identifiers(ctx context.Context, dr *privacy
 }
 
 // plan counts what a store would erase, mask and retain. A dry-run request ends there.
-func (r *DeletionRequestReconciler) plan(ctx context.Context, cl connector.Client, dr *privacyv1alpha1.DeletionRequest, ids connector.Identifiers, s *privacyv1alpha1.DeletionStoreStatus, now time.Time) error {
+func (r *DeletionRequestReconciler) plan(ctx context.Context, cl connector.Client, dr *privacyv1alpha1.DeletionRequest, ids connector.Identifiers, s *privacyv1alpha1.DeletionStoreStatus, st *step) error {
+	now := st.now
 	res, err := cl.Erase(ctx, connector.Request{ID: string(dr.UID), Identifiers: ids, DryRun: true})
 	metrics.StoreOperations.WithLabelValues(string(s.Type), "plan", result(err, res != nil && res.Pending)).Inc()
 	if err != nil {
@@ -173,6 +219,7 @@ func (r *DeletionRequestReconciler) plan(ctx context.Context, cl connector.Clien
 		return nil
 	}
 	s.Phase = privacyv1alpha1.StoreErasing
+	st.markPlanned()
 	return nil
 }
 
@@ -320,7 +367,9 @@ func (r *DeletionRequestReconciler) complete(ctx context.Context, dr *privacyv1a
 	if dr.Status.ReceivedAt != nil {
 		metrics.TimeToVerified.Observe(st.now.Sub(dr.Status.ReceivedAt.Time).Seconds())
 	}
-	st.normal(privacyv1alpha1.ReasonVerified, "Verify", fmt.Sprintf("erasure verified in all %d stores; receipt %s issued", len(dr.Status.Stores), dr.Status.Receipt.ConfigMapName))
+	if !st.acceptedAtOnce {
+		st.normal(privacyv1alpha1.ReasonVerified, "Verify", fmt.Sprintf("erasure verified in all %d stores; receipt %s issued", len(dr.Status.Stores), dr.Status.Receipt.ConfigMapName))
+	}
 }
 
 func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, now time.Time) (*privacyv1alpha1.ReceiptReference, error) {
@@ -597,7 +646,9 @@ func (r *DeletionRequestReconciler) SetupWithManager(ctx context.Context, mgr ct
 		return reqs
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&privacyv1alpha1.DeletionRequest{}).
+		// The operator's own status writes wake nothing: every reconcile asks for the next one it
+		// needs, and a status write would otherwise cost a reconcile that finds nothing to do.
+		For(&privacyv1alpha1.DeletionRequest{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return pending(ctx, o.GetNamespace(), client.MatchingFields{identifiersIndex: o.GetName()})
 		}), builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{

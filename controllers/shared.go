@@ -80,6 +80,17 @@ type step struct {
 	events []pendingEvent
 	next   time.Time
 	mu     sync.Mutex
+	// acceptedAtOnce: this reconcile accepted a request that had never been refused, so there is
+	// no recovery for a Normal event to report.
+	acceptedAtOnce bool
+	// planned counts the stores this reconcile planned and has yet to erase.
+	planned int
+}
+
+func (s *step) markPlanned() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.planned++
 }
 
 type pendingEvent struct{ typ, reason, action, note string }
@@ -213,7 +224,7 @@ func findCondition(conds []metav1.Condition, typ string) *metav1.Condition {
 // from a stale read cannot overwrite newer progress, then emits the step's events.
 func (s *Shared) finish(ctx context.Context, obj, before client.Object, changed bool, st *step) (ctrl.Result, error) {
 	if changed {
-		if err := s.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		if err := s.patchStatus(ctx, obj, before); err != nil {
 			if apierrors.IsConflict(err) {
 				// The next reconcile sees the newer status and repeats nothing harmful.
 				return ctrl.Result{RequeueAfter: time.Second}, nil
@@ -223,6 +234,12 @@ func (s *Shared) finish(ctx context.Context, obj, before client.Object, changed 
 	}
 	st.emit(s.Recorder, obj)
 	return st.result(), nil
+}
+
+// patchStatus writes obj's status as a merge patch from before, failing with a conflict when the
+// object changed since it was read.
+func (s *Shared) patchStatus(ctx context.Context, obj, before client.Object) error {
+	return s.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // accept resolves a request's subject and stores and sets its clock. It returns nil, nil when the

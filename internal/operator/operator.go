@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -75,6 +76,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	// managedFields are most of a cached object's size and the operator never reads them: with
 	// 10,000 requests they would double the manager's memory.
 	mo.Cache.DefaultTransform = cache.TransformStripManagedFields()
+	// Secrets are watched as metadata only, to wake what waits for one; every Secret of the
+	// cluster is in that cache, so it keeps no more than the watch handlers read.
+	mo.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {Transform: secretKeyOnly}}
 	if mo.Metrics.BindAddress == "" {
 		mo.Metrics = metricsserver.Options{BindAddress: "0"}
 	}
@@ -121,4 +125,17 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 		return nil, nil, err
 	}
 	return mgr, pool, nil
+}
+
+// secretKeyOnly keeps what the Secret watches read of a Secret's metadata: its key, and the
+// resourceVersion that tells a changed Secret (a rotated store password) from a resync.
+func secretKeyOnly(in any) (any, error) {
+	m, ok := in.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return cache.TransformStripManagedFields()(in)
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}}, nil
 }

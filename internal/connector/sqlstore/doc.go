@@ -55,6 +55,15 @@
 // anyway), so that no single statement runs long. Dry runs and verify use a read-only
 // repeatable-read transaction.
 //
+// # Catalog
+//
+// Every operation needs the mapped tables' columns. They are read from the catalog and reused for
+// Options.CatalogTTL (30s): a request reads them in three transactions (plan, erase, verify), and
+// on a small erasure that read costs the database more than the erasure. Any failed operation
+// forgets them, so a column renamed or dropped under the cache fails one operation and the next
+// reports it as a mapping problem. A column added meanwhile is searched by deep verify once the
+// TTL is up. Check always reads the catalog.
+//
 // # Errors
 //
 // Every error is a *connector.Error: unreachable, timed out, restarting, deadlocked ->

@@ -23,6 +23,9 @@ type Options struct {
 	// AfterBatch, when set, is called after every batch statement of an erasure with the table's
 	// location; tests use it to interrupt an erasure at a known point.
 	AfterBatch func(location connector.Location)
+	// CatalogTTL is how long the mapped tables read from the catalog are reused (default 30s;
+	// negative: read in every operation). Any failed operation forgets them.
+	CatalogTTL time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -34,6 +37,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxOpenConns <= 0 {
 		o.MaxOpenConns = 4
+	}
+	if o.CatalogTTL == 0 {
+		o.CatalogTTL = 30 * time.Second
 	}
 	return o
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -24,7 +25,34 @@ type Store struct {
 	salt    []byte
 	opts    Options
 	timeout time.Duration
+	catalog catalogCache
 }
+
+// catalogCache holds the mapped tables as last resolved. Reading the catalog is most of what a
+// small erasure costs the database (MariaDB's information_schema especially), and a request
+// reads it three times (plan, erase, verify).
+type catalogCache struct {
+	mu     sync.Mutex
+	tables []*Table
+	until  time.Time
+}
+
+func (c *catalogCache) get(now time.Time) []*Table {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tables == nil || !now.Before(c.until) {
+		return nil
+	}
+	return c.tables
+}
+
+func (c *catalogCache) set(tables []*Table, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tables, c.until = tables, until
+}
+
+func (c *catalogCache) forget() { c.set(nil, time.Time{}) }
 
 var _ connector.Client = (*Store)(nil)
 
@@ -36,6 +64,9 @@ func (s *Store) stmtCtx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 func (s *Store) fail(op string, err error, ids connector.Identifiers) error {
+	// The schema may have changed under the cached tables: the retry reads the catalog again and
+	// reports a missing column as a mapping problem rather than the statement's error.
+	s.catalog.forget()
 	return classify(s.d, op, err, ids)
 }
 
@@ -54,9 +85,25 @@ func (s *Store) columns(ctx context.Context, q Querier, name TableName) ([]Colum
 	return s.d.Columns(ctx, q, name)
 }
 
-// resolve reads the catalog for every mapped table. Any missing table or column fails the whole
-// operation: acting on part of a mapping would report a partial erasure as complete.
+// resolve returns the mapped tables, from the catalog unless read within CatalogTTL. A table or
+// column added meanwhile is seen by deep verification only when that time is up.
 func (s *Store) resolve(ctx context.Context, q Querier) ([]*Table, error) {
+	if s.opts.CatalogTTL > 0 {
+		if tables := s.catalog.get(time.Now()); tables != nil {
+			return tables, nil
+		}
+	}
+	start := time.Now()
+	tables, err := s.resolveFromCatalog(ctx, q)
+	if err == nil && s.opts.CatalogTTL > 0 {
+		s.catalog.set(tables, start.Add(s.opts.CatalogTTL))
+	}
+	return tables, err
+}
+
+// resolveFromCatalog reads the catalog for every mapped table. Any missing table or column fails
+// the whole operation: acting on part of a mapping would report a partial erasure as complete.
+func (s *Store) resolveFromCatalog(ctx context.Context, q Querier) ([]*Table, error) {
 	tables := make([]*Table, 0, len(s.tables))
 	var problems []string
 	for _, m := range s.tables {

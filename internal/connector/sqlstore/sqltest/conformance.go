@@ -28,6 +28,7 @@ func RunConformance(t *testing.T, h Harness) {
 	t.Run("MaskState", h.testMaskState)
 	t.Run("HashUnicode", h.testHashUnicode)
 	t.Run("ConcurrentReads", h.testConcurrentReads)
+	t.Run("SchemaChange", h.testSchemaChange)
 	if h.NewSchema != nil {
 		t.Run("SchemaQualified", h.testSchemaQualified)
 	}
@@ -720,5 +721,46 @@ func (h Harness) testConcurrentReads(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// testSchemaChange renames a mapped column under a client that has the catalog cached: the
+// operation that trips on it fails, the next one names the missing column as a mapping problem
+// (the catalog was read again), and once the column is back the erasure completes with the right
+// counts.
+func (h Harness) testSchemaChange(t *testing.T) {
+	d, c := h.fixture(t)
+	ctx := ctxFor(t)
+	req := connector.Request{ID: "schema", Identifiers: subject()}
+	if _, err := c.Verify(ctx, req); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	d.exec(t, "ALTER TABLE newsletter RENAME COLUMN name TO full_name")
+	if _, err := c.Erase(ctx, req); err == nil {
+		t.Fatal("Erase succeeded with a mapped column renamed")
+	} else {
+		noValues(t, err.Error(), req.Identifiers)
+	}
+	_, err := c.Erase(ctx, req)
+	wantKind(t, err, connector.KindMapping, req.Identifiers)
+	if !strings.Contains(err.Error(), "newsletter") || !strings.Contains(err.Error(), "name") {
+		t.Errorf("the second Erase does not name the renamed column: %v", err)
+	}
+	d.exec(t, "ALTER TABLE newsletter RENAME COLUMN full_name TO name")
+	res, err := c.Erase(ctx, req)
+	if err != nil {
+		t.Fatalf("Erase after the column came back: %v", err)
+	}
+	// The failed attempt was one transaction (the fixture is below MaxAtomicRows) and rolled back.
+	if res.Erased != sum(wantErased) || res.Masked != sum(wantMasked) || res.Retained != sum(wantRetained) {
+		t.Errorf("erased %d masked %d retained %d, want %d %d %d", res.Erased, res.Masked, res.Retained,
+			sum(wantErased), sum(wantMasked), sum(wantRetained))
+	}
+	v, err := c.Verify(ctx, req)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if v.Remaining != 0 {
+		t.Errorf("remaining after erasure: %v", v.RemainingLocations)
 	}
 }

@@ -36,8 +36,9 @@ const (
 	rejectedRetry = 30 * time.Second
 	// pendingPoll is how soon a store that answered "pending" (an asynchronous processor) is asked again.
 	pendingPoll = 15 * time.Second
-	// identifiersIndex indexes requests by the name of their identifiers Secret.
-	identifiersIndex = ".spec.subject.identifiersSecretRef.name"
+	// waitingForSecretIndex indexes requests not yet accepted by the name of their identifiers
+	// Secret. Accepted requests are left out: they are most of the cache and no Secret wakes them.
+	waitingForSecretIndex = ".spec.subject.identifiersSecretRef.name/unaccepted"
 )
 
 // DeletionRequestReconciler erases a subject's data from every store a request may use, verifies
@@ -627,8 +628,12 @@ func (r *DeletionRequestReconciler) withStore(ctx context.Context, namespace str
 // SetupWithManager registers the reconciler. Requests waiting for acceptance are woken when their
 // identifiers Secret (metadata only) or a store in their namespace appears.
 func (r *DeletionRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, concurrency int) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &privacyv1alpha1.DeletionRequest{}, identifiersIndex, func(o client.Object) []string {
-		return []string{o.(*privacyv1alpha1.DeletionRequest).Spec.Subject.IdentifiersSecretRef.Name}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &privacyv1alpha1.DeletionRequest{}, waitingForSecretIndex, func(o client.Object) []string {
+		dr := o.(*privacyv1alpha1.DeletionRequest)
+		if !unaccepted(dr.Status.Phase) {
+			return nil
+		}
+		return []string{dr.Spec.Subject.IdentifiersSecretRef.Name}
 	}); err != nil {
 		return err
 	}
@@ -639,7 +644,7 @@ func (r *DeletionRequestReconciler) SetupWithManager(ctx context.Context, mgr ct
 		}
 		var reqs []reconcile.Request
 		for i := range list.Items {
-			if p := list.Items[i].Status.Phase; p == "" || p == privacyv1alpha1.PhasePending {
+			if unaccepted(list.Items[i].Status.Phase) {
 				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 			}
 		}
@@ -650,7 +655,7 @@ func (r *DeletionRequestReconciler) SetupWithManager(ctx context.Context, mgr ct
 		// needs, and a status write would otherwise cost a reconcile that finds nothing to do.
 		For(&privacyv1alpha1.DeletionRequest{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return pending(ctx, o.GetNamespace(), client.MatchingFields{identifiersIndex: o.GetName()})
+			return pending(ctx, o.GetNamespace(), client.MatchingFields{waitingForSecretIndex: o.GetName()})
 		}), builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(event.UpdateEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return false }})).
 		Watches(&privacyv1alpha1.DataStore{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -660,6 +665,10 @@ func (r *DeletionRequestReconciler) SetupWithManager(ctx context.Context, mgr ct
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency}).
 		Named("deletionrequest").
 		Complete(r)
+}
+
+func unaccepted(p privacyv1alpha1.RequestPhase) bool {
+	return p == "" || p == privacyv1alpha1.PhasePending
 }
 
 func reverifyTiming(dr *privacyv1alpha1.DeletionRequest) (interval, period time.Duration) {

@@ -74,8 +74,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	// hold every Secret of the cluster in memory.
 	mo.Client.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}
 	// managedFields are most of a cached object's size and the operator never reads them: with
-	// 10,000 requests they would double the manager's memory.
-	mo.Cache.DefaultTransform = cache.TransformStripManagedFields()
+	// 10,000 requests they would double the manager's memory. Requests are also compacted.
+	mo.Cache.DefaultTransform = compactRequest
 	// Secrets are watched as metadata only, to wake what waits for one; every Secret of the
 	// cluster is in that cache, so it keeps no more than the watch handlers read.
 	mo.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {Transform: secretKeyOnly}}

@@ -1,0 +1,97 @@
+package operator
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"unsafe"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+)
+
+// decoded returns a finished deletion request as the cache gets it: decoded from JSON, so that
+// its lists have the capacity the decoder grew them to.
+func decoded(t *testing.T, name string) *privacyv1alpha1.DeletionRequest {
+	t.Helper()
+	now := metav1.Now()
+	dr := privacyv1alpha1.DeletionRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "portal"}}},
+	}
+	for _, typ := range []string{"Accepted", "Erased", "Verified", "DeadlineExceeded", "Ready"} {
+		dr.Status.Conditions = append(dr.Status.Conditions, metav1.Condition{Type: typ, Status: metav1.ConditionTrue,
+			Reason: typ + "Reason", Message: "the same message for " + typ, LastTransitionTime: now, ObservedGeneration: 1})
+	}
+	for _, s := range []string{"pg", "maria", "redis"} {
+		dr.Status.Stores = append(dr.Status.Stores, privacyv1alpha1.DeletionStoreStatus{Name: s, Kind: privacyv1alpha1.KindDataStore,
+			Type: privacyv1alpha1.StoreTypePostgres, Phase: privacyv1alpha1.StoreVerified, Erased: 1, VerifiedAt: &now})
+	}
+	dr.Status.Receipt = &privacyv1alpha1.ReceiptReference{ConfigMapName: name + "-receipt", KeyID: "0123456789abcdef"}
+	b, err := json.Marshal(dr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out privacyv1alpha1.DeletionRequest
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if cap(out.Status.Conditions) == len(out.Status.Conditions) {
+		t.Fatal("the decoder did not over-allocate: the test proves nothing")
+	}
+	return &out
+}
+
+func TestCompactRequestKeepsValuesAndSharesStrings(t *testing.T) {
+	a, b := decoded(t, "a"), decoded(t, "b")
+	want := a.DeepCopy()
+	want.ManagedFields = nil
+
+	for _, dr := range []*privacyv1alpha1.DeletionRequest{a, b} {
+		if _, err := compactRequest(dr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !equality.Semantic.DeepEqual(a, want) {
+		t.Errorf("values changed:\n got %+v\nwant %+v", a, want)
+	}
+	if cap(a.Status.Conditions) != len(a.Status.Conditions) || cap(a.Status.Stores) != len(a.Status.Stores) {
+		t.Errorf("lists not trimmed: conditions %d/%d, stores %d/%d",
+			len(a.Status.Conditions), cap(a.Status.Conditions), len(a.Status.Stores), cap(a.Status.Stores))
+	}
+	same := func(what, x, y string) {
+		if unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s %q is held twice", what, x)
+		}
+	}
+	for i := range a.Status.Conditions {
+		same("condition message", a.Status.Conditions[i].Message, b.Status.Conditions[i].Message)
+		same("condition reason", a.Status.Conditions[i].Reason, b.Status.Conditions[i].Reason)
+	}
+	for i := range a.Status.Stores {
+		same("store name", a.Status.Stores[i].Name, b.Status.Stores[i].Name)
+		same("store phase", string(a.Status.Stores[i].Phase), string(b.Status.Stores[i].Phase))
+	}
+	if unsafe.StringData(a.Status.Receipt.ConfigMapName) == unsafe.StringData(b.Status.Receipt.ConfigMapName) {
+		t.Error("different strings share memory")
+	}
+}
+
+func TestInternerIsBounded(t *testing.T) {
+	n := &interner{strings: map[string]string{}}
+	for i := range maxInterned + 100 {
+		n.intern(fmt.Sprintf("deadline %d", i))
+	}
+	if len(n.strings) != maxInterned {
+		t.Errorf("%d strings interned, at most %d", len(n.strings), maxInterned)
+	}
+	long := string(make([]byte, maxInternedLen+1))
+	if got := n.intern(long); got != long {
+		t.Error("a long string changed")
+	}
+	first := fmt.Sprintf("deadline %d", 0)
+	if unsafe.StringData(n.intern(first)) == unsafe.StringData(first) {
+		t.Error("a string seen early is no longer shared once the interner is full")
+	}
+}

@@ -121,6 +121,28 @@ func TestDeletionAcrossEveryStoreType(t *testing.T) {
 		}
 	}
 	assertNoIdentifiersIn(t, ns, dr)
+	// Straight through (accepted, erased and verified at the first attempt): the conditions and
+	// the receipt say so, and no event costs an API write. The recorder sends asynchronously.
+	time.Sleep(2 * time.Second)
+	if evs := eventsFor(t, ns, "erase-jane"); len(evs) > 0 {
+		t.Errorf("a request that went straight through wrote events: %s", strings.Join(evs, " | "))
+	}
+}
+
+// eventsFor lists "Type Reason: message" of the events about object in ns.
+func eventsFor(t *testing.T, ns, object string) []string {
+	t.Helper()
+	var evs corev1.EventList
+	if err := env.Client.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs.Items {
+		if e.InvolvedObject.Name == object {
+			out = append(out, e.Type+" "+e.Reason+": "+e.Message)
+		}
+	}
+	return out
 }
 
 // assertNoIdentifiersIn checks that the subject's identifiers appear in neither the request's

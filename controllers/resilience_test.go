@@ -44,6 +44,8 @@ func TestStoreDownAtFirstCompletesAfterRecovery(t *testing.T) {
 		t.Errorf("counts after recovery: %+v", s)
 	}
 	verifyReceipt(t, dr)
+	// The recovery is an event, next to the warning of the outage.
+	waitEvent(t, ns, "outage", privacyv1alpha1.ReasonVerified, "receipt")
 }
 
 // gate holds an http store's erasures until it is opened, so that a test can stop the manager

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -93,13 +94,27 @@ func (r *DeletionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if step.planned > 0 {
 		// Stores planned in this reconcile are erased in it too, with the identifiers and stores
 		// just read, once the plan is written: after a crash mid-erasure the counts come from the
-		// plan, not from a repeated erase that finds nothing.
-		if ok, res, err := r.checkpoint(ctx, &dr, before, step); !ok {
+		// plan, not from a repeated erase that finds nothing. The reconcile that accepts writes it
+		// into the receipt ConfigMap, which the receipt needs anyway (a ConfigMap costs the API
+		// server a fraction of a status patch); stores planned later, into the status.
+		recorded := false
+		if resolved != nil {
+			if err := r.recordPlan(ctx, &dr, step); err != nil {
+				logf.FromContext(ctx).Error(err, "Recording the plan in the receipt ConfigMap")
+				step.after(time.Second)
+			} else {
+				recorded = true
+			}
+		} else if ok, res, err := r.checkpoint(ctx, &dr, before, step); !ok {
 			return res, err
+		} else {
+			before = dr.DeepCopy()
+			recorded = true
 		}
-		before = dr.DeepCopy()
 		step.planned = 0
-		r.eraseWith(ctx, &dr, ids, resolved, step)
+		if recorded {
+			r.eraseWith(ctx, &dr, ids, resolved, step)
+		}
 	}
 	r.summarize(&dr, step)
 	return r.finish(ctx, &dr, before, !equality.Semantic.DeepEqual(before.Status, dr.Status), step)
@@ -346,7 +361,7 @@ func setErasingCondition(conds *[]metav1.Condition, gen int64, failed, retrying,
 // complete records the first clean verification and issues the receipt.
 func (r *DeletionRequestReconciler) complete(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) {
 	if dr.Status.Receipt == nil {
-		ref, err := r.issueReceipt(ctx, dr, st.now)
+		ref, err := r.issueReceipt(ctx, dr, st)
 		if err != nil {
 			// Stay in the current phase: the next reconcile issues it. A completed request
 			// always has its receipt.
@@ -373,7 +388,96 @@ func (r *DeletionRequestReconciler) complete(ctx context.Context, dr *privacyv1a
 	}
 }
 
-func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, now time.Time) (*privacyv1alpha1.ReceiptReference, error) {
+// recordedPlan is what the receipt ConfigMap holds under receipt.PlanKey.
+type recordedPlan struct {
+	// RequestUID tells this request's plan from one left by a deleted request of the same name.
+	RequestUID string         `json:"requestUID"`
+	Stores     []plannedStore `json:"stores"`
+}
+
+type plannedStore struct {
+	Kind privacyv1alpha1.StoreKind `json:"kind"`
+	Name string                    `json:"name"`
+	privacyv1alpha1.EraseCounts
+}
+
+// recordPlan creates the receipt ConfigMap holding the plan of the stores planned so far. When an
+// earlier attempt crashed after recording its plan, that plan was counted before this request
+// erased anything: its counts are kept where they are higher.
+func (r *DeletionRequestReconciler) recordPlan(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) error {
+	cm, err := r.receiptConfigMap(dr)
+	if err != nil {
+		return err
+	}
+	plan := recordedPlan{RequestUID: string(dr.UID)}
+	for _, s := range dr.Status.Stores {
+		if s.Planned != nil {
+			plan.Stores = append(plan.Stores, plannedStore{Kind: s.Kind, Name: s.Name, EraseCounts: *s.Planned})
+		}
+	}
+	raw, err := json.Marshal(plan)
+	if err != nil {
+		return err
+	}
+	cm.Data = map[string]string{receipt.PlanKey: string(raw)}
+	err = r.Create(ctx, cm)
+	if err == nil {
+		st.receiptConfigMap = cm
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the receipt ConfigMap: %w", err)
+	}
+	existing, err := r.ownReceiptConfigMap(ctx, dr, cm.Name)
+	if err != nil {
+		return err
+	}
+	var earlier recordedPlan
+	if s := existing.Data[receipt.PlanKey]; s != "" {
+		if err := json.Unmarshal([]byte(s), &earlier); err != nil || earlier.RequestUID != string(dr.UID) {
+			return fmt.Errorf("ConfigMap %q holds a plan that is not this request's", cm.Name)
+		}
+	}
+	for _, e := range earlier.Stores {
+		for i := range dr.Status.Stores {
+			s := &dr.Status.Stores[i]
+			if s.Kind == e.Kind && s.Name == e.Name && s.Planned != nil {
+				s.Planned.Erased = max(s.Planned.Erased, e.Erased)
+				s.Planned.Masked = max(s.Planned.Masked, e.Masked)
+				s.Planned.Retained = max(s.Planned.Retained, e.Retained)
+			}
+		}
+	}
+	st.receiptConfigMap = existing
+	return nil
+}
+
+// receiptConfigMap is the request's receipt ConfigMap, without data.
+func (r *DeletionRequestReconciler) receiptConfigMap(dr *privacyv1alpha1.DeletionRequest) (*corev1.ConfigMap, error) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Namespace: dr.Namespace, Name: receipt.ConfigMapName(dr.Name),
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator", "privacy.dsr.dev/deletionrequest": dr.Name},
+	}}
+	if err := ctrl.SetControllerReference(dr, cm, r.Scheme()); err != nil {
+		return nil, err
+	}
+	return cm, nil
+}
+
+// ownReceiptConfigMap reads the receipt ConfigMap, refusing one that is not this request's.
+func (r *DeletionRequestReconciler) ownReceiptConfigMap(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, name string) (*corev1.ConfigMap, error) {
+	var existing corev1.ConfigMap
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: dr.Namespace, Name: name}, &existing); err != nil {
+		return nil, err
+	}
+	if !metav1.IsControlledBy(&existing, dr) {
+		return nil, fmt.Errorf("ConfigMap %q exists and does not belong to this request", name)
+	}
+	return &existing, nil
+}
+
+func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) (*privacyv1alpha1.ReceiptReference, error) {
+	now := st.now
 	rc := &receipt.Receipt{
 		Version: receipt.Version,
 		Request: receipt.RequestRef{
@@ -406,36 +510,52 @@ func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privac
 	if err != nil {
 		return nil, err
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-		Namespace: dr.Namespace, Name: receipt.ConfigMapName(dr.Name),
-		Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator", "privacy.dsr.dev/deletionrequest": dr.Name},
-	}}
-	if err := ctrl.SetControllerReference(dr, cm, r.Scheme()); err != nil {
+	if err := r.storeReceipt(ctx, dr, st, signed); err != nil {
 		return nil, err
 	}
-	cm.Data = map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
-	if err := r.Create(ctx, cm); err != nil {
-		if !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("creating receipt ConfigMap: %w", err)
-		}
-		// Left by a reconcile that crashed before recording it: status never pointed at it, so it
-		// is replaced, but only if it is this request's.
-		var existing corev1.ConfigMap
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cm), &existing); err != nil {
-			return nil, err
-		}
-		if !metav1.IsControlledBy(&existing, dr) {
-			return nil, fmt.Errorf("ConfigMap %q exists and does not belong to this request", cm.Name)
-		}
-		existing.Data = cm.Data
-		if err := r.Update(ctx, &existing); err != nil {
-			return nil, fmt.Errorf("updating receipt ConfigMap: %w", err)
-		}
-	}
 	return &privacyv1alpha1.ReceiptReference{
-		ConfigMapName: cm.Name, SHA256: signed.SHA256, Signature: receipt.EncodeSignature(signed.Signature),
+		ConfigMapName: receipt.ConfigMapName(dr.Name), SHA256: signed.SHA256, Signature: receipt.EncodeSignature(signed.Signature),
 		KeyID: signed.KeyID, IssuedAt: metav1.NewTime(rc.IssuedAt),
 	}, nil
+}
+
+// storeReceipt writes the signed receipt into the request's ConfigMap, next to the plan: into
+// the one this reconcile created, else into one an earlier reconcile left (status never pointed
+// at a receipt in it, so that is replaced), else into a new one.
+func (r *DeletionRequestReconciler) storeReceipt(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step, signed *receipt.Signed) error {
+	withReceipt := func(cm *corev1.ConfigMap) {
+		data := map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
+		if plan := cm.Data[receipt.PlanKey]; plan != "" {
+			data[receipt.PlanKey] = plan
+		}
+		cm.Data = data
+	}
+	if cm := st.receiptConfigMap; cm != nil {
+		withReceipt(cm)
+		if err := r.Update(ctx, cm); err == nil {
+			return nil
+		}
+		// Changed meanwhile (or the update failed): read it again below.
+	}
+	cm, err := r.receiptConfigMap(dr)
+	if err != nil {
+		return err
+	}
+	withReceipt(cm)
+	if err := r.Create(ctx, cm); err == nil {
+		return nil
+	} else if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the receipt ConfigMap: %w", err)
+	}
+	existing, err := r.ownReceiptConfigMap(ctx, dr, cm.Name)
+	if err != nil {
+		return err
+	}
+	withReceipt(existing)
+	if err := r.Update(ctx, existing); err != nil {
+		return fmt.Errorf("updating the receipt ConfigMap: %w", err)
+	}
+	return nil
 }
 
 // reverify checks every store again on the request's schedule, reports data that came back and,

@@ -85,6 +85,9 @@ type step struct {
 	acceptedAtOnce bool
 	// planned counts the stores this reconcile planned and has yet to erase.
 	planned int
+	// receiptConfigMap is the receipt ConfigMap as this reconcile wrote or read it (holding the
+	// plan), so that the receipt is added with one update.
+	receiptConfigMap *corev1.ConfigMap
 }
 
 func (s *step) markPlanned() {

@@ -29,6 +29,9 @@ const (
 	// exactly those bytes.
 	DataKey      = "receipt.json"
 	SignatureKey = "receipt.sig"
+	// PlanKey holds, from before anything was erased, what the reconcile that accepted the request
+	// counted in each store (JSON, see controllers). It is not signed: the receipt is.
+	PlanKey = "plan.json"
 	// Version names the receipt format.
 	Version = "privacy.dsr.dev/receipt/v1"
 )

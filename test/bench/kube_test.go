@@ -32,6 +32,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
+	"github.com/dsr-operator/dsr-operator/internal/receipt"
 )
 
 // requestName is the name of request i, and of its identifiers Secret.
@@ -127,7 +128,7 @@ func createRequests(t *testing.T, ctx context.Context, c client.Client, ns, set 
 
 // floorWrites is the operator's writes per request by kind, which the API floor repeats.
 type floorWrites struct {
-	statusPatches, configMaps, events int
+	statusPatches, configMaps, configMapUpdates, events int
 	// secretGets are reads of the identifiers Secret; the floor proper has none (diagnostic
 	// variants add the operator's).
 	secretGets int
@@ -138,7 +139,7 @@ type floorWrites struct {
 }
 
 func (f floorWrites) String() string {
-	s := fmt.Sprintf("%d status patches, %d ConfigMap and %d Event creates", f.statusPatches, f.configMaps, f.events)
+	s := fmt.Sprintf("%d status patches, %d ConfigMap creates, %d ConfigMap updates and %d Event creates", f.statusPatches, f.configMaps, f.configMapUpdates, f.events)
 	if f.secretGets > 0 {
 		s += fmt.Sprintf(", %d Secret GETs", f.secretGets)
 	}
@@ -157,6 +158,8 @@ func floorWritesFrom(counts apiCounts, n int) floorWrites {
 		switch k {
 		case "POST configmaps":
 			f.configMaps += per
+		case "PUT configmaps":
+			f.configMapUpdates += per
 		case "POST events":
 			f.events += per
 		default:
@@ -234,8 +237,8 @@ func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, 
 	return time.Since(start)
 }
 
-// floorWrite makes one request's writes in the operator's order: status patches, the receipt,
-// the last status patch, the event.
+// floorWrite makes one request's writes in the operator's order: status patches, the receipt
+// ConfigMap (created, then updated when the operator does), the last status patch, the event.
 func floorWrite(ctx context.Context, c client.Client, dr *privacyv1alpha1.DeletionRequest, f floorWrites, patches [][]byte) error {
 	patch := func(k int) error {
 		return c.Status().Patch(ctx, dr, client.RawPatch(types.MergePatchType, patches[k%len(patches)]))
@@ -252,10 +255,26 @@ func floorWrite(ctx context.Context, c client.Client, dr *privacyv1alpha1.Deleti
 	}
 	owner := []metav1.OwnerReference{{APIVersion: privacyv1alpha1.GroupVersion.String(), Kind: "DeletionRequest", Name: dr.Name, UID: dr.UID,
 		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	// With updates, the operator creates its receipt ConfigMap holding the plan and adds the
+	// receipt to it.
+	created := f.configMap.Data
+	if f.configMapUpdates > 0 {
+		created = map[string]string{receipt.PlanKey: f.configMap.Data[receipt.PlanKey]}
+	}
+	var last *corev1.ConfigMap
 	for k := range f.configMaps {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: dr.Namespace, Name: fmt.Sprintf("%s-receipt-%d", dr.Name, k),
-			Labels: f.configMap.Labels, OwnerReferences: owner}, Data: f.configMap.Data}
-		if err := c.Create(ctx, cm); err != nil {
+		last = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: dr.Namespace, Name: fmt.Sprintf("%s-receipt-%d", dr.Name, k),
+			Labels: f.configMap.Labels, OwnerReferences: owner}, Data: created}
+		if err := c.Create(ctx, last); err != nil {
+			return err
+		}
+	}
+	for range f.configMapUpdates {
+		if last == nil {
+			break
+		}
+		last.Data = f.configMap.Data
+		if err := c.Update(ctx, last); err != nil {
 			return err
 		}
 	}

@@ -79,3 +79,16 @@ func TestSampleCPUSeesTheHarness(t *testing.T) {
 		t.Fatalf("peak RSS %v %v", rss, err)
 	}
 }
+
+func TestFloorWritesFromRepeatsEveryWriteKind(t *testing.T) {
+	counts := apiCounts{
+		"PATCH deletionrequests/status": 2000, "POST configmaps": 1000, "PUT configmaps": 1000,
+		"POST events": 10, "GET secrets": 1000, "PATCH datastores/status": 1000,
+	}
+	f := floorWritesFrom(counts, 1000)
+	// A write of a kind the floor does not know (here a store's status) is repeated as a status
+	// patch; reads are not writes; a rare event rounds to none.
+	if f.statusPatches != 3 || f.configMaps != 1 || f.configMapUpdates != 1 || f.events != 0 || f.secretGets != 0 {
+		t.Errorf("%+v", f)
+	}
+}

@@ -728,7 +728,8 @@ func TestAuditorGuideScript(t *testing.T) {
 		cmd.Env = append(os.Environ(), "PATH="+assets+string(os.PathListSeparator)+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				return ee.ExitCode(), string(out)
 			}
 			t.Fatal(err)

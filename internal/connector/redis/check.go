@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -86,7 +87,7 @@ func (c *client) probe(ctx context.Context) ([]string, error) {
 	for _, p := range probes {
 		err := p.cmd.Err()
 		switch {
-		case err == nil || err == goredis.Nil:
+		case err == nil || errors.Is(err, goredis.Nil):
 		case goredis.IsPermissionError(err) && p.required:
 			denied[p.m] = append(denied[p.m], p.name)
 		case goredis.IsPermissionError(err):

@@ -137,10 +137,10 @@ type client struct {
 	topology atomic.Int32
 }
 
+// The zero value of topology is "unknown": INFO not asked yet.
 const (
-	topologyUnknown int32 = iota
 	// topologyStandalone: not a cluster, or INFO was refused and Check warned about it.
-	topologyStandalone
+	topologyStandalone int32 = iota + 1
 	topologyCluster
 )
 

@@ -28,9 +28,7 @@ func compactRequest(in any) (any, error) {
 		o.Status.Stores = slices.Clone(o.Status.Stores)
 		for i := range o.Status.Stores {
 			s := &o.Status.Stores[i]
-			s.Name, s.Message = shared.intern(s.Name), shared.intern(s.Message)
-			s.Kind = privacyv1alpha1.StoreKind(shared.intern(string(s.Kind)))
-			s.Type = privacyv1alpha1.StoreType(shared.intern(string(s.Type)))
+			internStore(&s.Name, &s.Kind, &s.Type, &s.Message)
 			s.Phase = privacyv1alpha1.StorePhase(shared.intern(string(s.Phase)))
 		}
 		if rc := o.Status.Receipt; rc != nil {
@@ -41,12 +39,17 @@ func compactRequest(in any) (any, error) {
 		o.Status.Stores = slices.Clone(o.Status.Stores)
 		for i := range o.Status.Stores {
 			s := &o.Status.Stores[i]
-			s.Name, s.Message = shared.intern(s.Name), shared.intern(s.Message)
-			s.Kind = privacyv1alpha1.StoreKind(shared.intern(string(s.Kind)))
-			s.Type = privacyv1alpha1.StoreType(shared.intern(string(s.Type)))
+			internStore(&s.Name, &s.Kind, &s.Type, &s.Message)
+			s.Phase = privacyv1alpha1.StorePhase(shared.intern(string(s.Phase)))
 		}
 	}
 	return in, nil
+}
+
+func internStore(name *string, kind *privacyv1alpha1.StoreKind, typ *privacyv1alpha1.StoreType, message *string) {
+	*name, *message = shared.intern(*name), shared.intern(*message)
+	*kind = privacyv1alpha1.StoreKind(shared.intern(string(*kind)))
+	*typ = privacyv1alpha1.StoreType(shared.intern(string(*typ)))
 }
 
 func compactConditions(conds []metav1.Condition) []metav1.Condition {

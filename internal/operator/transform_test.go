@@ -95,3 +95,23 @@ func TestInternerIsBounded(t *testing.T) {
 		t.Error("a string seen early is no longer shared once the interner is full")
 	}
 }
+
+func TestCompactRequestKeepsAccessRequestValues(t *testing.T) {
+	ar := privacyv1alpha1.AccessRequest{ObjectMeta: metav1.ObjectMeta{Name: "ar", Namespace: "ns"}}
+	ar.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Completed", Message: "export delivered"}}
+	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{Name: "pg", Kind: privacyv1alpha1.KindDataStore, Type: privacyv1alpha1.StoreTypePostgres}}
+	b, err := json.Marshal(ar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got privacyv1alpha1.AccessRequest
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compactRequest(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(&got, &ar) {
+		t.Errorf("values changed:\n got %+v\nwant %+v", got, ar)
+	}
+}

@@ -28,8 +28,7 @@ func compactRequest(in any) (any, error) {
 		o.Status.Stores = slices.Clone(o.Status.Stores)
 		for i := range o.Status.Stores {
 			s := &o.Status.Stores[i]
-			internStore(&s.Name, &s.Kind, &s.Type, &s.Message)
-			s.Phase = privacyv1alpha1.StorePhase(shared.intern(string(s.Phase)))
+			internStore(&s.Name, &s.Kind, &s.Type, &s.Phase, &s.Message)
 		}
 		if rc := o.Status.Receipt; rc != nil {
 			rc.KeyID = shared.intern(rc.KeyID)
@@ -39,17 +38,17 @@ func compactRequest(in any) (any, error) {
 		o.Status.Stores = slices.Clone(o.Status.Stores)
 		for i := range o.Status.Stores {
 			s := &o.Status.Stores[i]
-			internStore(&s.Name, &s.Kind, &s.Type, &s.Message)
-			s.Phase = privacyv1alpha1.StorePhase(shared.intern(string(s.Phase)))
+			internStore(&s.Name, &s.Kind, &s.Type, &s.Phase, &s.Message)
 		}
 	}
 	return in, nil
 }
 
-func internStore(name *string, kind *privacyv1alpha1.StoreKind, typ *privacyv1alpha1.StoreType, message *string) {
+func internStore(name *string, kind *privacyv1alpha1.StoreKind, typ *privacyv1alpha1.StoreType, phase *privacyv1alpha1.StorePhase, message *string) {
 	*name, *message = shared.intern(*name), shared.intern(*message)
 	*kind = privacyv1alpha1.StoreKind(shared.intern(string(*kind)))
 	*typ = privacyv1alpha1.StoreType(shared.intern(string(*typ)))
+	*phase = privacyv1alpha1.StorePhase(shared.intern(string(*phase)))
 }
 
 func compactConditions(conds []metav1.Condition) []metav1.Condition {

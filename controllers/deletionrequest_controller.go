@@ -97,22 +97,19 @@ func (r *DeletionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// plan, not from a repeated erase that finds nothing. The reconcile that accepts writes it
 		// into the receipt ConfigMap, which the receipt needs anyway (a ConfigMap costs the API
 		// server a fraction of a status patch); stores planned later, into the status.
-		recorded := false
-		if resolved != nil {
-			if err := r.recordPlan(ctx, &dr, step); err != nil {
-				logf.FromContext(ctx).Error(err, "Recording the plan in the receipt ConfigMap")
-				step.after(time.Second)
-			} else {
-				recorded = true
-			}
-		} else if ok, res, err := r.checkpoint(ctx, &dr, before, step); !ok {
-			return res, err
-		} else {
-			before = dr.DeepCopy()
-			recorded = true
-		}
 		step.planned = 0
-		if recorded {
+		if resolved == nil {
+			ok, res, err := r.checkpoint(ctx, &dr, before, step)
+			if !ok {
+				return res, err
+			}
+			before = dr.DeepCopy()
+			r.eraseWith(ctx, &dr, ids, resolved, step)
+		} else if err := r.recordPlan(ctx, &dr, step); err != nil {
+			// The status written below holds the plan; the next reconcile erases.
+			logf.FromContext(ctx).Error(err, "Recording the plan in the receipt ConfigMap")
+			step.after(time.Second)
+		} else {
 			r.eraseWith(ctx, &dr, ids, resolved, step)
 		}
 	}
@@ -405,10 +402,6 @@ type plannedStore struct {
 // earlier attempt crashed after recording its plan, that plan was counted before this request
 // erased anything: its counts are kept where they are higher.
 func (r *DeletionRequestReconciler) recordPlan(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) error {
-	cm, err := r.receiptConfigMap(dr)
-	if err != nil {
-		return err
-	}
 	plan := recordedPlan{RequestUID: string(dr.UID)}
 	for _, s := range dr.Status.Stores {
 		if s.Planned != nil {
@@ -419,22 +412,18 @@ func (r *DeletionRequestReconciler) recordPlan(ctx context.Context, dr *privacyv
 	if err != nil {
 		return err
 	}
-	cm.Data = map[string]string{receipt.PlanKey: string(raw)}
-	err = r.Create(ctx, cm)
-	if err == nil {
-		st.receiptConfigMap = cm
-		return nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating the receipt ConfigMap: %w", err)
-	}
-	existing, err := r.ownReceiptConfigMap(ctx, dr, cm.Name)
+	cm, created, err := r.createReceiptConfigMap(ctx, dr, map[string]string{receipt.PlanKey: string(raw)})
 	if err != nil {
 		return err
 	}
+	st.receiptConfigMap = cm
+	if created {
+		return nil
+	}
 	var earlier recordedPlan
-	if s := existing.Data[receipt.PlanKey]; s != "" {
+	if s := cm.Data[receipt.PlanKey]; s != "" {
 		if err := json.Unmarshal([]byte(s), &earlier); err != nil || earlier.RequestUID != string(dr.UID) {
+			st.receiptConfigMap = nil
 			return fmt.Errorf("ConfigMap %q holds a plan that is not this request's", cm.Name)
 		}
 	}
@@ -448,32 +437,33 @@ func (r *DeletionRequestReconciler) recordPlan(ctx context.Context, dr *privacyv
 			}
 		}
 	}
-	st.receiptConfigMap = existing
 	return nil
 }
 
-// receiptConfigMap is the request's receipt ConfigMap, without data.
-func (r *DeletionRequestReconciler) receiptConfigMap(dr *privacyv1alpha1.DeletionRequest) (*corev1.ConfigMap, error) {
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+// createReceiptConfigMap creates the request's receipt ConfigMap with data. When it exists
+// already (left by an earlier reconcile), it returns that one, created false, refusing a
+// ConfigMap that is not this request's.
+func (r *DeletionRequestReconciler) createReceiptConfigMap(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, data map[string]string) (cm *corev1.ConfigMap, created bool, err error) {
+	cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 		Namespace: dr.Namespace, Name: receipt.ConfigMapName(dr.Name),
 		Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator", "privacy.dsr.dev/deletionrequest": dr.Name},
-	}}
+	}, Data: data}
 	if err := ctrl.SetControllerReference(dr, cm, r.Scheme()); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return cm, nil
-}
-
-// ownReceiptConfigMap reads the receipt ConfigMap, refusing one that is not this request's.
-func (r *DeletionRequestReconciler) ownReceiptConfigMap(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, name string) (*corev1.ConfigMap, error) {
+	if err := r.Create(ctx, cm); err == nil {
+		return cm, true, nil
+	} else if !apierrors.IsAlreadyExists(err) {
+		return nil, false, fmt.Errorf("creating the receipt ConfigMap: %w", err)
+	}
 	var existing corev1.ConfigMap
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: dr.Namespace, Name: name}, &existing); err != nil {
-		return nil, err
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cm), &existing); err != nil {
+		return nil, false, err
 	}
 	if !metav1.IsControlledBy(&existing, dr) {
-		return nil, fmt.Errorf("ConfigMap %q exists and does not belong to this request", name)
+		return nil, false, fmt.Errorf("ConfigMap %q exists and does not belong to this request", cm.Name)
 	}
-	return &existing, nil
+	return &existing, false, nil
 }
 
 func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step) (*privacyv1alpha1.ReceiptReference, error) {
@@ -523,36 +513,26 @@ func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, dr *privac
 // the one this reconcile created, else into one an earlier reconcile left (status never pointed
 // at a receipt in it, so that is replaced), else into a new one.
 func (r *DeletionRequestReconciler) storeReceipt(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, st *step, signed *receipt.Signed) error {
-	withReceipt := func(cm *corev1.ConfigMap) {
-		data := map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
-		if plan := cm.Data[receipt.PlanKey]; plan != "" {
-			data[receipt.PlanKey] = plan
+	data := func(plan string) map[string]string {
+		d := map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
+		if plan != "" {
+			d[receipt.PlanKey] = plan
 		}
-		cm.Data = data
+		return d
 	}
 	if cm := st.receiptConfigMap; cm != nil {
-		withReceipt(cm)
+		cm.Data = data(cm.Data[receipt.PlanKey])
 		if err := r.Update(ctx, cm); err == nil {
 			return nil
 		}
 		// Changed meanwhile (or the update failed): read it again below.
 	}
-	cm, err := r.receiptConfigMap(dr)
-	if err != nil {
+	cm, created, err := r.createReceiptConfigMap(ctx, dr, data(""))
+	if err != nil || created {
 		return err
 	}
-	withReceipt(cm)
-	if err := r.Create(ctx, cm); err == nil {
-		return nil
-	} else if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating the receipt ConfigMap: %w", err)
-	}
-	existing, err := r.ownReceiptConfigMap(ctx, dr, cm.Name)
-	if err != nil {
-		return err
-	}
-	withReceipt(existing)
-	if err := r.Update(ctx, existing); err != nil {
+	cm.Data = data(cm.Data[receipt.PlanKey])
+	if err := r.Update(ctx, cm); err != nil {
 		return fmt.Errorf("updating the receipt ConfigMap: %w", err)
 	}
 	return nil

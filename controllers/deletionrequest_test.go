@@ -124,25 +124,34 @@ func TestDeletionAcrossEveryStoreType(t *testing.T) {
 	// Straight through (accepted, erased and verified at the first attempt): the conditions and
 	// the receipt say so, and no event costs an API write. The recorder sends asynchronously.
 	time.Sleep(2 * time.Second)
-	if evs := eventsFor(t, ns, "erase-jane"); len(evs) > 0 {
-		t.Errorf("a request that went straight through wrote events: %s", strings.Join(evs, " | "))
+	if evs, err := eventsAbout(ns, "erase-jane"); err != nil {
+		t.Fatal(err)
+	} else if len(evs) > 0 {
+		t.Errorf("a request that went straight through wrote events: %s", describeEvents(evs))
 	}
 }
 
-// eventsFor lists "Type Reason: message" of the events about object in ns.
-func eventsFor(t *testing.T, ns, object string) []string {
-	t.Helper()
+// eventsAbout lists the events about object in ns.
+func eventsAbout(ns, object string) ([]corev1.Event, error) {
 	var evs corev1.EventList
 	if err := env.Client.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	var out []string
+	var out []corev1.Event
 	for _, e := range evs.Items {
 		if e.InvolvedObject.Name == object {
-			out = append(out, e.Type+" "+e.Reason+": "+e.Message)
+			out = append(out, e)
 		}
 	}
-	return out
+	return out, nil
+}
+
+func describeEvents(evs []corev1.Event) string {
+	seen := make([]string, len(evs))
+	for i, e := range evs {
+		seen[i] = e.Type + " " + e.Reason + ": " + e.Message
+	}
+	return strings.Join(seen, " | ")
 }
 
 // assertNoIdentifiersIn checks that the subject's identifiers appear in neither the request's
@@ -276,18 +285,16 @@ func TestDataReappearedIsReportedAndReErased(t *testing.T) {
 func waitEvent(t *testing.T, ns, object, reason, contains string) {
 	t.Helper()
 	eventually(t, 20*time.Second, func() (bool, string) {
-		var evs corev1.EventList
-		if err := env.Client.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+		evs, err := eventsAbout(ns, object)
+		if err != nil {
 			return false, err.Error()
 		}
-		var seen []string
-		for _, e := range evs.Items {
-			seen = append(seen, e.Reason+": "+e.Message)
-			if e.InvolvedObject.Name == object && e.Reason == reason && strings.Contains(e.Message, contains) {
+		for _, e := range evs {
+			if e.Reason == reason && strings.Contains(e.Message, contains) {
 				return true, ""
 			}
 		}
-		return false, "events: " + strings.Join(seen, " | ")
+		return false, "events about " + object + ": " + describeEvents(evs)
 	})
 }
 

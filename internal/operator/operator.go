@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 func secretKeyOnly(in any) (any, error) {
 	m, ok := in.(*metav1.PartialObjectMetadata)
 	if !ok {
-		return cache.TransformStripManagedFields()(in)
+		return stripManagedFields(in)
 	}
 	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
 		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,

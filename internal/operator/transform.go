@@ -18,7 +18,7 @@ import (
 // to their length, and shares the strings that most requests hold alike (condition types,
 // reasons and messages, store names, kinds and phases).
 func compactRequest(in any) (any, error) {
-	in, err := cache.TransformStripManagedFields()(in)
+	in, err := stripManagedFields(in)
 	if err != nil {
 		return in, err
 	}
@@ -50,6 +50,8 @@ func internStore(name *string, kind *privacyv1alpha1.StoreKind, typ *privacyv1al
 	*typ = privacyv1alpha1.StoreType(shared.intern(string(*typ)))
 	*phase = privacyv1alpha1.StorePhase(shared.intern(string(*phase)))
 }
+
+var stripManagedFields = cache.TransformStripManagedFields()
 
 func compactConditions(conds []metav1.Condition) []metav1.Condition {
 	if conds == nil {

@@ -8,8 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,18 +22,7 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		var err error
-		if env, err = testenv.Start(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = env.Stop() }()
-		return m.Run()
-	}()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 func namespace(t *testing.T) string {
 	t.Helper()

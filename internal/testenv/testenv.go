@@ -3,19 +3,9 @@
 //
 //	var env *testenv.Env
 //
-//	func TestMain(m *testing.M) {
-//		var err error
-//		env, err = testenv.Start()
-//		if err != nil {
-//			fmt.Fprintln(os.Stderr, err)
-//			os.Exit(1)
-//		}
-//		code := m.Run()
-//		if err := env.Stop(); err != nil {
-//			fmt.Fprintln(os.Stderr, err)
-//		}
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { testenv.Main(m, &env) }
+//
+// (or Start and Stop it in a TestMain of one's own, when the package needs more set up).
 //
 // The binaries come from $KUBEBUILDER_ASSETS or, when it is unset, from bin/k8s/<K8sVersion> at
 // the module root; `make test` (or hack/build-k8s.sh) builds them from source. Starting takes a
@@ -165,6 +155,20 @@ func Start() (*Env, error) {
 		return nil, errors.Join(fmt.Errorf("testenv: creating a client: %w", err), env.Stop())
 	}
 	return env, nil
+}
+
+// Main runs a package's tests with a control plane started into *env, and exits with their code
+// (1 when the control plane does not start).
+func Main(m interface{ Run() int }, env **Env) {
+	os.Exit(func() int {
+		var err error
+		if *env, err = Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer func() { _ = (*env).Stop() }()
+		return m.Run()
+	}())
 }
 
 // Stop stops the control plane and removes its data. It may be called more than once.

@@ -111,10 +111,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if err := (&controllers.ClusterDataStoreReconciler{Shared: shared("clusterdatastore-controller"), OperatorNamespace: opts.OperatorNamespace}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.DeletionRequestReconciler{Shared: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.DeletionRequestReconciler{Dependencies: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.AccessRequestReconciler{Shared: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
 	metrics.Register(mgr.GetClient())

@@ -25,8 +25,8 @@ func decoded(t *testing.T, name string) *privacyv1alpha1.DeletionRequest {
 			Reason: typ + "Reason", Message: "the same message for " + typ, LastTransitionTime: now, ObservedGeneration: 1})
 	}
 	for _, s := range []string{"pg", "maria", "redis"} {
-		dr.Status.Stores = append(dr.Status.Stores, privacyv1alpha1.DeletionStoreStatus{Name: s, Kind: privacyv1alpha1.KindDataStore,
-			Type: privacyv1alpha1.StoreTypePostgres, Phase: privacyv1alpha1.StoreVerified, Erased: 1, VerifiedAt: &now})
+		dr.Status.Stores = append(dr.Status.Stores, privacyv1alpha1.DeletionStoreStatus{StoreProgress: privacyv1alpha1.StoreProgress{Name: s, Kind: privacyv1alpha1.KindDataStore,
+			Type: privacyv1alpha1.StoreTypePostgres, Phase: privacyv1alpha1.StoreVerified}, Erased: 1, VerifiedAt: &now})
 	}
 	dr.Status.Receipt = &privacyv1alpha1.ReceiptReference{ConfigMapName: name + "-receipt", KeyID: "0123456789abcdef"}
 	out := roundTrip(t, &dr)
@@ -106,7 +106,7 @@ func TestInternerIsBounded(t *testing.T) {
 func TestCompactRequestKeepsAccessRequestValues(t *testing.T) {
 	ar := privacyv1alpha1.AccessRequest{ObjectMeta: metav1.ObjectMeta{Name: "ar", Namespace: "ns"}}
 	ar.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Completed", Message: "export delivered"}}
-	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{Name: "pg", Kind: privacyv1alpha1.KindDataStore, Type: privacyv1alpha1.StoreTypePostgres}}
+	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{StoreProgress: privacyv1alpha1.StoreProgress{Name: "pg", Kind: privacyv1alpha1.KindDataStore, Type: privacyv1alpha1.StoreTypePostgres}}}
 	got := roundTrip(t, &ar)
 	if _, err := compactRequest(got); err != nil {
 		t.Fatal(err)

@@ -128,9 +128,10 @@ func completed(t *testing.T, name string, signer *receipt.Signer) *privacyv1alph
 			}},
 		StoreCount: 2,
 		Stores: []privacyv1alpha1.DeletionStoreStatus{
-			{Name: "db", Kind: "DataStore", Type: "postgres", Phase: "Verified", Erased: 3, Masked: 2, Retained: 1, Attempts: 1, VerifiedAt: &tm,
-				RetainedReasons: []privacyv1alpha1.RetainedLocation{{Location: "invoices", Records: 1, Reason: "tax law"}}, Message: "erased and verified"},
-			{Name: "cache", Kind: "ClusterDataStore", Type: "redis", Phase: "Verified", Erased: 4, VerifiedAt: &tm},
+			{StoreProgress: privacyv1alpha1.StoreProgress{Name: "db", Kind: "DataStore", Type: "postgres", Phase: "Verified", Attempts: 1, Message: "erased and verified"},
+				Erased: 3, Masked: 2, Retained: 1, VerifiedAt: &tm,
+				RetainedReasons: []privacyv1alpha1.RetainedLocation{{Location: "invoices", Records: 1, Reason: "tax law"}}},
+			{StoreProgress: privacyv1alpha1.StoreProgress{Name: "cache", Kind: "ClusterDataStore", Type: "redis", Phase: "Verified"}, Erased: 4, VerifiedAt: &tm},
 		},
 		Receipt: &privacyv1alpha1.ReceiptReference{ConfigMapName: cm.Name, SHA256: signed.SHA256, Signature: sig, KeyID: signed.KeyID, IssuedAt: metav1.NewTime(rc.IssuedAt)}}
 	if err := env.Client.Status().Update(ctx, dr); err != nil {
@@ -475,7 +476,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ar.Status.Phase = privacyv1alpha1.PhaseCollecting
-	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{Name: "crm", Kind: "DataStore", Type: "mysql", Phase: "Retrying", Records: 0, Attempts: 3, Message: "connection refused"}}
+	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{StoreProgress: privacyv1alpha1.StoreProgress{Name: "crm", Kind: "DataStore", Type: "mysql", Phase: "Retrying", Attempts: 3, Message: "connection refused"}, Records: 0}}
 	if err := env.Client.Status().Update(ctx, ar); err != nil {
 		t.Fatal(err)
 	}

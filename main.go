@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"go.uber.org/zap/zapcore"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/dsr-operator/dsr-operator/controllers"
 	"github.com/dsr-operator/dsr-operator/internal/metricsauth"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 )
@@ -26,6 +28,7 @@ func main() {
 		requestConcurrency, storeConc     int
 		qps                               float64
 		burst                             int
+		receiptRecordsPeriod              time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for https, :8080 for http, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -37,6 +40,8 @@ func main() {
 	flag.IntVar(&storeConc, "store-concurrency", 8, "Stores one request works on at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the API server (client-side limit).")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server (client-side limit).")
+	flag.DurationVar(&receiptRecordsPeriod, "receipt-records-period", controllers.DefaultReceiptRecordsPeriod,
+		"How long a deletion receipt is kept after it was issued, whether or not its request still exists; then the operator deletes it (default 24 months).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -67,9 +72,10 @@ func main() {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, pool, err := operator.New(ctx, cfg, operator.Options{
-		OperatorNamespace:  namespace,
-		RequestConcurrency: requestConcurrency,
-		StoreConcurrency:   storeConc,
+		OperatorNamespace:    namespace,
+		RequestConcurrency:   requestConcurrency,
+		StoreConcurrency:     storeConc,
+		ReceiptRecordsPeriod: receiptRecordsPeriod,
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,
 			HealthProbeBindAddress:        probeAddr,

@@ -13,6 +13,10 @@ type Provider interface {
 	// ValidateSpec checks what the CRD schema cannot (e.g. mask columns also used to match) without
 	// any I/O. Its errors are of KindMapping.
 	ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error
+	// IdentifierNames returns the identifier names a spec's mapping matches on, so that a request
+	// naming none of them is refused instead of erasing nothing. acceptsAny is true for a store
+	// that decides itself which identifiers it uses (an http service): any name may be sent to it.
+	IdentifierNames(spec *privacyv1alpha1.DataStoreSpec) (names []string, acceptsAny bool)
 	// NewClient connects to the store described by cfg. The client is long-lived and pooled.
 	NewClient(ctx context.Context, cfg Config) (Client, error)
 }

@@ -437,6 +437,7 @@ imagePullSecrets: [{name: regcred}]
 replicaCount: 2
 requestConcurrency: 4
 storeConcurrency: 2
+receiptRecordsPeriod: 8760h
 extraArgs: ["--zap-log-level=debug", "--kube-api-qps=100"]
 serviceAccount: {create: false, name: existing-sa, annotations: {a: b}}
 rbac: {userRoles: false}
@@ -490,7 +491,7 @@ func TestChartValuesReachTheDeployment(t *testing.T) {
 		t.Errorf("values not applied:\n%s", encode(t, []*unstructured.Unstructured{find(t, objs, "Deployment", full)}))
 	}
 	for _, a := range []string{"--leader-elect", "--metrics-bind-address=:9443", "--health-probe-bind-address=:9081",
-		"--request-concurrency=4", "--store-concurrency=2", "--zap-log-level=debug", "--kube-api-qps=100"} {
+		"--request-concurrency=4", "--store-concurrency=2", "--receipt-records-period=8760h", "--zap-log-level=debug", "--kube-api-qps=100"} {
 		if !slices.Contains(c.Args, a) {
 			t.Errorf("args %q lack %q", c.Args, a)
 		}

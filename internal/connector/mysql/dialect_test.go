@@ -179,7 +179,7 @@ func TestOpenForcesSafeSettings(t *testing.T) {
 	}
 	defer db.Close()
 	const password = "s3cret-pw"
-	_, err = Dialect{}.Open([]byte("u:" + password + "@tcp(127.0.0.1:1/db"), nil)
+	_, err = Dialect{}.Open([]byte("u:"+password+"@tcp(127.0.0.1:1/db"), nil)
 	if connector.KindOf(err) != connector.KindInvalid || err == nil || strings.Contains(err.Error(), password) {
 		t.Fatalf("malformed DSN: %v", err)
 	}

@@ -216,6 +216,9 @@ func checkFailure(err error) (reason, msg string) {
 	if errors.As(err, &ce) && ce.Kind == connector.KindMapping {
 		return privacyv1alpha1.ReasonMappingInvalid, msg
 	}
+	if connector.KindOf(err) == connector.KindEgressDenied {
+		return privacyv1alpha1.ReasonEgressDenied, msg
+	}
 	return privacyv1alpha1.ReasonConnectionFailed, msg
 }
 

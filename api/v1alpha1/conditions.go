@@ -52,6 +52,9 @@ const (
 	ReasonNotExpired         = "NotExpired"
 	ReasonExpired            = "Expired"
 	ReasonFailed             = "Failed"
+	// ReasonEgressDenied: the manager's egress policy (--store-deny-cidrs, --store-allow-cidrs,
+	// plain http:// without opt-in) refuses the store's address; nothing was sent to it.
+	ReasonEgressDenied = "EgressDenied"
 )
 
 // Reasons that a request cannot go on by itself until something is fixed.

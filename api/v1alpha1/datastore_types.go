@@ -84,6 +84,12 @@ type Connection struct {
 	// CASecretRef holds a PEM CA bundle that an http store's TLS certificate must chain to.
 	// +optional
 	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+	// AllowInsecureHTTP lets an http store use a plain http:// URL, on which the bearer token and
+	// the subjects' identifiers cross the network unencrypted. Without it (or the manager's
+	// --allow-insecure-http) such a store is refused with reason EgressDenied before any
+	// connection. Only for http stores.
+	// +optional
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
 	// Timeout bounds every call to the store.
 	// +optional
 	// +kubebuilder:default="30s"
@@ -165,6 +171,7 @@ type KeyMapping struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'redis' || (has(self.keys) && size(self.keys) > 0)",message="keys is required for redis stores",fieldPath=".keys"
 // +kubebuilder:validation:XValidation:rule="self.type == 'redis' || !has(self.keys) || size(self.keys) == 0",message="keys is only allowed for redis stores",fieldPath=".keys"
 // +kubebuilder:validation:XValidation:rule="self.type != 'http' || (has(self.connection.url) && size(self.connection.url) > 0)",message="connection.url is required for http stores",fieldPath=".connection.url"
+// +kubebuilder:validation:XValidation:rule="self.type == 'http' || !has(self.connection.allowInsecureHTTP) || !self.connection.allowInsecureHTTP",message="connection.allowInsecureHTTP is only allowed for http stores",fieldPath=".connection.allowInsecureHTTP"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite and redis stores",fieldPath=".connection.secretRef"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http stores",fieldPath=".connection"
 type DataStoreSpec struct {

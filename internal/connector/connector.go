@@ -6,6 +6,7 @@ import (
 	"context"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 )
 
 // Provider builds clients for one store type. Providers are stateless and safe for concurrent use.
@@ -34,6 +35,9 @@ type Config struct {
 	// HashSalt salts the "hash" mask strategy, so that hashed values still join inside a store
 	// but cannot be looked up in a rainbow table.
 	HashSalt []byte
+	// Egress is the policy every connection to the store is checked against; nil is
+	// egress.Default(). Use Config.DialContext to dial through it.
+	Egress *egress.Policy
 }
 
 // Client talks to one store. Every method honours ctx's deadline and cancellation, is safe for

@@ -22,6 +22,9 @@ const (
 	// KindRejected: the store refused the operation (e.g. an http processor answering 4xx).
 	// Permanent for this request.
 	KindRejected ErrorKind = "Rejected"
+	// KindEgressDenied: the operator's egress policy refuses the store's address or its plain
+	// http:// URL; nothing was sent. Permanent until the store or the policy changes.
+	KindEgressDenied ErrorKind = "EgressDenied"
 )
 
 // Error is a store error with its kind. Its message must never hold an identifier value.

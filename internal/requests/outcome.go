@@ -40,6 +40,8 @@ func Classify(err error, ids connector.Identifiers) Failure {
 	switch {
 	case errors.As(err, &gone), stores.IsSecretError(err):
 		return Failure{Reason: privacyv1alpha1.ReasonStoreFailed, Message: msg}
+	case connector.KindOf(err) == connector.KindEgressDenied:
+		return Failure{Reason: privacyv1alpha1.ReasonEgressDenied, Message: msg}
 	case connector.IsTransient(err):
 		return Failure{Transient: true, Reason: privacyv1alpha1.ReasonStoreUnavailable, Message: msg}
 	default:

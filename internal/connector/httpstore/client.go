@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -243,6 +244,10 @@ func (c *Client) post(ctx context.Context, cl call) ([]byte, bool, error) {
 	}
 	resp, err := c.http.Do(httpReq)
 	if err != nil {
+		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Kind == connector.KindEgressDenied {
+			return nil, false, connector.Wrap(connector.KindEgressDenied, cl.op, fmt.Errorf("POST %s: %w", endpoint, ce.Err))
+		}
 		return nil, false, c.transportError(cl.op, err, cl.ids)
 	}
 	defer func() {

@@ -113,12 +113,13 @@ func start(t *testing.T, s setup) *env {
 	return &env{svc: svc, srv: srv, client: client}
 }
 
+// config is the store at url; a plain http:// test server is opted in, as its owner would.
 func config(url string) connector.Config {
 	return connector.Config{
 		Name: "DataStore shop/crm",
 		Spec: &privacyv1alpha1.DataStoreSpec{
 			Type:       privacyv1alpha1.StoreTypeHTTP,
-			Connection: privacyv1alpha1.Connection{URL: url},
+			Connection: privacyv1alpha1.Connection{URL: url, AllowInsecureHTTP: strings.HasPrefix(url, "http://")},
 		},
 	}
 }

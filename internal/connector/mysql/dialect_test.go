@@ -19,7 +19,7 @@ var salt = []byte("mysql-test-salt")
 func setup(t *testing.T, stmts ...string) (string, *sql.DB) {
 	t.Helper()
 	dsn := newDatabase(t)
-	raw, err := Dialect{}.Open([]byte(dsn))
+	raw, err := Dialect{}.Open([]byte(dsn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,13 +173,13 @@ func TestClassifyNumber(t *testing.T) {
 }
 
 func TestOpenForcesSafeSettings(t *testing.T) {
-	db, err := Dialect{}.Open([]byte("u:p@tcp(127.0.0.1:1)/db?interpolateParams=true&multiStatements=true&charset=latin1"))
+	db, err := Dialect{}.Open([]byte("u:p@tcp(127.0.0.1:1)/db?interpolateParams=true&multiStatements=true&charset=latin1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	const password = "s3cret-pw"
-	_, err = Dialect{}.Open([]byte("u:" + password + "@tcp(127.0.0.1:1/db"))
+	_, err = Dialect{}.Open([]byte("u:"+password+"@tcp(127.0.0.1:1/db"), nil)
 	if connector.KindOf(err) != connector.KindInvalid || err == nil || strings.Contains(err.Error(), password) {
 		t.Fatalf("malformed DSN: %v", err)
 	}

@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -91,8 +93,9 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 	return nil
 }
 
-// NewClient prepares a pooled client for the server in cfg.Secret, a redis://, rediss:// or
-// unix:// URL. It does no I/O: connections are made on first use.
+// NewClient prepares a pooled client for the server in cfg.Secret, a redis:// or rediss:// URL
+// (go-redis reads no file for any of its parameters). It does no I/O: connections are made on
+// first use, through the egress policy of cfg.
 func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector.Client, error) {
 	if err := p.ValidateSpec(cfg.Spec); err != nil {
 		return nil, err
@@ -100,13 +103,18 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 	opts, err := goredis.ParseURL(strings.TrimSpace(string(cfg.Secret)))
 	if err != nil {
 		// The parser's message may quote the URL, password included.
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret is not a valid redis://, rediss:// or unix:// URL")
+		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret is not a valid redis:// or rediss:// URL")
 	}
 	timeout := DefaultTimeout
 	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
 		timeout = t.Duration
 	}
+	if opts.Network != "tcp" {
+		// A unix socket is a file in the operator's own container, never a tenant's store.
+		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret must be a redis:// or rediss:// URL: unix sockets are not supported")
+	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+	opts.Dialer = dialer(cfg.DialContext(timeout), opts.TLSConfig)
 	// Without it go-redis bounds reads by ReadTimeout alone and ignores the caller's deadline.
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = 1
@@ -120,6 +128,23 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 		c.mappings = append(c.mappings, mapping{pattern: pt, action: k.Action, reason: k.RetainReason})
 	}
 	return c, nil
+}
+
+// dialer connects through dial, which enforces the egress policy, and then speaks TLS when the
+// URL is rediss://: go-redis leaves TLS to a custom dialer.
+func dialer(dial connector.DialFunc, tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil || tlsConfig == nil {
+			return conn, err
+		}
+		tc := tls.Client(conn, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 }
 
 type mapping struct {

@@ -110,8 +110,8 @@ func DSN(secret []byte) (string, error) {
 	return base + "?" + params.Encode(), nil
 }
 
-// Open opens a pool on the file.
-func (Dialect) Open(secret []byte) (*sql.DB, error) {
+// Open opens a pool on the file. SQLite opens no network connection: dial is unused.
+func (Dialect) Open(secret []byte, _ connector.DialFunc) (*sql.DB, error) {
 	dsn, err := DSN(secret)
 	if err != nil {
 		return nil, connector.Errorf(connector.KindInvalid, "connect", "%v", err)

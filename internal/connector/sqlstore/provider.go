@@ -164,7 +164,11 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		// An unsalted SHA-256 of an email is reversed by a dictionary; refuse rather than write it.
 		return nil, connector.Errorf(connector.KindInvalid, op, "the hash mask strategy needs a salt")
 	}
-	db, err := p.Dialect.Open(cfg.Secret)
+	timeout := DefaultTimeout
+	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
+		timeout = t.Duration
+	}
+	db, err := p.Dialect.Open(cfg.Secret, cfg.DialContext(timeout))
 	if err != nil {
 		return nil, classify(p.Dialect, op, err, nil)
 	}
@@ -172,10 +176,6 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 	db.SetMaxOpenConns(opts.MaxOpenConns)
 	db.SetMaxIdleConns(opts.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	timeout := DefaultTimeout
-	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
-		timeout = t.Duration
-	}
 	s := &Store{
 		d:       p.Dialect,
 		db:      db,

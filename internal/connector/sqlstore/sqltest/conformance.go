@@ -464,7 +464,7 @@ func (h Harness) testOutage(t *testing.T) {
 // reopen gives a fresh raw pool: the old one's connections died with the server.
 func (h Harness) reopen(t *testing.T, d *db) *db {
 	t.Helper()
-	raw, err := h.Dialect.Open([]byte(d.secret))
+	raw, err := h.Dialect.Open([]byte(d.secret), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

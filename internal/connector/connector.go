@@ -30,6 +30,9 @@ type Config struct {
 	// HashSalt salts the "hash" mask strategy, so that hashed values still join inside a store
 	// but cannot be looked up in a rainbow table.
 	HashSalt []byte
+	// DefaultPhoneRegion places phone numbers written without a country code when the store's
+	// spec.defaultRegion is unset (the manager's --default-phone-region), e.g. "US".
+	DefaultPhoneRegion string
 }
 
 // Client talks to one store. Every method honours ctx's deadline and cancellation, is safe for

@@ -35,6 +35,15 @@ type Config struct {
 	DefaultPhoneRegion string
 }
 
+// PhoneRegion is the region that places phone numbers without a country code: the store's
+// spec.defaultRegion, or else the manager's.
+func (c Config) PhoneRegion() string {
+	if c.Spec != nil && c.Spec.DefaultRegion != "" {
+		return c.Spec.DefaultRegion
+	}
+	return c.DefaultPhoneRegion
+}
+
 // Client talks to one store. Every method honours ctx's deadline and cancellation, is safe for
 // concurrent use, and never puts an identifier value into an error message.
 type Client interface {

@@ -22,11 +22,3 @@ func (c *client) keyIdentifiers(ids connector.Identifiers) connector.Identifiers
 	}
 	return out
 }
-
-// phoneRegion is the store's defaultRegion, or else the manager's.
-func phoneRegion(cfg connector.Config) string {
-	if cfg.Spec != nil && cfg.Spec.DefaultRegion != "" {
-		return cfg.Spec.DefaultRegion
-	}
-	return cfg.DefaultPhoneRegion
-}

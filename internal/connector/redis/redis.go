@@ -115,7 +115,7 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 	// CLIENT SETINFO on every new connection needs a permission a least-privilege ACL user
 	// has no reason to hold, and servers before 7.2 do not know it.
 	opts.DisableIdentity = true
-	c := &client{rdb: goredis.NewClient(opts), norm: normalize.Normalizer{Region: phoneRegion(cfg)}}
+	c := &client{rdb: goredis.NewClient(opts), norm: normalize.Normalizer{Region: cfg.PhoneRegion()}}
 	for _, k := range cfg.Spec.Keys {
 		pt, _ := parsePattern(k.Pattern) // validated above
 		c.mappings = append(c.mappings, mapping{pattern: pt, action: k.Action, reason: k.RetainReason})

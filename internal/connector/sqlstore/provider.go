@@ -190,19 +190,11 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		salt:    append([]byte(nil), cfg.HashSalt...),
 		opts:    opts,
 		timeout: timeout,
-		norm:    normalize.Normalizer{Region: phoneRegion(cfg)},
+		norm:    normalize.Normalizer{Region: cfg.PhoneRegion()},
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, s.fail(op, err, nil)
 	}
 	return s, nil
-}
-
-// phoneRegion is the store's defaultRegion, or else the manager's.
-func phoneRegion(cfg connector.Config) string {
-	if cfg.Spec != nil && cfg.Spec.DefaultRegion != "" {
-		return cfg.Spec.DefaultRegion
-	}
-	return cfg.DefaultPhoneRegion
 }

@@ -108,7 +108,23 @@ type ColumnMatch struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_.-]*$`
 	Identifier string `json:"identifier"`
+	// As says how the column's values compare with the identifier: email (trimmed, any letter
+	// case, internationalised domains in either form), phone (the same number in any formatting)
+	// or exact (byte for byte). Unset: by the identifier's name, email* as email, phone* as phone,
+	// anything else exact. Set exact to opt a column out of normalised matching.
+	// +optional
+	As MatchKind `json:"as,omitempty"`
 }
+
+// MatchKind says how values of an identifier compare.
+// +kubebuilder:validation:Enum=email;phone;exact
+type MatchKind string
+
+const (
+	MatchEmail MatchKind = "email"
+	MatchPhone MatchKind = "phone"
+	MatchExact MatchKind = "exact"
+)
 
 // ColumnMask rewrites one column of the subject's rows.
 type ColumnMask struct {
@@ -184,6 +200,11 @@ type DataStoreSpec struct {
 	// +kubebuilder:validation:MaxItems=128
 	// +listType=atomic
 	Tables []TableMapping `json:"tables,omitempty"`
+	// DefaultRegion places phone numbers written without a country code, as an ISO 3166-1
+	// two-letter region, e.g. US. Unset: the manager's --default-phone-region.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Z]{2}$`
+	DefaultRegion string `json:"defaultRegion,omitempty"`
 	// Keys maps a subject to keys (redis).
 	// +optional
 	// +kubebuilder:validation:MaxItems=128

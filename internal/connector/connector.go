@@ -38,6 +38,18 @@ type Config struct {
 	// Egress is the policy every connection to the store is checked against; nil is
 	// egress.Default(). Use Config.DialContext to dial through it.
 	Egress *egress.Policy
+	// DefaultPhoneRegion places phone numbers written without a country code when the store's
+	// spec.defaultRegion is unset (the manager's --default-phone-region), e.g. "US".
+	DefaultPhoneRegion string
+}
+
+// PhoneRegion is the region that places phone numbers without a country code: the store's
+// spec.defaultRegion, or else the manager's.
+func (c Config) PhoneRegion() string {
+	if c.Spec != nil && c.Spec.DefaultRegion != "" {
+		return c.Spec.DefaultRegion
+	}
+	return c.DefaultPhoneRegion
 }
 
 // Client talks to one store. Every method honours ctx's deadline and cancellation, is safe for

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // maxRequestIDBytes bounds Request.ID, which travels in the Idempotency-Key header.
@@ -29,6 +30,8 @@ type Client struct {
 	http        *http.Client
 	timeout     time.Duration
 	opts        Options
+	// region is sent as defaultRegion, for the service's phone comparisons.
+	region string
 }
 
 var _ connector.Client = (*Client)(nil)
@@ -187,10 +190,11 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 	if req.ID == "" || len(req.ID) > maxRequestIDBytes || !isHeaderToken(req.ID) {
 		return nil, false, connector.Errorf(connector.KindRejected, op, "the request ID must be 1 to %d visible ASCII characters: it is sent as the Idempotency-Key", maxRequestIDBytes)
 	}
-	ids := map[string]string{}
+	ids, kinds := map[string]string{}, map[string]string{}
 	for name, v := range req.Identifiers {
 		if v != "" {
 			ids[name] = v
+			kinds[name] = string(normalize.KindFor(name, ""))
 		}
 	}
 	if len(ids) == 0 {
@@ -201,6 +205,8 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 		ProtocolVersion: ProtocolVersion,
 		RequestID:       req.ID,
 		Identifiers:     ids,
+		IdentifierKinds: kinds,
+		DefaultRegion:   c.region,
 		DryRun:          req.DryRun,
 		Deep:            req.Deep,
 	})

@@ -194,6 +194,7 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 		},
 		timeout: timeout,
 		opts:    opts,
+		region:  cfg.PhoneRegion(),
 	}, nil
 }
 

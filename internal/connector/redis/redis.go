@@ -15,6 +15,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 const (
@@ -122,7 +123,7 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 	// CLIENT SETINFO on every new connection needs a permission a least-privilege ACL user
 	// has no reason to hold, and servers before 7.2 do not know it.
 	opts.DisableIdentity = true
-	c := &client{rdb: goredis.NewClient(opts)}
+	c := &client{rdb: goredis.NewClient(opts), norm: normalize.Normalizer{Region: cfg.PhoneRegion()}}
 	for _, k := range cfg.Spec.Keys {
 		pt, _ := parsePattern(k.Pattern) // validated above
 		c.mappings = append(c.mappings, mapping{pattern: pt, action: k.Action, reason: k.RetainReason})
@@ -158,6 +159,8 @@ func (m *mapping) retained() bool { return m.action == privacyv1alpha1.KeyAction
 type client struct {
 	rdb      *goredis.Client
 	mappings []mapping
+	// norm puts email and phone identifiers in the form key patterns name (normalize.go).
+	norm normalize.Normalizer
 	// topology is what INFO said about cluster mode: topologyUnknown until asked.
 	topology atomic.Int32
 }
@@ -196,8 +199,9 @@ func (c *client) find(ctx context.Context, op string, ids connector.Identifiers)
 		}
 	}
 	covered = map[string]bool{}
+	keyIDs := c.keyIdentifiers(ids)
 	for _, m := range order {
-		target, ok, err := m.pattern.expand(ids)
+		target, ok, err := m.pattern.expand(keyIDs)
 		if err != nil {
 			return nil, nil, connector.Wrap(connector.KindRejected, op, err)
 		}
@@ -363,10 +367,13 @@ func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.
 // deep counts the keys, not already reported under a pattern, whose name holds an identifier
 // value (see nameHolds).
 func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered map[string]bool) (int64, error) {
-	values := make([]string, 0, len(ids))
-	for _, v := range ids {
+	values := make([]string, 0, 2*len(ids))
+	for name, v := range ids {
 		if v != "" {
 			values = append(values, v)
+		}
+		if key := c.keyIdentifiers(connector.Identifiers{name: v})[name]; key != v && key != "" {
+			values = append(values, key)
 		}
 	}
 	hits := map[string]bool{}

@@ -8,6 +8,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // Options tune how a Store works; the zero value takes the defaults.
@@ -74,6 +75,9 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 		return connector.Errorf(connector.KindMapping, op, "a %s store takes tables, not keys", spec.Type)
 	}
 	var problems []string
+	if err := normalize.ValidateRegion(spec.DefaultRegion); err != nil {
+		problems = append(problems, err.Error())
+	}
 	seen := map[string]bool{}
 	for i, t := range spec.Tables {
 		where := fmt.Sprintf("tables[%d]", i)
@@ -100,6 +104,9 @@ func (p *Provider) tableProblems(where string, t privacyv1alpha1.TableMapping) [
 		problems = append(problems, where+": match lists no column")
 	}
 	for _, m := range t.Match {
+		if m.As != "" && !normalize.Kind(m.As).Valid() {
+			problems = append(problems, fmt.Sprintf("%s: match column %s compares as unknown kind %q", where, m.Column, m.As))
+		}
 		if err := ValidateColumnName(m.Column); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: match: %v", where, err))
 		}
@@ -183,6 +190,7 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		salt:    append([]byte(nil), cfg.HashSalt...),
 		opts:    opts,
 		timeout: timeout,
+		norm:    normalize.Normalizer{Region: cfg.PhoneRegion()},
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()

@@ -13,17 +13,16 @@ import (
 const MinContainsRunes = 4
 
 // matchCond is "col1 = v1 OR col2 = v2 ...", over the match columns whose identifier the subject
-// has and whose type can hold the value. ok is false when no such column is left: the table
+// has and whose type can hold the value; a normalised column compares with every stored spelling
+// of the value that bind found (see match.go). ok is false when no such column is left: the table
 // cannot hold the subject's rows.
 func (t *Table) matchCond(b *Builder, ids connector.Identifiers) (string, bool) {
 	var preds []string
-	for _, m := range t.match {
-		v, has := ids[m.identifier]
-		if !has || v == "" {
-			continue
-		}
-		if p, ok := t.d.Equal(b, m.col, m.quoted, v); ok {
-			preds = append(preds, "("+p+")")
+	for i, m := range t.match {
+		for _, v := range t.matchValues(i, m, ids) {
+			if p, ok := t.d.Equal(b, m.col, m.quoted, v); ok {
+				preds = append(preds, "("+p+")")
+			}
 		}
 	}
 	if len(preds) == 0 {
@@ -134,7 +133,8 @@ func (t *Table) MaskQuery(ids connector.Identifiers, salt []byte, limit int) (Qu
 // DeepQuery counts, per searched column, the rows whose text equals or contains one of values.
 // It searches every searchable column except the match columns a mask table keeps on purpose
 // (they identify the row by design). ok is false when nothing is searched.
-func (t *Table) DeepQuery(values []string) (Query, []Column, bool) {
+// folded values (lower case) are also searched for in any letter case in text columns.
+func (t *Table) DeepQuery(values, folded []string) (Query, []Column, bool) {
 	kept := map[string]bool{}
 	if t.Mapping.Action == privacyv1alpha1.ActionMask {
 		for _, m := range t.match {
@@ -169,6 +169,13 @@ func (t *Table) DeepQuery(values []string) (Query, []Column, bool) {
 			}
 			if ok {
 				preds = append(preds, "("+p+")")
+			}
+		}
+		if c.Text {
+			for _, v := range folded {
+				if utf8.RuneCountInString(v) >= MinContainsRunes {
+					preds = append(preds, "("+foldedContains(b, quoted, v)+")")
+				}
 			}
 		}
 		if len(preds) == 0 {

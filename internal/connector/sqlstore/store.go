@@ -12,6 +12,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // DefaultTimeout bounds each statement when the spec sets no connection timeout.
@@ -26,6 +27,8 @@ type Store struct {
 	opts    Options
 	timeout time.Duration
 	catalog catalogCache
+	// norm compares the values of normalised match columns (see match.go).
+	norm normalize.Normalizer
 }
 
 // catalogCache holds the mapped tables as last resolved. Reading the catalog is most of what a
@@ -231,6 +234,9 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 	if err != nil {
 		return nil, s.fail(op, err, req.Identifiers)
 	}
+	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
+		return nil, s.fail(op, err, req.Identifiers)
+	}
 	out := &connector.Collection{Records: []connector.Record{}}
 	for _, t := range tables {
 		q, ok := t.SelectQuery(ids)
@@ -308,6 +314,9 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	defer func() { _ = tx.Rollback() }()
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
+		return nil, s.fail(op, err, req.Identifiers)
+	}
+	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
 		return nil, s.fail(op, err, req.Identifiers)
 	}
 
@@ -452,6 +461,9 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 	if err != nil {
 		return nil, s.fail(op, err, req.Identifiers)
 	}
+	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
+		return nil, s.fail(op, err, req.Identifiers)
+	}
 	res := &connector.VerifyResult{}
 	for _, t := range tables {
 		q, ok := t.CountQuery(ids)
@@ -476,12 +488,12 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		}
 	}
 	if req.Deep {
-		values := deepValues(ids)
+		search := s.deepSearchFor(tables, ids)
 		for _, t := range tables {
 			if t.Mapping.Action == privacyv1alpha1.ActionRetain {
 				continue
 			}
-			found, err := s.deep(ctx, tx, t, values)
+			found, err := s.deep(ctx, tx, t, search)
 			if err != nil {
 				return nil, s.fail(op, err, req.Identifiers)
 			}
@@ -494,8 +506,8 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 	return res, nil
 }
 
-func (s *Store) deep(ctx context.Context, q Querier, t *Table, values []string) ([]connector.LocationCount, error) {
-	query, cols, ok := t.DeepQuery(values)
+func (s *Store) deep(ctx context.Context, q Querier, t *Table, search deepSearch) ([]connector.LocationCount, error) {
+	query, cols, ok := t.DeepQuery(search.values, search.foldedValues)
 	if !ok {
 		return nil, nil
 	}

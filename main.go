@@ -37,6 +37,7 @@ func main() {
 	flag.IntVar(&storeConc, "store-concurrency", 8, "Stores one request works on at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the API server (client-side limit).")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server (client-side limit).")
+	phoneRegion := flag.String("default-phone-region", "", "Region (ISO 3166-1 alpha-2, e.g. US) that places phone numbers without a country code, for stores that set no spec.defaultRegion.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -68,6 +69,7 @@ func main() {
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, pool, err := operator.New(ctx, cfg, operator.Options{
 		OperatorNamespace:  namespace,
+		DefaultPhoneRegion: *phoneRegion,
 		RequestConcurrency: requestConcurrency,
 		StoreConcurrency:   storeConc,
 		Manager: manager.Options{

@@ -42,6 +42,7 @@ func main() {
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server (client-side limit).")
 	flag.DurationVar(&receiptRecordsPeriod, "receipt-records-period", controllers.DefaultReceiptRecordsPeriod,
 		"How long a deletion receipt is kept after it was issued, whether or not its request still exists; then the operator deletes it (default 24 months).")
+	phoneRegion := flag.String("default-phone-region", "", "Region (ISO 3166-1 alpha-2, e.g. US) that places phone numbers without a country code, for stores that set no spec.defaultRegion.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -76,6 +77,7 @@ func main() {
 		RequestConcurrency:   requestConcurrency,
 		StoreConcurrency:     storeConc,
 		ReceiptRecordsPeriod: receiptRecordsPeriod,
+		DefaultPhoneRegion:   *phoneRegion,
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,
 			HealthProbeBindAddress:        probeAddr,

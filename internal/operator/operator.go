@@ -24,6 +24,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/controllers"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/all"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 	"github.com/dsr-operator/dsr-operator/internal/subject"
@@ -37,6 +38,9 @@ type Options struct {
 	RequestConcurrency int
 	// StoreConcurrency bounds how many stores one request works on at once.
 	StoreConcurrency int
+	// DefaultPhoneRegion places phone numbers without a country code for stores that set no
+	// spec.defaultRegion (--default-phone-region).
+	DefaultPhoneRegion string
 	// MaxExportBytes bounds an access export (the most a Secret holds when 0).
 	MaxExportBytes int
 	// ReceiptRecordsPeriod is how long a receipt is kept after it was issued, whether or not its
@@ -62,6 +66,9 @@ func Scheme() *runtime.Scheme {
 func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *stores.Pool, error) {
 	if opts.OperatorNamespace == "" {
 		return nil, nil, fmt.Errorf("the operator namespace is required (--operator-namespace or POD_NAMESPACE)")
+	}
+	if err := normalize.ValidateRegion(opts.DefaultPhoneRegion); err != nil {
+		return nil, nil, fmt.Errorf("--default-phone-region: %w", err)
 	}
 	if opts.RequestConcurrency <= 0 {
 		opts.RequestConcurrency = 16
@@ -110,6 +117,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 		return nil, nil, fmt.Errorf("receipt signing key: %w", err)
 	}
 	pool := stores.NewPool(mgr.GetAPIReader(), opts.OperatorNamespace, salt)
+	pool.DefaultPhoneRegion = opts.DefaultPhoneRegion
 	shared := func(name string) controllers.Shared {
 		return controllers.Shared{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),

@@ -27,7 +27,10 @@ type Pool struct {
 	operatorNamespace string
 	salt              []byte
 	refreshAfter      time.Duration
-	now               func() time.Time
+	// DefaultPhoneRegion is the manager's --default-phone-region, handed to every connector;
+	// set it before the pool is used.
+	DefaultPhoneRegion string
+	now                func() time.Time
 
 	mu      sync.Mutex
 	entries map[Ref]*entry
@@ -138,7 +141,7 @@ func (p *Pool) Close() {
 }
 
 func (p *Pool) config(ctx context.Context, s *Store) (*connector.Config, string, error) {
-	cfg := &connector.Config{Name: s.Ref.String(), Spec: s.Spec, HashSalt: p.salt}
+	cfg := &connector.Config{Name: s.Ref.String(), Spec: s.Spec, HashSalt: p.salt, DefaultPhoneRegion: p.DefaultPhoneRegion}
 	ns := p.SecretNamespace(s.Ref)
 	print := ""
 	if ref := s.Spec.Connection.SecretRef; ref != nil {

@@ -28,7 +28,8 @@ type Location struct {
 	// Name is reported in results, e.g. "crm.contacts". It never holds an identifier value.
 	Name string `json:"name"`
 	// Match maps an identifier name (email, userId) to the data field that holds it. A record
-	// belongs to the subject when any of these fields equals the subject's identifier exactly.
+	// belongs to the subject when any of these fields holds the subject's identifier as the
+	// identifier's kind compares (identifierKinds in the request; exact when absent).
 	Match map[string]string `json:"match"`
 	// Action on erase: delete, mask or retain.
 	Action string `json:"action"`

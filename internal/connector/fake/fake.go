@@ -187,3 +187,9 @@ func Unavailable(op string) error {
 func Failed(op string) error {
 	return connector.Errorf(connector.KindRejected, op, "fake store refused the operation")
 }
+
+// IdentifierNames accepts any identifier: a fake store's behaviour is scripted by the test, not
+// derived from a mapping.
+func (p *Provider) IdentifierNames(*privacyv1alpha1.DataStoreSpec) (names []string, acceptsAny bool) {
+	return nil, true
+}

@@ -69,6 +69,8 @@ func TestValidateSpec(t *testing.T) {
 		{"unknown strategy", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[1].Mask[0].Strategy = "shuffle" }, "unknown mask strategy"},
 		{"retain without reason", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[2].RetainReason = " " }, "retainReason"},
 		{"unknown action", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Action = "archive" }, "unknown action"},
+		{"unknown kind", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Match[0].As = "fuzzy" }, "unknown kind"},
+		{"bad region", func(s *privacyv1alpha1.DataStoreSpec) { s.DefaultRegion = "ZZ" }, "default region"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

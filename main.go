@@ -5,6 +5,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
@@ -14,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/dsr-operator/dsr-operator/internal/connector/sqlite"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 	"github.com/dsr-operator/dsr-operator/internal/metricsauth"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 )
@@ -37,6 +40,12 @@ func main() {
 	flag.IntVar(&storeConc, "store-concurrency", 8, "Stores one request works on at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the API server (client-side limit).")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server (client-side limit).")
+	var storeDeny, storeAllow string
+	var allowInsecureHTTP, enableSQLite bool
+	flag.StringVar(&storeDeny, "store-deny-cidrs", egress.FormatPrefixes(egress.DefaultDeny), "Comma-separated CIDRs the operator never connects to on a store's behalf (link-local and cloud metadata by default; empty: none).")
+	flag.StringVar(&storeAllow, "store-allow-cidrs", "", "Comma-separated CIDRs: when set, the only ones the operator connects to on a store's behalf (the deny list still wins).")
+	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Let every http store use a plain http:// URL (otherwise each opts in with spec.connection.allowInsecureHTTP).")
+	flag.BoolVar(&enableSQLite, "enable-sqlite-stores", false, "Serve sqlite stores, which open any file path their author names in the operator's file system.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -63,6 +72,12 @@ func main() {
 		// doubles the binary and a third of the manager's memory.
 		metricsOpts.FilterProvider = metricsauth.WithAuthenticationAndAuthorization
 	}
+	policy, err := egressPolicy(storeDeny, storeAllow, allowInsecureHTTP)
+	if err != nil {
+		log.Error(err, "invalid egress policy flags")
+		os.Exit(1)
+	}
+	sqlite.SetEnabled(enableSQLite)
 	ctx := ctrl.SetupSignalHandler()
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
@@ -70,6 +85,7 @@ func main() {
 		OperatorNamespace:  namespace,
 		RequestConcurrency: requestConcurrency,
 		StoreConcurrency:   storeConc,
+		Egress:             policy,
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,
 			HealthProbeBindAddress:        probeAddr,
@@ -88,6 +104,19 @@ func main() {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// egressPolicy builds the store egress policy from the flags.
+func egressPolicy(deny, allow string, allowInsecureHTTP bool) (*egress.Policy, error) {
+	d, err := egress.ParsePrefixes(deny)
+	if err != nil {
+		return nil, fmt.Errorf("--store-deny-cidrs: %w", err)
+	}
+	a, err := egress.ParsePrefixes(allow)
+	if err != nil {
+		return nil, fmt.Errorf("--store-allow-cidrs: %w", err)
+	}
+	return &egress.Policy{Deny: d, Allow: a, AllowInsecureHTTP: allowInsecureHTTP}, nil
 }
 
 // mostVerbose is the most verbose level logged: -7 is logr's V(7).

@@ -22,6 +22,7 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/controllers"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/all"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
@@ -38,6 +39,8 @@ type Options struct {
 	StoreConcurrency int
 	// MaxExportBytes bounds an access export (the most a Secret holds when 0).
 	MaxExportBytes int
+	// Egress is the policy every store connection is checked against (nil: egress.Default()).
+	Egress *egress.Policy
 	// Manager options: metrics and probe addresses, leader election.
 	Manager manager.Options
 }
@@ -99,6 +102,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 		return nil, nil, fmt.Errorf("receipt signing key: %w", err)
 	}
 	pool := stores.NewPool(mgr.GetAPIReader(), opts.OperatorNamespace, salt)
+	pool.Egress = opts.Egress
 	shared := func(name string) controllers.Shared {
 		return controllers.Shared{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),

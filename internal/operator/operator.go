@@ -23,6 +23,7 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/controllers"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/all"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/normalize"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
@@ -49,6 +50,8 @@ type Options struct {
 	// SecretPollInterval bounds how long a rotated store Secret goes unnoticed
 	// (controllers.DefaultSecretPollInterval when 0): Secrets are read, never watched.
 	SecretPollInterval time.Duration
+	// Egress is the policy every store connection is checked against (nil: egress.Default()).
+	Egress *egress.Policy
 	// Manager options: metrics and probe addresses, leader election.
 	Manager manager.Options
 }
@@ -118,6 +121,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	}
 	pool := stores.NewPool(mgr.GetAPIReader(), opts.OperatorNamespace, salt)
 	pool.DefaultPhoneRegion = opts.DefaultPhoneRegion
+	pool.Egress = opts.Egress
 	shared := func(name string) controllers.Shared {
 		return controllers.Shared{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),

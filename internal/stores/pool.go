@@ -14,6 +14,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 )
 
 // DefaultRefreshAfter is how long a pooled client is trusted before its Secret is read again to
@@ -31,6 +32,8 @@ type Pool struct {
 	// set it before the pool is used.
 	DefaultPhoneRegion string
 	now                func() time.Time
+	// Egress is the policy every store connection is checked against (nil: egress.Default()).
+	Egress *egress.Policy
 
 	mu      sync.Mutex
 	entries map[Ref]*entry
@@ -141,7 +144,7 @@ func (p *Pool) Close() {
 }
 
 func (p *Pool) config(ctx context.Context, s *Store) (*connector.Config, string, error) {
-	cfg := &connector.Config{Name: s.Ref.String(), Spec: s.Spec, HashSalt: p.salt, DefaultPhoneRegion: p.DefaultPhoneRegion}
+	cfg := &connector.Config{Name: s.Ref.String(), Spec: s.Spec, HashSalt: p.salt, DefaultPhoneRegion: p.DefaultPhoneRegion, Egress: p.Egress}
 	ns := p.SecretNamespace(s.Ref)
 	print := ""
 	if ref := s.Spec.Connection.SecretRef; ref != nil {

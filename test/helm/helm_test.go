@@ -313,11 +313,21 @@ func TestChartDefaultsAreAcceptedByTheAPIServer(t *testing.T) {
 	if c.Image != "controller:0.1.0" {
 		t.Errorf("image %q: the default tag is the appVersion", c.Image)
 	}
-	wantArgs := []string{"--leader-elect", "--operator-namespace=$(POD_NAMESPACE)", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081"}
+	wantArgs := []string{"--leader-elect", "--operator-namespace=$(POD_NAMESPACE)", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
+		"--store-deny-cidrs=169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32"}
 	for _, a := range wantArgs {
 		if !slices.Contains(c.Args, a) {
 			t.Errorf("manager args %q lack %q", c.Args, a)
 		}
+	}
+	// A shared cluster's defaults: no sqlite stores, no plain http, no allow list.
+	for _, a := range c.Args {
+		if a == "--enable-sqlite-stores" || a == "--allow-insecure-http" || strings.HasPrefix(a, "--store-allow-cidrs") {
+			t.Errorf("default manager args hold %q", a)
+		}
+	}
+	if np := kinds(objs, "NetworkPolicy"); len(np) != 0 {
+		t.Errorf("a NetworkPolicy is rendered although networkPolicy.egress.enabled is false")
 	}
 	// $(POD_NAMESPACE) is expanded by the kubelet only when the variable is defined.
 	if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAMESPACE" }); i < 0 ||

@@ -12,6 +12,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/connector/httpstore"
 	"github.com/dsr-operator/dsr-operator/internal/egress"
+	"github.com/dsr-operator/dsr-operator/internal/export"
 )
 
 // countingServer is a test server on addr that counts the connections it receives.
@@ -73,5 +74,20 @@ func TestEgressDeniedAddressReceivesNoConnection(t *testing.T) {
 	}
 	if n := conns.Load(); n != 0 {
 		t.Fatalf("the denied server received %d connections", n)
+	}
+}
+
+// TestCollectCappedAtExportSize: a collect answer larger than an export can hold is refused at
+// the default limit, not buffered up to 64 MiB.
+func TestCollectCappedAtExportSize(t *testing.T) {
+	if httpstore.DefaultMaxCollectBytes != export.MaxBytes {
+		t.Fatalf("default collect limit %d, want export.MaxBytes %d", httpstore.DefaultMaxCollectBytes, export.MaxBytes)
+	}
+	pad := strings.Repeat("x", export.MaxBytes)
+	c := serve(t, answerJSON(200, `{"protocolVersion":"v1","records":[{"location":"l","data":{"pad":"`+pad+`"}}]}`))
+	_, err := c.Collect(t.Context(), req("r"))
+	wantKind(t, err, connector.KindRejected)
+	if !strings.Contains(err.Error(), "exceeds the limit") {
+		t.Errorf("%v", err)
 	}
 }

@@ -73,6 +73,8 @@ type requestScope struct {
 	acceptedStores []stores.Store
 	// conflicted: a status write lost a race; the reconcile ends and is repeated.
 	conflicted bool
+	// clientOverride, when set, replaces the store pool (tests use scripted clients).
+	clientOverride func(kind privacyv1alpha1.StoreKind, name string) (connector.Client, error)
 }
 
 func newRequestScope(ctx context.Context, deps *Dependencies, obj client.Object, spec *privacyv1alpha1.RequestSpecCommon, status *privacyv1alpha1.RequestStatusCommon) requestScope {
@@ -145,6 +147,9 @@ func (s *requestScope) readIdentifiers(ctx context.Context) (bool, error) {
 
 // storeClient returns the client of the i-th store of the request's status.
 func (s *requestScope) storeClient(ctx context.Context, i int, kind privacyv1alpha1.StoreKind, name string) (connector.Client, error) {
+	if s.clientOverride != nil {
+		return s.clientOverride(kind, name)
+	}
 	var store *stores.Store
 	if s.acceptedStores != nil {
 		store = &s.acceptedStores[i]

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
@@ -120,14 +121,16 @@ func (r *AccessRequestReconciler) gather(ctx context.Context, ar *privacyv1alpha
 		}
 		var col *connector.Collection
 		if err == nil {
-			var cl connector.Client
-			if cl, err = r.Pool.Client(ctx, store, false); err == nil {
-				col, err = cl.Collect(ctx, connector.Request{ID: string(ar.UID), Identifiers: ids})
+			var lease *stores.Lease
+			if lease, err = r.Pool.Acquire(ctx, store, false); err == nil {
+				col, err = lease.Client().Collect(ctx, connector.Request{ID: string(ar.UID), Identifiers: ids})
+				lease.Release()
 			}
 			metrics.StoreOperations.WithLabelValues(string(s.Type), "collect", result(err, col != nil && col.Pending)).Inc()
 		}
 		if err != nil {
 			f := requests.Classify(err, ids)
+			logf.FromContext(ctx).V(1).Info("Store collect failed", "store", fmt.Sprintf("%s %s", s.Kind, s.Name), "detail", f.Detail)
 			s.Attempts++
 			s.NextAttemptAt = ptrTime(requests.NextAttempt(st.now, s.Attempts, f.Transient))
 			st.at(s.NextAttemptAt.Time)

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -108,16 +109,18 @@ func checkStore(ctx context.Context, sh *Shared, store *stores.Store, status *pr
 
 	reason, msg := privacyv1alpha1.ReasonReady, "connection and mapping checked"
 	var warnings []string
-	cl, err := sh.Pool.Client(ctx, store, true)
+	lease, err := sh.Pool.Acquire(ctx, store, true)
 	if err == nil {
 		var res *connector.CheckResult
-		res, err = cl.Check(ctx)
+		res, err = lease.Client().Check(ctx)
+		lease.Release()
 		if err == nil {
 			warnings = res.Warnings
 		}
 	}
 	metrics.StoreOperations.WithLabelValues(string(store.Spec.Type), "check", result(err, false)).Inc()
 	if err != nil {
+		logf.FromContext(ctx).V(1).Info("Store check failed", "store", store.Ref.String(), "detail", connector.ScrubForms(err.Error(), nil))
 		reason, msg = checkFailure(err)
 	}
 	status.Warnings = warnings
@@ -140,14 +143,16 @@ func checkStore(ctx context.Context, sh *Shared, store *stores.Store, status *pr
 	}
 }
 
-// checkFailure maps a store error to the Ready reason the store's owner acts on.
+// checkFailure maps a store error to the Ready reason the store's owner acts on. The message is
+// the error's summary (kind, operation, code, location): a driver's text may name hosts, users and
+// databases that the store's viewers need not see.
 func checkFailure(err error) (reason, msg string) {
-	msg = err.Error()
+	if stores.IsSecretError(err) {
+		return privacyv1alpha1.ReasonSecretNotFound, err.Error()
+	}
+	msg = connector.Summary(err)
 	if len(msg) > 1024 {
 		msg = msg[:1021] + "..."
-	}
-	if stores.IsSecretError(err) {
-		return privacyv1alpha1.ReasonSecretNotFound, msg
 	}
 	var ce *connector.Error
 	if errors.As(err, &ce) && ce.Kind == connector.KindMapping {

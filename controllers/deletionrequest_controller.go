@@ -687,6 +687,7 @@ func (r *DeletionRequestReconciler) fanOut(ctx context.Context, dr *privacyv1alp
 			return
 		}
 		f := requests.Classify(err, ids)
+		logf.FromContext(ctx).V(1).Info("Store operation failed", "store", storeLabel(s), "detail", f.Detail)
 		s.Attempts++
 		s.NextAttemptAt = ptrTime(requests.NextAttempt(st.now, s.Attempts, f.Transient))
 		s.Message = f.Message
@@ -718,11 +719,12 @@ func (r *DeletionRequestReconciler) withStore(ctx context.Context, namespace str
 		}
 		store = s
 	}
-	cl, err := r.Pool.Client(ctx, store, false)
+	lease, err := r.Pool.Acquire(ctx, store, false)
 	if err != nil {
 		return err
 	}
-	return fn(cl)
+	defer lease.Release()
+	return fn(lease.Client())
 }
 
 // SetupWithManager registers the reconciler. Requests waiting for acceptance are woken when their

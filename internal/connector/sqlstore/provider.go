@@ -89,7 +89,7 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 		problems = append(problems, p.tableProblems(where, t)...)
 	}
 	if len(problems) > 0 {
-		return connector.Errorf(connector.KindMapping, op, "%s", strings.Join(problems, "; "))
+		return connector.Hinted(connector.KindMapping, op, strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -166,7 +166,7 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 	}
 	db, err := p.Dialect.Open(cfg.Secret)
 	if err != nil {
-		return nil, classify(p.Dialect, op, err, nil)
+		return nil, Classify(p.Dialect, op, "", err, nil)
 	}
 	opts := p.Options.withDefaults()
 	db.SetMaxOpenConns(opts.MaxOpenConns)

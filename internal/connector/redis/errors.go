@@ -93,6 +93,13 @@ func errorPrefix(err error) string {
 	return "Redis " + word
 }
 
+// refused is a refusal the connector decided itself (an ambiguous pattern, a scan limit): its
+// text is the connector's own, naming identifiers and patterns but never a value, so it is shown
+// as the hint.
+func refused(op, location string, err error) error {
+	return &connector.Error{Kind: connector.KindRejected, Op: op, Location: location, Hint: err.Error(), Err: err}
+}
+
 // scrub removes identifier values and echoed command arguments from a message and bounds its
 // length. Values go first, so that truncation cannot leave part of one behind.
 func scrub(msg string, ids connector.Identifiers) string {

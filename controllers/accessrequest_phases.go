@@ -59,7 +59,7 @@ func (r *AccessRequestReconciler) readIdentifiers(ctx context.Context, s *access
 func (r *AccessRequestReconciler) collectFromDueStores(ctx context.Context, s *accessScope) (bool, error) {
 	ar := s.request
 	resolved := make([]*stores.Store, len(ar.Status.Stores))
-	results := requests.Run(ctx, s.fanOut(func(ctx context.Context, i int) (connector.Client, error) {
+	results := requests.Run(ctx, s.fanOut(func(ctx context.Context, i int) (connector.Client, func(), error) {
 		st := &ar.Status.Stores[i]
 		store := (*stores.Store)(nil)
 		if s.acceptedStores != nil {
@@ -67,11 +67,15 @@ func (r *AccessRequestReconciler) collectFromDueStores(ctx context.Context, s *a
 		} else {
 			var err error
 			if store, err = stores.Get(ctx, r.Client, ar.Namespace, st.Kind, st.Name); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		resolved[i] = store
-		return r.Pool.Client(ctx, store, false)
+		lease, err := r.Pool.Acquire(ctx, store, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		return lease.Client(), lease.Release, nil
 	}), accessProgress(ar), func(i int) bool {
 		return !requests.IsBackingOff(&ar.Status.Stores[i].StoreProgress, s.now)
 	}, func(ctx context.Context, i int, cl connector.Client) (*connector.Collection, error) {

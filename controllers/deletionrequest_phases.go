@@ -155,7 +155,7 @@ type storeStep struct {
 // runOnStores runs op on the due stores at once and records their failures.
 func (r *DeletionRequestReconciler) runOnStores(ctx context.Context, s *deletionScope, due func(int) bool, op storeOp) {
 	dr := s.request
-	results := requests.Run(ctx, s.fanOut(func(ctx context.Context, i int) (connector.Client, error) {
+	results := requests.Run(ctx, s.fanOut(func(ctx context.Context, i int) (connector.Client, func(), error) {
 		return s.storeClient(ctx, i, dr.Status.Stores[i].Kind, dr.Status.Stores[i].Name)
 	}), deletionProgress(dr), due, func(ctx context.Context, i int, cl connector.Client) (storeStep, error) {
 		return op(ctx, s, cl, &dr.Status.Stores[i])

@@ -48,7 +48,7 @@ func (r *DeletionRequestReconciler) reverifyWhenDue(ctx context.Context, s *dele
 	if ok, err := s.readIdentifiers(ctx); !ok {
 		return false, err
 	}
-	fan := s.fanOut(func(ctx context.Context, i int) (connector.Client, error) {
+	fan := s.fanOut(func(ctx context.Context, i int) (connector.Client, func(), error) {
 		return s.storeClient(ctx, i, dr.Status.Stores[i].Kind, dr.Status.Stores[i].Name)
 	})
 	// A store that cannot be asked keeps its phase: what it held at the last look is still true.

@@ -146,9 +146,10 @@ func (s *requestScope) readIdentifiers(ctx context.Context) (bool, error) {
 }
 
 // storeClient returns the client of the i-th store of the request's status.
-func (s *requestScope) storeClient(ctx context.Context, i int, kind privacyv1alpha1.StoreKind, name string) (connector.Client, error) {
+func (s *requestScope) storeClient(ctx context.Context, i int, kind privacyv1alpha1.StoreKind, name string) (connector.Client, func(), error) {
 	if s.clientOverride != nil {
-		return s.clientOverride(kind, name)
+		cl, err := s.clientOverride(kind, name)
+		return cl, nil, err
 	}
 	var store *stores.Store
 	if s.acceptedStores != nil {
@@ -156,14 +157,20 @@ func (s *requestScope) storeClient(ctx context.Context, i int, kind privacyv1alp
 	} else {
 		var err error
 		if store, err = stores.Get(ctx, s.deps.Client, s.object.GetNamespace(), kind, name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return s.deps.Pool.Client(ctx, store, false)
+	// The lease keeps the client open until the operation ends, even if the store's Secret
+	// rotates meanwhile.
+	lease, err := s.deps.Pool.Acquire(ctx, store, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lease.Client(), lease.Release, nil
 }
 
 // fanOut is the request's fan-out settings.
-func (s *requestScope) fanOut(clientOf func(context.Context, int) (connector.Client, error)) requests.FanOut {
+func (s *requestScope) fanOut(clientOf func(context.Context, int) (connector.Client, func(), error)) requests.FanOut {
 	return requests.FanOut{Now: s.now, Limit: s.deps.StoreConcurrency, Identifiers: s.identifiers, Client: clientOf}
 }
 

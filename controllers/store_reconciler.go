@@ -155,10 +155,11 @@ func (r storeReconciler) check(ctx context.Context, obj genericStore, now time.T
 	reason, msg := privacyv1alpha1.ReasonReady, "connection and mapping checked"
 	var warnings []string
 	store := &stores.Store{Ref: obj.ref(), Spec: spec, Generation: gen, UID: obj.object().GetUID()}
-	cl, err := r.Pool.Client(ctx, store, true)
+	lease, err := r.Pool.Acquire(ctx, store, true)
 	if err == nil {
 		var res *connector.CheckResult
-		res, err = cl.Check(ctx)
+		res, err = lease.Client().Check(ctx)
+		lease.Release()
 		if err == nil {
 			warnings = res.Warnings
 		}
@@ -205,12 +206,13 @@ func nextCheck(status *privacyv1alpha1.DataStoreStatus, gen int64, interval time
 
 // checkFailure maps a store error to the Ready reason the store's owner acts on.
 func checkFailure(err error) (reason, msg string) {
-	msg = err.Error()
+	if stores.IsSecretError(err) {
+		return privacyv1alpha1.ReasonSecretNotFound, err.Error()
+	}
+	// Only the kind, code and location: driver text may name hosts, users or databases.
+	msg = connector.Summary(err)
 	if len(msg) > 1024 {
 		msg = msg[:1021] + "..."
-	}
-	if stores.IsSecretError(err) {
-		return privacyv1alpha1.ReasonSecretNotFound, msg
 	}
 	var ce *connector.Error
 	if errors.As(err, &ce) && ce.Kind == connector.KindMapping {

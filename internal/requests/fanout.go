@@ -9,6 +9,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // DefaultStoreConcurrency bounds a fan-out whose limit is not set.
@@ -24,8 +25,9 @@ type FanOut struct {
 	Limit int
 	// Identifiers are scrubbed from failure messages.
 	Identifiers connector.Identifiers
-	// Client returns the client of the i-th store.
-	Client func(ctx context.Context, i int) (connector.Client, error)
+	// Client returns the client of the i-th store and, when the client is leased from a pool, the
+	// function that ends the lease once the operation is done (nil when there is nothing to end).
+	Client func(ctx context.Context, i int) (connector.Client, func(), error)
 	// KeepPhaseOnFailure leaves a failing store's phase as it is: during re-verification a store
 	// that could not be asked stays Verified (or Reappeared) and is asked again after the backoff.
 	KeepPhaseOnFailure bool
@@ -63,12 +65,17 @@ func Run[R any](ctx context.Context, f FanOut, progress []*privacyv1alpha1.Store
 		g.Go(func() error {
 			res := &results[i]
 			res.Ran = true
-			cl, err := f.Client(ctx, i)
+			cl, release, err := f.Client(ctx, i)
 			if err == nil {
 				res.Value, err = op(ctx, i, cl)
+				if release != nil {
+					release()
+				}
 			}
 			if err != nil {
 				failure, changed := f.recordFailure(progress[i], err)
+				// The full text may help whoever runs the operator; it never goes into status.
+				log.FromContext(ctx).V(1).Info("store operation failed", "store", i, "detail", failure.Detail)
 				res.Failure, res.NewlyFailing = &failure, changed
 			}
 			// Errors are the stores', recorded above: none stops the others.

@@ -54,8 +54,8 @@ func TestFanOutOutcome(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.progress
-			fan := requests.FanOut{Now: now, KeepPhaseOnFailure: tc.keepPhase, Client: func(context.Context, int) (connector.Client, error) {
-				return fakeconnector.NewClient(), tc.clientErr
+			fan := requests.FanOut{Now: now, KeepPhaseOnFailure: tc.keepPhase, Client: func(context.Context, int) (connector.Client, func(), error) {
+				return fakeconnector.NewClient(), nil, tc.clientErr
 			}}
 			res := requests.Run(context.Background(), fan, []*privacyv1alpha1.StoreProgress{&p},
 				func(int) bool { return !requests.IsBackingOff(&p, now) },
@@ -90,7 +90,9 @@ func TestFanOutIsBounded(t *testing.T) {
 		progress[i] = &privacyv1alpha1.StoreProgress{Phase: privacyv1alpha1.StorePending}
 	}
 	var running, peak atomic.Int32
-	fan := requests.FanOut{Now: now, Limit: limit, Client: func(context.Context, int) (connector.Client, error) { return fakeconnector.NewClient(), nil }}
+	fan := requests.FanOut{Now: now, Limit: limit, Client: func(context.Context, int) (connector.Client, func(), error) {
+		return fakeconnector.NewClient(), nil, nil
+	}}
 	results := requests.Run(context.Background(), fan, progress, func(i int) bool { return i%2 == 0 },
 		func(_ context.Context, i int, _ connector.Client) (int, error) {
 			cur := running.Add(1)

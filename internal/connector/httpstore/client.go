@@ -279,7 +279,7 @@ func (c *Client) post(ctx context.Context, cl call) ([]byte, bool, error) {
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, min(maxErrorBodyBytes, c.opts.MaxResponseBytes)))
 		se := statusError(endpoint, resp, body, cl.ids)
-		return nil, false, &connector.Error{Kind: kindOfStatus(resp.StatusCode), Op: cl.op, Err: se}
+		return nil, false, c.statusFailure(cl.op, se)
 	}
 
 	if !isJSON(resp.Header.Get("Content-Type")) {

@@ -203,7 +203,7 @@ func (c *client) find(ctx context.Context, op string, ids connector.Identifiers)
 	for _, m := range order {
 		target, ok, err := m.pattern.expand(keyIDs)
 		if err != nil {
-			return nil, nil, connector.Wrap(connector.KindRejected, op, err)
+			return nil, nil, refused(op, m.pattern.source, err)
 		}
 		if !ok {
 			continue
@@ -391,7 +391,7 @@ func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered ma
 		}
 	})
 	if limit := (*errScanLimit)(nil); errors.As(err, &limit) {
-		return 0, connector.Wrap(connector.KindRejected, "verify", limit)
+		return 0, refused("verify", "", limit)
 	}
 	if err != nil {
 		return 0, fail(ctx, "verify", err, ids)

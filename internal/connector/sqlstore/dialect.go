@@ -86,6 +86,9 @@ type Dialect interface {
 	// Classify says what kind of failure a driver error is. Context errors and connector errors
 	// are handled before it is called.
 	Classify(err error) connector.ErrorKind
+	// ErrorCode is the database's own code of a driver error, labelled by its scheme
+	// ("SQLSTATE 42P01", "MySQL 1146", "SQLite 5"); empty when it has none. Never message text.
+	ErrorCode(err error) string
 }
 
 // Builder collects a statement's bound arguments and hands out their placeholders in order.

@@ -93,7 +93,7 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 		problems = append(problems, p.tableProblems(where, t)...)
 	}
 	if len(problems) > 0 {
-		return connector.Errorf(connector.KindMapping, op, "%s", strings.Join(problems, "; "))
+		return connector.Hinted(connector.KindMapping, op, strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -177,7 +177,7 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 	}
 	db, err := p.Dialect.Open(cfg.Secret, cfg.DialContext(timeout))
 	if err != nil {
-		return nil, classify(p.Dialect, op, err, nil)
+		return nil, Classify(p.Dialect, op, "", err, nil)
 	}
 	opts := p.Options.withDefaults()
 	db.SetMaxOpenConns(opts.MaxOpenConns)

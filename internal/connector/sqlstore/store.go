@@ -67,10 +67,15 @@ func (s *Store) stmtCtx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 func (s *Store) fail(op string, err error, ids connector.Identifiers) error {
+	return s.failAt(op, "", err, ids)
+}
+
+// failAt is fail for a failure at one table.
+func (s *Store) failAt(op string, location connector.Location, err error, ids connector.Identifiers) error {
 	// The schema may have changed under the cached tables: the retry reads the catalog again and
 	// reports a missing column as a mapping problem rather than the statement's error.
 	s.catalog.forget()
-	return classify(s.d, op, err, ids)
+	return Classify(s.d, op, location, err, ids)
 }
 
 // Close releases the pool.
@@ -174,20 +179,20 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		}
 		cols, err := s.columns(ctx, s.db, name)
 		if err != nil {
-			return nil, s.fail(op, err, nil)
+			return nil, s.failAt(op, name.String(), err, nil)
 		}
 		t, err := NewTable(s.d, m, cols)
 		if err != nil {
 			var me *MappingError
 			if !errors.As(err, &me) {
-				return nil, s.fail(op, err, nil)
+				return nil, s.failAt(op, name.String(), err, nil)
 			}
 			problems = append(problems, me.Problems...)
 			continue
 		}
 		w, err := s.indexWarnings(ctx, t)
 		if err != nil {
-			return nil, s.fail(op, err, nil)
+			return nil, s.failAt(op, t.Location(), err, nil)
 		}
 		warnings = append(warnings, w...)
 	}
@@ -245,7 +250,7 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 		}
 		records, err := s.collectTable(ctx, tx, t, q)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.failAt(op, t.Location(), err, req.Identifiers)
 		}
 		out.Records = append(out.Records, records...)
 	}
@@ -330,7 +335,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.failAt(op, t.Location(), err, req.Identifiers)
 		}
 		if n == 0 {
 			continue
@@ -359,7 +364,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		for _, w := range work {
 			n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.exec(ctx, tx, q) })
 			if err != nil {
-				return nil, s.fail(op, err, req.Identifiers)
+				return nil, s.failAt(op, w.table.Location(), err, req.Identifiers)
 			}
 			addDone(res, w.table, n)
 		}
@@ -374,7 +379,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.execInOwnTx(ctx, q) })
 		addDone(res, w.table, n)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.failAt(op, w.table.Location(), err, req.Identifiers)
 		}
 	}
 	return res, nil
@@ -472,7 +477,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.failAt(op, t.Location(), err, req.Identifiers)
 		}
 		if n == 0 {
 			continue
@@ -495,7 +500,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 			}
 			found, err := s.deep(ctx, tx, t, search)
 			if err != nil {
-				return nil, s.fail(op, err, req.Identifiers)
+				return nil, s.failAt(op, t.Location(), err, req.Identifiers)
 			}
 			for _, loc := range found {
 				res.Remaining += loc.Records

@@ -20,6 +20,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/export"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/requests"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 )
 
@@ -268,6 +269,9 @@ func (r *AccessRequestReconciler) expire(ctx context.Context, ar *privacyv1alpha
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ar.Namespace, Name: ar.Status.Export.SecretName}}
 	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting the export Secret: %w", err)
+	}
+	if _, err := secretref.DeleteIdentifiers(ctx, r.Client, r.APIReader, ar, ar.Namespace, ar.Spec.Subject.IdentifiersSecretRef.Name); err != nil {
+		return fmt.Errorf("deleting the identifiers Secret: %w", err)
 	}
 	ar.Status.Phase = privacyv1alpha1.PhaseExpired
 	msg := fmt.Sprintf("the export's TTL passed at %s; Secret %s was deleted", ar.Status.Export.ExpiresAt.UTC().Format(time.RFC3339), secret.Name)

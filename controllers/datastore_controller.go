@@ -21,6 +21,7 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 )
 
@@ -145,6 +146,9 @@ func checkFailure(err error) (reason, msg string) {
 	msg = err.Error()
 	if len(msg) > 1024 {
 		msg = msg[:1021] + "..."
+	}
+	if secretref.IsNotOptedIn(err) {
+		return privacyv1alpha1.ReasonSecretNotOptedIn, msg
 	}
 	if stores.IsSecretError(err) {
 		return privacyv1alpha1.ReasonSecretNotFound, msg

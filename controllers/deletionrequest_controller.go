@@ -25,6 +25,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 	"github.com/dsr-operator/dsr-operator/internal/requests"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 )
 
@@ -649,8 +650,7 @@ func (r *DeletionRequestReconciler) endVerification(ctx context.Context, dr *pri
 		st.normal("VerificationEnded", "Verify", "re-verification period ended; identifiers Secret kept as spec.verification.keepIdentifiersSecret asks")
 		return nil
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: dr.Namespace, Name: dr.Spec.Subject.IdentifiersSecretRef.Name}}
-	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
+	if _, err := secretref.DeleteIdentifiers(ctx, r.Client, r.APIReader, dr, dr.Namespace, dr.Spec.Subject.IdentifiersSecretRef.Name); err != nil {
 		return fmt.Errorf("deleting identifiers Secret: %w", err)
 	}
 	v.IdentifiersSecretDeleted = true

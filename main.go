@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -39,6 +41,8 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over https, with authentication and authorization by the API server.")
 	flag.StringVar(&namespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the salt, the receipt signing key and the Secrets of ClusterDataStores.")
+	var watchNamespaces string
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to work in (the namespace-scoped install: Roles instead of ClusterRoles); empty: all.")
 	flag.IntVar(&requestConcurrency, "request-concurrency", 16, "Requests of each kind worked on at once.")
 	flag.IntVar(&storeConc, "store-concurrency", 8, "Stores one request works on at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the API server (client-side limit).")
@@ -100,6 +104,7 @@ func main() {
 			PprofBindAddress:              pprofAddr,
 			LeaderElection:                leaderElect,
 			LeaderElectionReleaseOnCancel: true,
+			Cache:                         cache.Options{DefaultNamespaces: cacheNamespaces(watchNamespaces, namespace)},
 		},
 	})
 	if err != nil {
@@ -134,4 +139,19 @@ type cappedLevel struct{ zapcore.LevelEnabler }
 
 func (c cappedLevel) Enabled(l zapcore.Level) bool {
 	return l >= mostVerbose && c.LevelEnabler.Enabled(l)
+}
+
+// cacheNamespaces limits the manager's cache (and so its list and watch calls) to the namespaces of
+// a namespace-scoped install, plus the operator's own; nil, all namespaces, when none are given.
+func cacheNamespaces(list, operatorNamespace string) map[string]cache.Config {
+	if strings.TrimSpace(list) == "" {
+		return nil
+	}
+	namespaces := map[string]cache.Config{operatorNamespace: {}}
+	for _, ns := range strings.Split(list, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			namespaces[ns] = cache.Config{}
+		}
+	}
+	return namespaces
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/export"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/requests"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 )
 
@@ -198,6 +199,10 @@ func (r *AccessRequestReconciler) expireExport(ctx context.Context, s *accessSco
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ar.Namespace, Name: ar.Status.Export.SecretName}}
 	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
 		return false, fmt.Errorf("deleting the export Secret: %w", err)
+	}
+	// The identifiers served only this export: they go with it (when marked as identifiers).
+	if _, err := secretref.DeleteIdentifiers(ctx, r.Client, r.APIReader, ar, ar.Namespace, ar.Spec.Subject.IdentifiersSecretRef.Name); err != nil {
+		return false, fmt.Errorf("deleting the identifiers Secret: %w", err)
 	}
 	ar.Status.Phase = privacyv1alpha1.PhaseExpired
 	s.effect.normal(privacyv1alpha1.ReasonExpired, "Expire", expiredMessage(ar))

@@ -168,6 +168,10 @@ func TestAccessExportExpires(t *testing.T) {
 	if err := env.Client.Get(context.Background(), keyOf(ns, name), &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("export Secret still there: %v", err)
 	}
+	// The identifiers go with the export: nothing needs them any more.
+	if err := env.Client.Get(context.Background(), keyOf(ns, "jane"), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("identifiers Secret still there after the export expired: %v", err)
+	}
 }
 
 func TestAccessStoreDownAtFirst(t *testing.T) {

@@ -38,7 +38,7 @@ func TestDataStoreHealth(t *testing.T) {
 	}
 
 	// A table that does not exist.
-	create(t, secret(ns, "bad-mapping-conn", map[string]string{"dsn": f.dsn}))
+	create(t, connSecret(ns, "bad-mapping-conn", map[string]string{"dsn": f.dsn}))
 	spec := f.spec("bad-mapping-conn")
 	spec.Tables[0].Name = "no_such_table"
 	badMapping := &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad-mapping"}, Spec: spec}
@@ -55,7 +55,7 @@ func TestDataStoreHealth(t *testing.T) {
 	conds := func() []metav1.Condition { return wrong.Status.Conditions }
 	waitStoreReady(t, wrong, conds, metav1.ConditionFalse, privacyv1alpha1.ReasonSecretNotFound)
 	badDSN := replacePassword(f.dsn)
-	s := secret(ns, "wrong-conn", map[string]string{"dsn": badDSN})
+	s := connSecret(ns, "wrong-conn", map[string]string{"dsn": badDSN})
 	create(t, s)
 	waitStoreReady(t, wrong, conds, metav1.ConditionFalse, privacyv1alpha1.ReasonConnectionFailed)
 	if c := condition(conds(), privacyv1alpha1.ConditionReady); strings.Contains(c, "wrong-password") {
@@ -87,7 +87,7 @@ func TestDataStoreHealth(t *testing.T) {
 	})
 
 	// A ClusterDataStore's Secret lives in the operator namespace.
-	create(t, secret(operatorNamespace, "cluster-pg-"+ns, map[string]string{"dsn": f.dsn}))
+	create(t, connSecret(operatorNamespace, "cluster-pg-"+ns, map[string]string{"dsn": f.dsn}))
 	cds := &privacyv1alpha1.ClusterDataStore{ObjectMeta: metav1.ObjectMeta{Name: "pg-" + ns},
 		Spec: privacyv1alpha1.ClusterDataStoreSpec{DataStoreSpec: f.spec("cluster-pg-" + ns),
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}}}

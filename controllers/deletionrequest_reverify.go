@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/requests"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 )
 
 // reverificationOutcome is what one re-verification of every store found, aggregated after the
@@ -154,11 +151,17 @@ func (r *DeletionRequestReconciler) endVerification(ctx context.Context, s *dele
 		s.effect.normal(privacyv1alpha1.ReasonVerificationEnded, "Verify", "re-verification period ended; identifiers Secret kept as spec.verification.keepIdentifiersSecret asks")
 		return nil
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: dr.Namespace, Name: dr.Spec.Subject.IdentifiersSecretRef.Name}}
-	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
+	// Only a Secret marked as identifiers (or the operator's own) is deleted: a requester must not
+	// be able to destroy another Secret by naming it.
+	deleted, err := secretref.DeleteIdentifiers(ctx, r.Client, r.APIReader, dr, dr.Namespace, dr.Spec.Subject.IdentifiersSecretRef.Name)
+	if err != nil {
 		return fmt.Errorf("deleting identifiers Secret: %w", err)
 	}
 	v.IdentifiersSecretDeleted = true
+	if !deleted {
+		s.effect.normal(privacyv1alpha1.ReasonVerificationEnded, "Verify", "re-verification period ended; the identifiers Secret was already gone or is no longer labelled as identifiers, so it was not deleted")
+		return nil
+	}
 	s.effect.normal(privacyv1alpha1.ReasonIdentifiersSecretDeleted, "Verify", "re-verification period ended; identifiers Secret deleted")
 	return nil
 }

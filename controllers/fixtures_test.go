@@ -144,7 +144,7 @@ func (f *sqlFixture) assertBystanderIntact(t *testing.T) {
 // dataStore creates the Secret and the DataStore of the fixture in ns.
 func (f *sqlFixture) dataStore(t *testing.T, ns, name string) *privacyv1alpha1.DataStore {
 	t.Helper()
-	create(t, secret(ns, name+"-conn", map[string]string{"dsn": f.dsn}))
+	create(t, connSecret(ns, name+"-conn", map[string]string{"dsn": f.dsn}))
 	ds := &privacyv1alpha1.DataStore{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       f.spec(name + "-conn"),

@@ -79,7 +79,7 @@ func (f *redisFixture) spec(secretName string) privacyv1alpha1.DataStoreSpec {
 func redisDataStore(t *testing.T, ns, name string) *redisFixture {
 	t.Helper()
 	f := startRedisFixture(t)
-	create(t, secret(ns, name+"-conn", map[string]string{"url": f.url}))
+	create(t, connSecret(ns, name+"-conn", map[string]string{"url": f.url}))
 	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: f.spec(name + "-conn")})
 	return f
 }

@@ -112,7 +112,7 @@ func startRefService(t *testing.T, token string) (*refservice.Service, *gate, st
 
 func httpDataStore(t *testing.T, ns, name, url, token string) {
 	t.Helper()
-	create(t, secret(ns, name+"-token", map[string]string{"token": token}))
+	create(t, connSecret(ns, name+"-token", map[string]string{"token": token}))
 	create(t, &privacyv1alpha1.DataStore{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeHTTP, Connection: privacyv1alpha1.Connection{
@@ -173,7 +173,7 @@ func TestNamespaceIsolation(t *testing.T) {
 	inB.dataStore(t, nsB, "b-store")
 	// A ClusterDataStore that admits only team b.
 	forB := startSQLiteFixture(t)
-	create(t, secret(operatorNamespace, "cluster-b-conn", map[string]string{"dsn": forB.dsn}))
+	create(t, connSecret(operatorNamespace, "cluster-b-conn", map[string]string{"dsn": forB.dsn}))
 	createClusterScoped(t, &privacyv1alpha1.ClusterDataStore{
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster-b-" + nsB},
 		Spec: privacyv1alpha1.ClusterDataStoreSpec{DataStoreSpec: forB.spec("cluster-b-conn"),
@@ -181,7 +181,7 @@ func TestNamespaceIsolation(t *testing.T) {
 	})
 	// A ClusterDataStore that admits team a, and one store of its own.
 	forA := startSQLiteFixture(t)
-	create(t, secret(operatorNamespace, "cluster-a-conn", map[string]string{"dsn": forA.dsn}))
+	create(t, connSecret(operatorNamespace, "cluster-a-conn", map[string]string{"dsn": forA.dsn}))
 	createClusterScoped(t, &privacyv1alpha1.ClusterDataStore{
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster-a-" + nsA},
 		Spec: privacyv1alpha1.ClusterDataStoreSpec{DataStoreSpec: forA.spec("cluster-a-conn"),
@@ -249,7 +249,7 @@ func patchLabels(t *testing.T, ns, name string, labels map[string]string) {
 func TestDeadlineExceededWhileStoreIsDown(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t, nil)
-	create(t, secret(ns, "down-conn", map[string]string{"dsn": "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"}))
+	create(t, connSecret(ns, "down-conn", map[string]string{"dsn": "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"}))
 	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "down"},
 		Spec: startSQLiteFixtureSpecFor(privacyv1alpha1.StoreTypePostgres, "down-conn")})
 	create(t, secret(ns, "jane", subjectIDs))

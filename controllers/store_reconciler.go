@@ -20,6 +20,7 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 )
 
@@ -206,6 +207,9 @@ func nextCheck(status *privacyv1alpha1.DataStoreStatus, gen int64, interval time
 
 // checkFailure maps a store error to the Ready reason the store's owner acts on.
 func checkFailure(err error) (reason, msg string) {
+	if secretref.IsNotOptedIn(err) {
+		return privacyv1alpha1.ReasonSecretNotOptedIn, err.Error()
+	}
 	if stores.IsSecretError(err) {
 		return privacyv1alpha1.ReasonSecretNotFound, err.Error()
 	}

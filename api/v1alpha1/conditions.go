@@ -74,3 +74,29 @@ const (
 	// ReasonIdentifiersSecretDeleted: the re-verification period ended and the identifiers Secret was deleted.
 	ReasonIdentifiersSecretDeleted = "IdentifiersSecretDeleted"
 )
+
+// ReasonSecretNotOptedIn: a referenced Secret lacks the SecretTypeLabel value its use needs, so
+// the operator neither reads nor sends it.
+const ReasonSecretNotOptedIn = "SecretNotOptedIn"
+
+// SecretTypeLabel marks a Secret the operator may read, and for what. Only someone allowed to write
+// the Secret can set it, so a user who may create DataStores or requests but not read Secrets cannot
+// make the operator send or delete a Secret that was never meant for it.
+const SecretTypeLabel = "privacy.dsr.dev/secret-type"
+
+// Values of SecretTypeLabel.
+const (
+	// SecretTypeConnection: a DSN, URL, bearer token or CA bundle named by a store's connection.
+	SecretTypeConnection = "connection"
+	// SecretTypeIdentifiers: a data subject's identifiers named by a request; the operator deletes it
+	// when the request no longer needs it.
+	SecretTypeIdentifiers = "identifiers"
+)
+
+// ManagedByLabel and ManagedByValue mark the Secrets and ConfigMaps the operator creates (exports,
+// receipts, keys, salt). The shipped ValidatingAdmissionPolicy lets the operator write only those
+// and identifiers Secrets.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "dsr-operator"
+)

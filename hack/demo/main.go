@@ -243,10 +243,15 @@ func seedRedis(ctx context.Context, url string) error {
 	return nil
 }
 
+// secretType labels a Secret for the operator: it reads only Secrets so marked.
+func secretType(value string) map[string]string {
+	return map[string]string{privacyv1alpha1.SecretTypeLabel: value}
+}
+
 func dataStores(ns, dsn, redisURL string) []client.Object {
 	return []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-postgres"}, StringData: map[string]string{"dsn": dsn}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-redis"}, StringData: map[string]string{"url": redisURL}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-postgres", Labels: secretType(privacyv1alpha1.SecretTypeConnection)}, StringData: map[string]string{"dsn": dsn}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-redis", Labels: secretType(privacyv1alpha1.SecretTypeConnection)}, StringData: map[string]string{"url": redisURL}},
 		&privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-postgres"}, Spec: privacyv1alpha1.DataStoreSpec{
 			Type:       privacyv1alpha1.StoreTypePostgres,
 			Connection: privacyv1alpha1.Connection{SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "shop-postgres", Key: "dsn"}},
@@ -275,9 +280,9 @@ func requests(ns string) []client.Object {
 			Subject: privacyv1alpha1.Subject{IdentifiersSecretRef: privacyv1alpha1.LocalObjectReference{Name: name}}}
 	}
 	return []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "jane-identifiers"},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "jane-identifiers", Labels: secretType(privacyv1alpha1.SecretTypeIdentifiers)},
 			StringData: map[string]string{"email": customers[0].email, "userId": customers[0].id}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "max-identifiers"},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "max-identifiers", Labels: secretType(privacyv1alpha1.SecretTypeIdentifiers)},
 			StringData: map[string]string{"email": customers[1].email, "userId": customers[1].id}},
 		&privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erase-jane"},
 			Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: subject("jane-identifiers")}},

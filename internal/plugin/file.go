@@ -135,7 +135,8 @@ func (f *fileRequest) run(cmd *cobra.Command, o *options, stdout io.Writer) erro
 func (f *fileRequest) create(ctx context.Context, c client.Client, ns, name string, spec privacyv1alpha1.RequestSpecCommon,
 	data map[string][]byte) (client.Object, *corev1.Secret, error) {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: name + secretSuffix,
-		Labels: map[string]string{"app.kubernetes.io/created-by": "kubectl-dsr"}}, Type: corev1.SecretTypeOpaque, Data: data}
+		Labels: map[string]string{"app.kubernetes.io/created-by": "kubectl-dsr",
+			privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeIdentifiers}}, Type: corev1.SecretTypeOpaque, Data: data}
 	if err := c.Create(ctx, secret); err != nil {
 		return nil, nil, fmt.Errorf("creating the identifiers Secret in namespace %s: %w", ns, err)
 	}

@@ -71,7 +71,7 @@ func newReceiptVerify(o *options, stdout io.Writer) *cobra.Command {
 		Short: "Check a receipt's signature and that it belongs to the request",
 		Long: `With NAME, fetches the DeletionRequest, its receipt ConfigMap (status.receipt.configMapName) and
 the operator's public key (ConfigMap dsr-operator-receipt-public-key in --operator-namespace, or
---public-key FILE: your own trusted copy), then checks:
+--public-key FILE: your own trusted copy, a PEM key or the key set keys.json), then checks:
 
   1. the Ed25519 signature of receipt.json with that key;
   2. that the SHA-256 of receipt.json equals status.receipt.sha256;
@@ -85,6 +85,10 @@ When the DeletionRequest was deleted, its receipt ConfigMap NAME-receipt is kept
 operator's records period (24 months by default): verify then checks the signature (1), that the
 receipt names a DeletionRequest of this namespace and NAME, and that every store shows 0
 remaining; compare request.uid and subjectDigest with your records of the request.
+
+The published ConfigMap keeps every key the operator signed with (keys.json, each with the period
+it was used), so receipts signed before a key rotation still verify; export it for offline use
+with: kubectl get configmap dsr-operator-receipt-public-key -n dsr-system -o jsonpath='{.data.keys\.json}'
 
 With --file, --signature and --public-key it needs no cluster: it checks the signature, the
 receipt's version and key id, and that nothing remains; compare request.uid and subjectDigest with
@@ -111,7 +115,7 @@ Exits 0 with "receipt verified: ..." or 1 with "receipt NOT verified: " and what
 	}
 	cmd.Flags().StringVar(&file, "file", "", "receipt.json, for offline verification")
 	cmd.Flags().StringVar(&sigFile, "signature", "", "receipt.sig (base64), for offline verification")
-	cmd.Flags().StringVar(&keyFile, "public-key", "", "the operator's public key (PEM); default: the published ConfigMap")
+	cmd.Flags().StringVar(&keyFile, "public-key", "", "the operator's public key (PEM) or key set (keys.json); default: the published ConfigMap")
 	return cmd
 }
 
@@ -155,15 +159,15 @@ func verifyOnline(ctx context.Context, o *options, name, keyFile string, stdout 
 		if err := c.Get(ctx, client.ObjectKey{Namespace: o.operatorNamespace, Name: receipt.PublicKeyConfigMapName}, &cm); err != nil {
 			return fmt.Errorf("the operator's public key %s (is --operator-namespace right?): %w", keySource, err)
 		}
-		pubPEM = []byte(cm.Data[receipt.KeyPEM])
+		// Every key the operator ever signed with, so that receipts from before a rotation verify.
+		pubPEM = []byte(cm.Data[receipt.KeySetKey])
+		if len(pubPEM) == 0 {
+			pubPEM = []byte(cm.Data[receipt.KeyPEM])
+		}
 	}
-	pub, err := receipt.ParsePublicKey(pubPEM)
+	rc, err := verifyWith(data, sig, pubPEM, keySource)
 	if err != nil {
-		return notVerified("the public key from %s: %v", keySource, err)
-	}
-	rc, err := receipt.Verify(data, sig, pub)
-	if err != nil {
-		return notVerified("%v (receipt ConfigMap %s/%s, public key %s from %s)", err, ns, cmName, receipt.KeyID(pub), keySource)
+		return notVerified("%v (receipt ConfigMap %s/%s)", err, ns, cmName)
 	}
 	if dr == nil {
 		return verifiedWithoutRequest(ns, name, rc, stdout)
@@ -282,13 +286,9 @@ func verifyOffline(file, sigFile, keyFile string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pub, err := receipt.ParsePublicKey(pubPEM)
+	rc, err := verifyWith(data, sig, pubPEM, keyFile)
 	if err != nil {
-		return notVerified("the public key %s: %v", keyFile, err)
-	}
-	rc, err := receipt.Verify(data, sig, pub)
-	if err != nil {
-		return notVerified("%v (public key %s from %s)", err, receipt.KeyID(pub), keyFile)
+		return notVerified("%v", err)
 	}
 	if err := noneRemaining(rc); err != nil {
 		return err
@@ -298,4 +298,29 @@ func verifyOffline(file, sigFile, keyFile string, stdout io.Writer) error {
 		rc.CompletedAt.UTC().Format(time.RFC3339), rc.KeyID, receipt.Digest(data))
 	fmt.Fprintln(stdout, "offline: compare request.uid and subjectDigest with the request yourself")
 	return nil
+}
+
+// verifyWith verifies a receipt with keys: one PEM public key, or a key set (the public-key
+// ConfigMap's keys.json, exported for offline use) from which the receipt's key id picks the key.
+func verifyWith(data, sig, keys []byte, source string) (*receipt.Receipt, error) {
+	if trimmed := bytes.TrimSpace(keys); len(trimmed) > 0 && trimmed[0] == '[' {
+		ks, err := receipt.ParseKeySet(trimmed)
+		if err != nil {
+			return nil, fmt.Errorf("the key set from %s: %w", source, err)
+		}
+		rc, err := receipt.VerifyWithKeySet(data, sig, ks)
+		if err != nil {
+			return nil, fmt.Errorf("%w (key set from %s)", err, source)
+		}
+		return rc, nil
+	}
+	pub, err := receipt.ParsePublicKey(keys)
+	if err != nil {
+		return nil, fmt.Errorf("the public key from %s: %w", source, err)
+	}
+	rc, err := receipt.Verify(data, sig, pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w (public key %s from %s)", err, receipt.KeyID(pub), source)
+	}
+	return rc, nil
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,7 +31,7 @@ func EnsureSigner(ctx context.Context, c client.Client, reader client.Reader, na
 		if gerr != nil {
 			return nil, gerr
 		}
-		der, merr := x509.MarshalPKCS8PrivateKey(priv)
+		keyPEM, merr := PrivateKeyPEM(priv)
 		if merr != nil {
 			return nil, merr
 		}
@@ -37,7 +39,7 @@ func EnsureSigner(ctx context.Context, c client.Client, reader client.Reader, na
 			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: KeySecretName,
 				Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator"}},
 			Type: corev1.SecretTypeOpaque,
-			Data: map[string][]byte{KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})},
+			Data: map[string][]byte{KeyPEM: keyPEM},
 		}
 		err = c.Create(ctx, &secret)
 		if apierrors.IsAlreadyExists(err) {
@@ -57,6 +59,24 @@ func EnsureSigner(ctx context.Context, c client.Client, reader client.Reader, na
 		return nil, err
 	}
 	return signer, nil
+}
+
+// PrivateKeyPEM encodes a signing key as PKCS#8 PEM, the form the key Secret holds under KeyPEM.
+func PrivateKeyPEM(priv ed25519.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParsePrivateKey reads a PKCS#8 PEM Ed25519 signing key (a customer-supplied key, for instance).
+func ParsePrivateKey(data []byte) (ed25519.PrivateKey, error) { return parsePrivateKey(data) }
+
+// Publish adds s's public key to the published key set as the current key (see publish); the
+// operator does it on every start, and `kubectl dsr keys rotate` right after a rotation.
+func Publish(ctx context.Context, c client.Client, reader client.Reader, namespace string, s *Signer) error {
+	return publish(ctx, c, reader, namespace, s)
 }
 
 func parsePrivateKey(data []byte) (ed25519.PrivateKey, error) {
@@ -98,26 +118,31 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-// publish makes the public-key ConfigMap match the signer. Replicas starting together may race to
-// create or repair it; since they share one key, losing the race to a replica writing the same
-// content is success, so conflicts are retried against a fresh read.
+// publish makes the public-key ConfigMap's current key match the signer and adds the signer's key
+// to the key set (KeySetKey), closing the validity of the key it replaces; earlier keys stay, so
+// receipts they signed still verify. Replicas starting together may race to create or repair it;
+// since they share one key, losing the race to a replica writing the same content is success, so
+// conflicts are retried against a fresh read.
 func publish(ctx context.Context, c client.Client, reader client.Reader, namespace string, s *Signer) error {
-	want := map[string]string{KeyPEM: string(PublicKeyPEM(s.PublicKey())), KeyIDKey: s.KeyID()}
 	key := types.NamespacedName{Namespace: namespace, Name: PublicKeyConfigMapName}
 	err := retry.OnError(retry.DefaultRetry, func(err error) bool {
 		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 	}, func() error {
 		var cm corev1.ConfigMap
-		err := reader.Get(ctx, key, &cm)
-		switch {
-		case apierrors.IsNotFound(err):
+		getErr := reader.Get(ctx, key, &cm)
+		if getErr != nil && !apierrors.IsNotFound(getErr) {
+			return getErr
+		}
+		want, err := publishedData(cm.Data, s, time.Now())
+		if err != nil {
+			return err
+		}
+		if apierrors.IsNotFound(getErr) {
 			cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: PublicKeyConfigMapName,
 				Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator"}}, Data: want}
 			return c.Create(ctx, &cm)
-		case err != nil:
-			return err
 		}
-		if cm.Data[KeyPEM] == want[KeyPEM] && cm.Data[KeyIDKey] == want[KeyIDKey] {
+		if maps.Equal(cm.Data, want) {
 			return nil
 		}
 		cm.Data = want
@@ -127,4 +152,22 @@ func publish(ctx context.Context, c client.Client, reader client.Reader, namespa
 		return fmt.Errorf("publishing the receipt public key in ConfigMap %s/%s: %w", namespace, PublicKeyConfigMapName, err)
 	}
 	return nil
+}
+
+// publishedData is the public-key ConfigMap's data with s as the current key. A key set that does
+// not parse is an error rather than replaced: it is what old receipts are verified with.
+func publishedData(current map[string]string, s *Signer, now time.Time) (map[string]string, error) {
+	var ks KeySet
+	if data := current[KeySetKey]; data != "" {
+		var err error
+		if ks, err = ParseKeySet([]byte(data)); err != nil {
+			return nil, fmt.Errorf("%s in the public-key ConfigMap: %w (fix it; it is never replaced automatically)", KeySetKey, err)
+		}
+	}
+	ks, changed := ks.withCurrent(s.PublicKey(), now)
+	keySet := current[KeySetKey]
+	if changed {
+		keySet = string(ks.Marshal())
+	}
+	return map[string]string{KeyPEM: string(PublicKeyPEM(s.PublicKey())), KeyIDKey: s.KeyID(), KeySetKey: keySet}, nil
 }

@@ -7,14 +7,13 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/egress"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 )
 
 // DefaultRefreshAfter is how long a pooled client is trusted before its Secret is read again to
@@ -113,9 +112,13 @@ func NewPool(reader client.Reader, operatorNamespace string, salt []byte) *Pool 
 }
 
 // SecretError says a store's Secret is missing or lacks its key: the store's owner must fix it.
-type SecretError struct{ Msg string }
+type SecretError struct {
+	Msg string
+	Err error // the cause, when there is one worth telling apart (secretref.NotOptedInError)
+}
 
 func (e *SecretError) Error() string { return e.Msg }
+func (e *SecretError) Unwrap() error { return e.Err }
 
 // SecretNamespace is where a store's Secrets live.
 func (p *Pool) SecretNamespace(ref Ref) string {
@@ -245,8 +248,11 @@ func (p *Pool) config(ctx context.Context, s *Store) (*connector.Config, string,
 }
 
 func (p *Pool) secretValue(ctx context.Context, namespace, name, key, what string) ([]byte, string, error) {
-	var secret corev1.Secret
-	if err := p.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &secret); err != nil {
+	secret, err := secretref.Get(ctx, p.reader, namespace, name, privacyv1alpha1.SecretTypeConnection)
+	if err != nil {
+		if secretref.IsNotOptedIn(err) {
+			return nil, "", &SecretError{Msg: what + " " + err.Error(), Err: err}
+		}
 		if apierrors.IsNotFound(err) {
 			return nil, "", &SecretError{Msg: fmt.Sprintf("%s Secret %q not found in namespace %q", what, name, namespace)}
 		}

@@ -11,12 +11,12 @@ import (
 	"regexp"
 	"unicode/utf8"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/secretref"
 )
 
 // MaxIdentifierBytes bounds one identifier value; longer values are refused as invalid, not cut.
@@ -33,11 +33,15 @@ type Problem struct {
 func (p *Problem) Error() string { return p.Message }
 
 // Read gets the identifiers Secret with a direct GET (reader should be the manager's API reader:
-// the operator never caches Secrets cluster-wide) and validates it. A *Problem is returned for what
+// the operator never caches Secrets cluster-wide), only if it is labelled as identifiers
+// (secretref.Get), and validates it. A *Problem is returned for what
 // the request's author must fix; other errors are transient.
 func Read(ctx context.Context, reader client.Reader, namespace, name string) (connector.Identifiers, error) {
-	var secret corev1.Secret
-	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &secret); err != nil {
+	secret, err := secretref.Get(ctx, reader, namespace, name, privacyv1alpha1.SecretTypeIdentifiers)
+	if err != nil {
+		if secretref.IsNotOptedIn(err) {
+			return nil, &Problem{Reason: privacyv1alpha1.ReasonSecretNotOptedIn, Message: err.Error()}
+		}
 		if apierrors.IsNotFound(err) {
 			return nil, &Problem{Reason: "IdentifiersSecretNotFound",
 				Message: fmt.Sprintf("identifiers Secret %q not found in namespace %q", name, namespace)}

@@ -115,7 +115,7 @@ func createRequests(t *testing.T, ctx context.Context, c client.Client, ns, set 
 	parallel(n, portalConcurrency, func(i int) {
 		name := requestName("r", i)
 		ids := identifiers(set, i)
-		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: ids}); err != nil {
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: identifiersLabel}, StringData: ids}); err != nil {
 			t.Error(err)
 			return
 		}
@@ -220,7 +220,7 @@ func runAPIFloor(t *testing.T, ctx context.Context, c client.Client, ns string, 
 	}
 	parallel(n, portalConcurrency, func(i int) {
 		name := requestName("f", i)
-		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: identifiersLabel},
 			StringData: identifiers("floor", i)}); err != nil {
 			t.Error(err)
 			return
@@ -420,3 +420,6 @@ func freeAddr(t *testing.T) string {
 	_ = l.Close()
 	return addr
 }
+
+// identifiersLabel marks the bench's identifiers Secrets: the operator reads no other.
+var identifiersLabel = map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeIdentifiers}

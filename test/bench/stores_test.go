@@ -200,7 +200,8 @@ func (st *stores) secrets() map[string]string {
 func createDataStores(t *testing.T, ctx context.Context, c client.Client, st *stores, ns string) {
 	t.Helper()
 	for name, spec := range specs() {
-		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+			Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeConnection}},
 			StringData: map[string]string{"secret": st.secrets()[name]}}); err != nil {
 			t.Fatal(err)
 		}

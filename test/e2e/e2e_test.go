@@ -117,8 +117,19 @@ func create(t *testing.T, c client.Client, obj client.Object) {
 	}
 }
 
+// secret is an identifiers Secret, labelled as such: the operator reads no other.
 func secret(ns, name string, data map[string]string) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data}
+	return typedSecret(ns, name, privacyv1alpha1.SecretTypeIdentifiers, data)
+}
+
+// connSecret is a store's connection Secret (DSN, URL, token, CA bundle), labelled as such.
+func connSecret(ns, name string, data map[string]string) *corev1.Secret {
+	return typedSecret(ns, name, privacyv1alpha1.SecretTypeConnection, data)
+}
+
+func typedSecret(ns, name, secretType string, data map[string]string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: secretType}}, StringData: data}
 }
 
 // eventually polls cond until it holds or timeout passes, then fails with cond's last words.

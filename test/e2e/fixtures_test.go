@@ -231,7 +231,7 @@ func shopSpec(typ privacyv1alpha1.StoreType, secretName string, timeout time.Dur
 // dataStore creates the shop's connection Secret and DataStore in ns.
 func (s *shop) dataStore(t *testing.T, c client.Client, ns, name string, timeout time.Duration) {
 	t.Helper()
-	create(t, c, secret(ns, name+"-conn", map[string]string{"dsn": s.dsn}))
+	create(t, c, connSecret(ns, name+"-conn", map[string]string{"dsn": s.dsn}))
 	create(t, c, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: shopSpec(s.storeType, name+"-conn", timeout)})
 }
 

@@ -181,7 +181,7 @@ func TestHostileIdentifiersEraseOnlyTheirSubject(t *testing.T) {
 	for name, s := range shops {
 		snapshots[name] = s.snapshot(t)
 	}
-	create(t, env.Client, secret(ns, "cache-conn", map[string]string{"url": ks.url}))
+	create(t, env.Client, connSecret(ns, "cache-conn", map[string]string{"url": ks.url}))
 	create(t, env.Client, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cache"}, Spec: redisSpec("cache-conn")})
 
 	m := startManager(t, "manager", managerOptions{})

@@ -68,26 +68,26 @@ func TestRequestsCannotReachOtherNamespaces(t *testing.T) {
 	}
 	// What B owns: its store, its connection Secret, its subject's identifiers.
 	shopB := seeded()
-	create(t, env.Client, secret(nsB, "b-conn", map[string]string{"dsn": shopB.dsn}))
+	create(t, env.Client, connSecret(nsB, "b-conn", map[string]string{"dsn": shopB.dsn}))
 	create(t, env.Client, labeled(&privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "b-store"},
 		Spec: shopSpec(privacyv1alpha1.StoreTypeSQLite, "b-conn", 10*time.Second)}, map[string]string{"owner": "b"}))
 	create(t, env.Client, secret(nsB, "jane-b", jane.ids()))
 
 	// What A owns, and a shared store that admits A (its Secret in the operator namespace).
 	shopA := seeded()
-	create(t, env.Client, secret(nsA, "a-conn", map[string]string{"dsn": shopA.dsn}))
+	create(t, env.Client, connSecret(nsA, "a-conn", map[string]string{"dsn": shopA.dsn}))
 	create(t, env.Client, labeled(&privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: nsA, Name: "a-store"},
 		Spec: shopSpec(privacyv1alpha1.StoreTypeSQLite, "a-conn", 10*time.Second)}, map[string]string{"use": "main"}))
 	create(t, env.Client, secret(nsA, "jane", jane.ids()))
 	sharedA := seeded()
-	create(t, env.Client, secret(operatorNamespace, nsA+"-shared-conn", map[string]string{"dsn": sharedA.dsn}))
+	create(t, env.Client, connSecret(operatorNamespace, nsA+"-shared-conn", map[string]string{"dsn": sharedA.dsn}))
 	clusterStore(t, nsA+"-shared", nsA+"-shared-conn", &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}, map[string]string{"use": "main"})
 
 	// Shared stores that must not serve A: one admitting only team b, one with no selector
 	// (admits none), one with a selector that does not parse (admits none).
 	forB, noSelector, badSelector := seeded(), seeded(), seeded()
 	for name, s := range map[string]*shop{"for-b": forB, "no-selector": noSelector, "bad-selector": badSelector} {
-		create(t, env.Client, secret(operatorNamespace, nsA+"-"+name+"-conn", map[string]string{"dsn": s.dsn}))
+		create(t, env.Client, connSecret(operatorNamespace, nsA+"-"+name+"-conn", map[string]string{"dsn": s.dsn}))
 	}
 	clusterStore(t, nsA+"-for-b", nsA+"-for-b-conn", &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}, nil)
 	clusterStore(t, nsA+"-no-selector", nsA+"-no-selector-conn", nil, nil)

@@ -109,7 +109,9 @@ func newClient(cfg *rest.Config) (client.Client, error) {
 // not into the request, and not into the portal's logs.
 func identifiersSecret(ctx context.Context, c client.Client, namespace string, identifiers map[string]string) (*corev1.Secret, error) {
 	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "dsr-subject-"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "dsr-subject-",
+			// The operator reads (and later deletes) only Secrets marked as identifiers.
+			Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeIdentifiers}},
 		Type:       corev1.SecretTypeOpaque,
 		StringData: identifiers,
 	}

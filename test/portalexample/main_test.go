@@ -283,7 +283,8 @@ func newShop(t *testing.T, broken bool) *shop {
 	}
 
 	secret := "shop-db-" + ns
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: secret}, StringData: map[string]string{"path": path}})
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: secret,
+		Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeConnection}}, StringData: map[string]string{"path": path}})
 	store := &privacyv1alpha1.ClusterDataStore{
 		ObjectMeta: metav1.ObjectMeta{Name: ns},
 		Spec: privacyv1alpha1.ClusterDataStoreSpec{

@@ -38,6 +38,10 @@ TEST_PARALLEL ?= 2
 TEST_TIMEOUT ?= 30m
 TEST_FLAGS ?=
 TEST_PACKAGES ?= ./...
+# The controllers and every internal package run under the race detector (their fan-outs and pools
+# are concurrent); the end-to-end, chart and benchmark packages drive separate processes and run
+# without it, so their timings stay close to production.
+RACE_PACKAGES ?= ./controllers/... ./internal/...
 ## Set to false to skip the check that generated files are committed (e.g. while editing api/).
 CHECK_GENERATED ?= true
 
@@ -104,7 +108,8 @@ check-generated: manifests generate ## Fail when generated files (CRDs, role.yam
 
 .PHONY: test
 test: manifests generate fmt vet check-generated k8s-binaries test-deps ## Run every test against real control planes and databases.
-	go test $(TEST_PACKAGES) -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
+	go test -race $(RACE_PACKAGES) -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
+	go test $$(go list $(TEST_PACKAGES) | grep -v -e '/controllers' -e '/internal/') -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 
 ## Benchmark (docs/benchmarks.md): N deletion requests over PostgreSQL, MariaDB and Redis against the
 ## store and API floors. Ends with one "bench: ..." summary line.

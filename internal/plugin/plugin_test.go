@@ -368,7 +368,7 @@ func TestReceiptVerify(t *testing.T) {
 		if code, _, errOut := run(t, "receipt", "verify", dr.Name, "-n", "audit"); code != 1 || !strings.Contains(errOut, "has no receipt") {
 			t.Errorf("code %d, %s", code, errOut)
 		}
-		if code, _, errOut := run(t, "receipt", "verify", "absent", "-n", "audit"); code != 1 || !strings.Contains(errOut, "not found") {
+		if code, _, errOut := run(t, "receipt", "verify", "absent", "-n", "audit"); code != 1 || !strings.Contains(errOut, "neither DeletionRequest audit/absent nor its receipt") {
 			t.Errorf("code %d, %s", code, errOut)
 		}
 	})

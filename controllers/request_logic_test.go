@@ -58,7 +58,8 @@ func identifiersSecret(ns, name string) *corev1.Secret {
 	for k, v := range logicIDs {
 		data[k] = []byte(v)
 	}
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: data}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeIdentifiers}}, Data: data}
 }
 
 func logicDigest(t *testing.T) string {

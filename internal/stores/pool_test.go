@@ -35,7 +35,8 @@ func sqliteStore(t *testing.T) (client.Client, *corev1.Secret, *Store) {
 	if _, err := db.Exec(`INSERT INTO users (email) VALUES (?)`, subjectEmail); err != nil {
 		t.Fatal(err)
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop-db"},
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop-db",
+		Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeConnection}},
 		Data: map[string][]byte{"path": []byte(path)}}
 	reader := fake.NewClientBuilder().WithObjects(secret).Build()
 	store := &Store{

@@ -21,7 +21,7 @@ func (e *scrubbedError) Unwrap() error { return e.cause }
 
 // classify turns err into a *connector.Error of the right kind whose message holds no
 // identifier value.
-func classify(d Dialect, op string, err error, ids connector.Identifiers) error {
+func classify(d Dialect, op string, err error, scrub func(string) string) error {
 	if err == nil {
 		return nil
 	}
@@ -33,7 +33,11 @@ func classify(d Dialect, op string, err error, ids connector.Identifiers) error 
 	if errors.As(err, &me) {
 		return &connector.Error{Kind: connector.KindMapping, Op: op, Err: me}
 	}
-	scrubbed := &scrubbedError{msg: ids.Scrub(err.Error())}
+	msg := err.Error()
+	if scrub != nil {
+		msg = scrub(msg)
+	}
+	scrubbed := &scrubbedError{msg: msg}
 	kind := connector.KindUnavailable
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

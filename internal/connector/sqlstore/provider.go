@@ -74,20 +74,16 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 		return connector.Errorf(connector.KindMapping, op, "a %s store takes tables, not keys", spec.Type)
 	}
 	var problems []string
-	seen := map[string]bool{}
 	for i, t := range spec.Tables {
 		where := fmt.Sprintf("tables[%d]", i)
 		if _, err := ParseTableName(t.Name); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", where, err))
 		} else {
 			where = "table " + t.Name
-			if seen[t.Name] {
-				problems = append(problems, fmt.Sprintf("table %s is listed twice", t.Name))
-			}
-			seen[t.Name] = true
 		}
 		problems = append(problems, p.tableProblems(where, t)...)
 	}
+	problems = append(problems, repeatedTableProblems(spec.Tables)...)
 	if len(problems) > 0 {
 		return connector.Errorf(connector.KindMapping, op, "%s", strings.Join(problems, "; "))
 	}
@@ -186,7 +182,7 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()
-		return nil, s.fail(op, err, nil)
+		return nil, s.fail(op, err, connector.Request{})
 	}
 	return s, nil
 }

@@ -57,7 +57,10 @@ func TestValidateSpec(t *testing.T) {
 		{"keys", func(s *privacyv1alpha1.DataStoreSpec) {
 			s.Keys = []privacyv1alpha1.KeyMapping{{Pattern: "u:{email}", Action: privacyv1alpha1.KeyActionDelete}}
 		}, "not keys"},
-		{"duplicate table", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[2].Name = "users" }, "listed twice"},
+		{"duplicate table", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[2] = s.Tables[0] }, "listed twice"},
+		{"bad provides column", func(s *privacyv1alpha1.DataStoreSpec) {
+			s.Tables[0].Provides = []privacyv1alpha1.ColumnProvide{{Identifier: "userId", Column: "id; --"}}
+		}, "not a valid identifier"},
 		{"bad table name", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Name = "users; DROP TABLE x" }, "not a valid identifier"},
 		{"three-part name", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Name = "a.b.c" }, "not a valid identifier"},
 		{"bad match column", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Match[0].Column = `e"mail` }, "not a valid identifier"},
@@ -91,7 +94,7 @@ func TestValidateSpec(t *testing.T) {
 func TestClassifyScrubsValues(t *testing.T) {
 	ids := connector.Identifiers{"email": "alice@example.com", "userId": "42x"}
 	driverErr := errors.New(`invalid input syntax for type integer: "42x" near alice@example.com`)
-	err := classify(stubDialect{kind: connector.KindMapping}, "erase", driverErr, ids)
+	err := classify(stubDialect{kind: connector.KindMapping}, "erase", driverErr, ids.Scrub)
 	if connector.KindOf(err) != connector.KindMapping {
 		t.Fatalf("kind %s", connector.KindOf(err))
 	}
@@ -105,7 +108,7 @@ func TestClassifyScrubsValues(t *testing.T) {
 	}
 
 	wrapped := fmt.Errorf("query alice@example.com: %w", context.DeadlineExceeded)
-	err = classify(stubDialect{kind: connector.KindMapping}, "verify", wrapped, ids)
+	err = classify(stubDialect{kind: connector.KindMapping}, "verify", wrapped, ids.Scrub)
 	if connector.KindOf(err) != connector.KindUnavailable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a deadline must be Unavailable and recognisable: %v", err)
 	}

@@ -63,11 +63,11 @@ func (s *Store) stmtCtx(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-func (s *Store) fail(op string, err error, ids connector.Identifiers) error {
+func (s *Store) fail(op string, err error, req connector.Request) error {
 	// The schema may have changed under the cached tables: the retry reads the catalog again and
 	// reports a missing column as a mapping problem rather than the statement's error.
 	s.catalog.forget()
-	return classify(s.d, op, err, ids)
+	return classify(s.d, op, err, req.ScrubAll)
 }
 
 // Close releases the pool.
@@ -130,6 +130,7 @@ func (s *Store) resolveFromCatalog(ctx context.Context, q Querier) ([]*Table, er
 	if len(problems) > 0 {
 		return nil, &MappingError{Problems: problems}
 	}
+	linkTables(tables)
 	return tables, nil
 }
 
@@ -160,7 +161,7 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 	const op = "check"
 	if err := s.ping(ctx); err != nil {
-		return nil, s.fail(op, err, nil)
+		return nil, s.fail(op, err, connector.Request{})
 	}
 	var problems, warnings []string
 	for _, m := range s.tables {
@@ -171,25 +172,25 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		}
 		cols, err := s.columns(ctx, s.db, name)
 		if err != nil {
-			return nil, s.fail(op, err, nil)
+			return nil, s.fail(op, err, connector.Request{})
 		}
 		t, err := NewTable(s.d, m, cols)
 		if err != nil {
 			var me *MappingError
 			if !errors.As(err, &me) {
-				return nil, s.fail(op, err, nil)
+				return nil, s.fail(op, err, connector.Request{})
 			}
 			problems = append(problems, me.Problems...)
 			continue
 		}
 		w, err := s.indexWarnings(ctx, t)
 		if err != nil {
-			return nil, s.fail(op, err, nil)
+			return nil, s.fail(op, err, connector.Request{})
 		}
 		warnings = append(warnings, w...)
 	}
 	if len(problems) > 0 {
-		return nil, s.fail(op, &MappingError{Problems: problems}, nil)
+		return nil, s.fail(op, &MappingError{Problems: problems}, connector.Request{})
 	}
 	return &connector.CheckResult{Warnings: warnings}, nil
 }
@@ -221,15 +222,15 @@ func (s *Store) indexWarnings(ctx context.Context, t *Table) ([]string, error) {
 // Collect returns every row the mapping attributes to the subject, retained tables included.
 func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
 	const op = "collect"
-	ids := UsableIdentifiers(req.Identifiers)
+	ids := req.AllValues()
 	tx, err := s.readTx(ctx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = tx.Rollback() }()
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	out := &connector.Collection{Records: []connector.Record{}}
 	for _, t := range tables {
@@ -239,7 +240,7 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 		}
 		records, err := s.collectTable(ctx, tx, t, q)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.fail(op, err, req)
 		}
 		out.Records = append(out.Records, records...)
 	}
@@ -294,7 +295,7 @@ type tableWork struct {
 // again finishes the job.
 func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
 	const op = "erase"
-	ids := UsableIdentifiers(req.Identifiers)
+	ids := req.AllValues()
 	var tx *sql.Tx
 	var err error
 	if req.DryRun {
@@ -303,12 +304,12 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		tx, err = s.db.BeginTx(ctx, nil)
 	}
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = tx.Rollback() }()
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 
 	res := &connector.EraseResult{}
@@ -321,7 +322,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.fail(op, err, req)
 		}
 		if n == 0 {
 			continue
@@ -350,12 +351,12 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		for _, w := range work {
 			n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.exec(ctx, tx, q) })
 			if err != nil {
-				return nil, s.fail(op, err, req.Identifiers)
+				return nil, s.fail(op, err, req)
 			}
 			addDone(res, w.table, n)
 		}
 		if err := tx.Commit(); err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.fail(op, err, req)
 		}
 		return res, nil
 	}
@@ -365,7 +366,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.execInOwnTx(ctx, q) })
 		addDone(res, w.table, n)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.fail(op, err, req)
 		}
 	}
 	return res, nil
@@ -396,7 +397,7 @@ func (s *Store) execInOwnTx(ctx context.Context, q Query) (int64, error) {
 // apply runs one table's batches until a batch comes back short. The number of batches is capped
 // a little above what the count predicted, so that a trigger undoing the mask cannot loop forever;
 // whatever is left shows up in verify.
-func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Identifiers, run func(Query) (int64, error)) (int64, error) {
+func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Values, run func(Query) (int64, error)) (int64, error) {
 	limit := s.opts.BatchSize
 	maxBatches := w.count/int64(limit) + 10
 	var done int64
@@ -442,15 +443,15 @@ func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Identifier
 // reports them under "table (deep: column)".
 func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
 	const op = "verify"
-	ids := UsableIdentifiers(req.Identifiers)
+	ids := req.AllValues()
 	tx, err := s.readTx(ctx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = tx.Rollback() }()
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	res := &connector.VerifyResult{}
 	for _, t := range tables {
@@ -460,7 +461,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.fail(op, err, req)
 		}
 		if n == 0 {
 			continue
@@ -483,7 +484,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 			}
 			found, err := s.deep(ctx, tx, t, values)
 			if err != nil {
-				return nil, s.fail(op, err, req.Identifiers)
+				return nil, s.fail(op, err, req)
 			}
 			for _, loc := range found {
 				res.Remaining += loc.Records

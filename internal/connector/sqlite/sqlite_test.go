@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,4 +34,10 @@ func FuzzQueries(f *testing.F) {
 	sqltest.FuzzQueries(f, Dialect{},
 		sqlstore.Column{Type: "text", Text: true, Searchable: true},
 		sqlstore.Column{Type: "integer"})
+}
+
+func TestLinked(t *testing.T) {
+	sqltest.RunLinked(t, harness(), func(secret string) string {
+		return "file:" + (&url.URL{Path: secret}).EscapedPath() + "?_pragma=foreign_keys(1)"
+	})
 }

@@ -164,6 +164,7 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		return nil, s.fail(op, err, connector.Request{})
 	}
 	var problems, warnings []string
+	var checked []*Table
 	for _, m := range s.tables {
 		name, err := ParseTableName(m.Name)
 		if err != nil {
@@ -188,11 +189,16 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 			return nil, s.fail(op, err, connector.Request{})
 		}
 		warnings = append(warnings, w...)
+		checked = append(checked, t)
 	}
 	if len(problems) > 0 {
 		return nil, s.fail(op, &MappingError{Problems: problems}, connector.Request{})
 	}
-	return &connector.CheckResult{Warnings: warnings}, nil
+	w, err := s.linkWarnings(ctx, checked)
+	if err != nil {
+		return nil, s.fail(op, err, connector.Request{})
+	}
+	return &connector.CheckResult{Warnings: append(warnings, w...)}, nil
 }
 
 func (s *Store) indexWarnings(ctx context.Context, t *Table) ([]string, error) {
@@ -311,6 +317,10 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
+	tables, fks, err := s.linkedErase(ctx, tx, tables)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
 
 	res := &connector.EraseResult{}
 	var work []tableWork
@@ -341,6 +351,9 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 			work = append(work, tableWork{table: t, count: n})
 			total += n
 		}
+	}
+	if err := s.linkedPlan(ctx, tx, tables, fks, work, req, res); err != nil {
+		return nil, s.fail(op, err, req)
 	}
 	if req.DryRun || len(work) == 0 {
 		return res, nil
@@ -475,6 +488,9 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 			res.Remaining += n
 			res.RemainingLocations = append(res.RemainingLocations, loc)
 		}
+	}
+	if res.Shared, res.SharedLocations, err = s.countShared(ctx, tx, tables, ids, req.Shared); err != nil {
+		return nil, s.fail(op, err, req)
 	}
 	if req.Deep {
 		values := deepValues(ids)

@@ -12,7 +12,11 @@ type operationRequest struct {
 	ProtocolVersion string            `json:"protocolVersion"`
 	RequestID       string            `json:"requestId"`
 	Identifiers     map[string]string `json:"identifiers"`
-	DryRun          bool              `json:"dryRun"`
+	// Values holds every value of every identifier, several per name (a second email, the
+	// derived order ids of linked data). Sent only when the request has more than the
+	// identifiers' single values, so that a v1 service that ignores it still acts on identifiers.
+	Values map[string][]string `json:"values,omitempty"`
+	DryRun bool                `json:"dryRun"`
 	Deep            bool              `json:"deep"`
 }
 

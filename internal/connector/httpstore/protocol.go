@@ -17,7 +17,7 @@ type operationRequest struct {
 	// identifiers' single values, so that a v1 service that ignores it still acts on identifiers.
 	Values map[string][]string `json:"values,omitempty"`
 	DryRun bool                `json:"dryRun"`
-	Deep            bool              `json:"deep"`
+	Deep   bool                `json:"deep"`
 }
 
 // envelope starts every 200 and 202 answer.

@@ -5,7 +5,9 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
+	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"go.uber.org/zap/zapcore"
@@ -14,6 +16,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/dsr-operator/dsr-operator/controllers"
+	"github.com/dsr-operator/dsr-operator/internal/connector/sqlite"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 	"github.com/dsr-operator/dsr-operator/internal/metricsauth"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 )
@@ -26,6 +31,7 @@ func main() {
 		requestConcurrency, storeConc     int
 		qps                               float64
 		burst                             int
+		receiptRecordsPeriod              time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for https, :8080 for http, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -37,6 +43,15 @@ func main() {
 	flag.IntVar(&storeConc, "store-concurrency", 8, "Stores one request works on at once.")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the API server (client-side limit).")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server (client-side limit).")
+	flag.DurationVar(&receiptRecordsPeriod, "receipt-records-period", controllers.DefaultReceiptRecordsPeriod,
+		"How long a deletion receipt is kept after it was issued, whether or not its request still exists; then the operator deletes it (default 24 months).")
+	phoneRegion := flag.String("default-phone-region", "", "Region (ISO 3166-1 alpha-2, e.g. US) that places phone numbers without a country code, for stores that set no spec.defaultRegion.")
+	var storeDeny, storeAllow string
+	var allowInsecureHTTP, enableSQLite bool
+	flag.StringVar(&storeDeny, "store-deny-cidrs", egress.FormatPrefixes(egress.DefaultDeny), "Comma-separated CIDRs the operator never connects to on a store's behalf (link-local and cloud metadata by default; empty: none).")
+	flag.StringVar(&storeAllow, "store-allow-cidrs", "", "Comma-separated CIDRs: when set, the only ones the operator connects to on a store's behalf (the deny list still wins).")
+	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Let every http store use a plain http:// URL (otherwise each opts in with spec.connection.allowInsecureHTTP).")
+	flag.BoolVar(&enableSQLite, "enable-sqlite-stores", false, "Serve sqlite stores, which open any file path their author names in the operator's file system.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -63,13 +78,22 @@ func main() {
 		// doubles the binary and a third of the manager's memory.
 		metricsOpts.FilterProvider = metricsauth.WithAuthenticationAndAuthorization
 	}
+	policy, err := egressPolicy(storeDeny, storeAllow, allowInsecureHTTP)
+	if err != nil {
+		log.Error(err, "invalid egress policy flags")
+		os.Exit(1)
+	}
+	sqlite.SetEnabled(enableSQLite)
 	ctx := ctrl.SetupSignalHandler()
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, pool, err := operator.New(ctx, cfg, operator.Options{
-		OperatorNamespace:  namespace,
-		RequestConcurrency: requestConcurrency,
-		StoreConcurrency:   storeConc,
+		OperatorNamespace:    namespace,
+		RequestConcurrency:   requestConcurrency,
+		StoreConcurrency:     storeConc,
+		ReceiptRecordsPeriod: receiptRecordsPeriod,
+		DefaultPhoneRegion:   *phoneRegion,
+		Egress:               policy,
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,
 			HealthProbeBindAddress:        probeAddr,
@@ -88,6 +112,19 @@ func main() {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// egressPolicy builds the store egress policy from the flags.
+func egressPolicy(deny, allow string, allowInsecureHTTP bool) (*egress.Policy, error) {
+	d, err := egress.ParsePrefixes(deny)
+	if err != nil {
+		return nil, fmt.Errorf("--store-deny-cidrs: %w", err)
+	}
+	a, err := egress.ParsePrefixes(allow)
+	if err != nil {
+		return nil, fmt.Errorf("--store-allow-cidrs: %w", err)
+	}
+	return &egress.Policy{Deny: d, Allow: a, AllowInsecureHTTP: allowInsecureHTTP}, nil
 }
 
 // mostVerbose is the most verbose level logged: -7 is logr's V(7).

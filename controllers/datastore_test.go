@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/operator"
 )
 
 func waitStoreReady(t *testing.T, obj client.Object, conds func() []metav1.Condition, status metav1.ConditionStatus, reason string) {
@@ -24,7 +26,8 @@ func waitStoreReady(t *testing.T, obj client.Object, conds func() []metav1.Condi
 }
 
 func TestDataStoreHealth(t *testing.T) {
-	startOperator(t)
+	// Secrets are polled, not watched: a short poll shows each change of a Secret at once.
+	startOperator(t, func(o *operator.Options) { o.SecretPollInterval = time.Second })
 	ns := newNamespace(t, nil)
 	f := startPostgresFixture(t)
 
@@ -65,6 +68,23 @@ func TestDataStoreHealth(t *testing.T) {
 	waitStoreReady(t, wrong, conds, metav1.ConditionTrue, privacyv1alpha1.ReasonReady)
 	waitEvent(t, ns, "wrong", privacyv1alpha1.ReasonConnectionFailed, "")
 	waitEvent(t, ns, "wrong", privacyv1alpha1.ReasonReady, "")
+
+	// A Ready store is checked again every checkInterval (5 minutes here), but a rotated Secret is
+	// seen at the next poll.
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(s), s); err != nil {
+		t.Fatal(err)
+	}
+	s.StringData = map[string]string{"dsn": badDSN}
+	if err := env.Client.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() (bool, string) {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(wrong), wrong); err != nil {
+			return false, err.Error()
+		}
+		return hasReason(conds(), privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonConnectionFailed),
+			"the rotated Secret was not seen: " + condition(conds(), privacyv1alpha1.ConditionReady)
+	})
 
 	// A ClusterDataStore's Secret lives in the operator namespace.
 	create(t, secret(operatorNamespace, "cluster-pg-"+ns, map[string]string{"dsn": f.dsn}))

@@ -13,6 +13,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
+	"github.com/dsr-operator/dsr-operator/internal/requests"
 )
 
 const settle = 60 * time.Second
@@ -46,8 +47,12 @@ func verifyReceipt(t *testing.T, dr *privacyv1alpha1.DeletionRequest) *receipt.R
 	if rc.Request.UID != string(dr.UID) || rc.Request.Name != dr.Name || rc.SubjectDigest != dr.Status.SubjectDigest {
 		t.Errorf("receipt is for another request or subject: %+v", rc.Request)
 	}
-	if !metav1.IsControlledBy(&cm, dr) {
-		t.Error("receipt ConfigMap is not owned by the request")
+	// The receipt outlives its request (the records period): no owner, tied to it by its UID.
+	if len(cm.OwnerReferences) != 0 {
+		t.Errorf("receipt ConfigMap is owned (%v): it would be deleted with the request", cm.OwnerReferences)
+	}
+	if cm.Labels[requests.LabelRequestUID] != string(dr.UID) || cm.Labels[requests.LabelManagedBy] != requests.ManagedByValue {
+		t.Errorf("receipt ConfigMap labels %v", cm.Labels)
 	}
 	for _, v := range subjectIDs {
 		if strings.Contains(string(data), v) {

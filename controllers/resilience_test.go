@@ -116,7 +116,9 @@ func httpDataStore(t *testing.T, ns, name, url, token string) {
 	create(t, &privacyv1alpha1.DataStore{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeHTTP, Connection: privacyv1alpha1.Connection{
-			URL: url, SecretRef: &privacyv1alpha1.SecretKeySelector{Name: name + "-token", Key: "token"}, Timeout: &metav1.Duration{Duration: 5 * time.Second}},
+			URL: url, SecretRef: &privacyv1alpha1.SecretKeySelector{Name: name + "-token", Key: "token"}, Timeout: &metav1.Duration{Duration: 5 * time.Second},
+			// The test services are plain http:// on loopback.
+			AllowInsecureHTTP: true},
 			Description: "CRM processor", Purposes: []string{"Customer support"}},
 	})
 }

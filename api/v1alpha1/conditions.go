@@ -52,4 +52,25 @@ const (
 	ReasonNotExpired         = "NotExpired"
 	ReasonExpired            = "Expired"
 	ReasonFailed             = "Failed"
+	// ReasonEgressDenied: the manager's egress policy (--store-deny-cidrs, --store-allow-cidrs,
+	// plain http:// without opt-in) refuses the store's address; nothing was sent to it.
+	ReasonEgressDenied = "EgressDenied"
+)
+
+// Reasons that a request cannot go on by itself until something is fixed.
+const (
+	// ReasonReceiptNotIssued: every store is verified but the signed receipt could not be written.
+	ReasonReceiptNotIssued = "ReceiptNotIssued"
+	// ReasonExportNotDelivered: every store answered but the export Secret could not be written.
+	ReasonExportNotDelivered = "ExportNotDelivered"
+	// ReasonRegulationUnknown: the request's regulation has no deadline rule.
+	ReasonRegulationUnknown = "RegulationUnknown"
+)
+
+// Event reasons of a deletion's re-verification window.
+const (
+	// ReasonVerificationEnded: the re-verification period ended and the identifiers Secret was kept.
+	ReasonVerificationEnded = "VerificationEnded"
+	// ReasonIdentifiersSecretDeleted: the re-verification period ended and the identifiers Secret was deleted.
+	ReasonIdentifiersSecretDeleted = "IdentifiersSecretDeleted"
 )

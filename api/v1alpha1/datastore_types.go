@@ -84,6 +84,12 @@ type Connection struct {
 	// CASecretRef holds a PEM CA bundle that an http store's TLS certificate must chain to.
 	// +optional
 	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+	// AllowInsecureHTTP lets an http store use a plain http:// URL, on which the bearer token and
+	// the subjects' identifiers cross the network unencrypted. Without it (or the manager's
+	// --allow-insecure-http) such a store is refused with reason EgressDenied before any
+	// connection. Only for http stores.
+	// +optional
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
 	// Timeout bounds every call to the store.
 	// +optional
 	// +kubebuilder:default="30s"
@@ -102,7 +108,23 @@ type ColumnMatch struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_.-]*$`
 	Identifier string `json:"identifier"`
+	// As says how the column's values compare with the identifier: email (trimmed, any letter
+	// case, internationalised domains in either form), phone (the same number in any formatting)
+	// or exact (byte for byte). Unset: by the identifier's name, email* as email, phone* as phone,
+	// anything else exact. Set exact to opt a column out of normalised matching.
+	// +optional
+	As MatchKind `json:"as,omitempty"`
 }
+
+// MatchKind says how values of an identifier compare.
+// +kubebuilder:validation:Enum=email;phone;exact
+type MatchKind string
+
+const (
+	MatchEmail MatchKind = "email"
+	MatchPhone MatchKind = "phone"
+	MatchExact MatchKind = "exact"
+)
 
 // ColumnProvide says that a column of the subject's rows holds a further identifier of the subject
 // (a derived identifier), which other tables, key patterns or http stores can match.
@@ -187,6 +209,7 @@ type KeyMapping struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'redis' || (has(self.keys) && size(self.keys) > 0)",message="keys is required for redis stores",fieldPath=".keys"
 // +kubebuilder:validation:XValidation:rule="self.type == 'redis' || !has(self.keys) || size(self.keys) == 0",message="keys is only allowed for redis stores",fieldPath=".keys"
 // +kubebuilder:validation:XValidation:rule="self.type != 'http' || (has(self.connection.url) && size(self.connection.url) > 0)",message="connection.url is required for http stores",fieldPath=".connection.url"
+// +kubebuilder:validation:XValidation:rule="self.type == 'http' || !has(self.connection.allowInsecureHTTP) || !self.connection.allowInsecureHTTP",message="connection.allowInsecureHTTP is only allowed for http stores",fieldPath=".connection.allowInsecureHTTP"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite and redis stores",fieldPath=".connection.secretRef"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http stores",fieldPath=".connection"
 type DataStoreSpec struct {
@@ -199,6 +222,11 @@ type DataStoreSpec struct {
 	// +kubebuilder:validation:MaxItems=128
 	// +listType=atomic
 	Tables []TableMapping `json:"tables,omitempty"`
+	// DefaultRegion places phone numbers written without a country code, as an ISO 3166-1
+	// two-letter region, e.g. US. Unset: the manager's --default-phone-region.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Z]{2}$`
+	DefaultRegion string `json:"defaultRegion,omitempty"`
 	// Keys maps a subject to keys (redis).
 	// +optional
 	// +kubebuilder:validation:MaxItems=128

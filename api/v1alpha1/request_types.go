@@ -165,8 +165,10 @@ type DeletionRequestSpec struct {
 	DryRun bool `json:"dryRun,omitempty"`
 }
 
-// DeletionStoreStatus is one store's part of a deletion.
-type DeletionStoreStatus struct {
+// StoreProgress is what every request kind records about one store: which store, where it is,
+// and how its current step is retried. Both kinds embed it inline, so their wire format keeps these
+// fields at the top level of each store's entry.
+type StoreProgress struct {
 	// Name of the store.
 	Name string `json:"name"`
 	// Kind of the store.
@@ -176,6 +178,21 @@ type DeletionStoreStatus struct {
 	Type StoreType `json:"type,omitempty"`
 	// Phase of this store.
 	Phase StorePhase `json:"phase"`
+	// Attempts made at the current step; reset when the store moves to its next step.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// NextAttemptAt is when the store is tried again (after a failure, or to poll a store that
+	// works asynchronously).
+	// +optional
+	NextAttemptAt *metav1.Time `json:"nextAttemptAt,omitempty"`
+	// Message explains the phase; it never holds an identifier.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// DeletionStoreStatus is one store's part of a deletion.
+type DeletionStoreStatus struct {
+	StoreProgress `json:",inline"`
 	// Planned is what the store held of the subject when erasure started: the figures reported
 	// even if the operator restarts after the store committed its erasure.
 	// +optional
@@ -192,18 +209,9 @@ type DeletionStoreStatus struct {
 	// +optional
 	// +listType=atomic
 	RetainedReasons []RetainedLocation `json:"retainedReasons,omitempty"`
-	// Attempts made at the current step.
-	// +optional
-	Attempts int32 `json:"attempts,omitempty"`
-	// NextAttemptAt is when a failed step is tried again.
-	// +optional
-	NextAttemptAt *metav1.Time `json:"nextAttemptAt,omitempty"`
 	// ReErasures counts how often reappeared data was erased again.
 	// +optional
 	ReErasures int32 `json:"reErasures,omitempty"`
-	// Message explains the phase; it never holds an identifier.
-	// +optional
-	Message string `json:"message,omitempty"`
 	// VerifiedAt is when the store was last verified.
 	// +optional
 	VerifiedAt *metav1.Time `json:"verifiedAt,omitempty"`
@@ -322,26 +330,9 @@ type AccessRequestSpec struct {
 
 // AccessStoreStatus is one store's part of an access request.
 type AccessStoreStatus struct {
-	// Name of the store.
-	Name string `json:"name"`
-	// Kind of the store.
-	Kind StoreKind `json:"kind"`
-	// Type of the store.
-	// +optional
-	Type StoreType `json:"type,omitempty"`
-	// Phase of this store.
-	Phase StorePhase `json:"phase"`
+	StoreProgress `json:",inline"`
 	// Records found.
 	Records int64 `json:"records"`
-	// Attempts made.
-	// +optional
-	Attempts int32 `json:"attempts,omitempty"`
-	// NextAttemptAt is when a failed collection is tried again.
-	// +optional
-	NextAttemptAt *metav1.Time `json:"nextAttemptAt,omitempty"`
-	// Message explains the phase; it never holds an identifier.
-	// +optional
-	Message string `json:"message,omitempty"`
 	// CollectedAt is when the records were collected.
 	// +optional
 	CollectedAt *metav1.Time `json:"collectedAt,omitempty"`
@@ -403,6 +394,27 @@ type AccessRequestList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []AccessRequest `json:"items"`
+}
+
+// IsFinished reports whether the operator is done working towards the request's outcome: erased
+// and verified (re-verification may still run), reappeared after that, or failed for good. The
+// deadline and the overdue count end here.
+func (r *DeletionRequest) IsFinished() bool {
+	switch r.Status.Phase {
+	case PhaseCompleted, PhaseReappeared, PhaseFailed:
+		return true
+	}
+	return false
+}
+
+// IsFinished reports whether the operator is done working towards the request's outcome: the
+// export delivered (or since expired), or failed for good.
+func (r *AccessRequest) IsFinished() bool {
+	switch r.Status.Phase {
+	case PhaseCompleted, PhaseExpired, PhaseFailed:
+		return true
+	}
+	return false
 }
 
 func init() {

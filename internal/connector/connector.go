@@ -6,6 +6,7 @@ import (
 	"context"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 )
 
 // Provider builds clients for one store type. Providers are stateless and safe for concurrent use.
@@ -13,6 +14,10 @@ type Provider interface {
 	// ValidateSpec checks what the CRD schema cannot (e.g. mask columns also used to match) without
 	// any I/O. Its errors are of KindMapping.
 	ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error
+	// IdentifierNames returns the identifier names a spec's mapping matches on, so that a request
+	// naming none of them is refused instead of erasing nothing. acceptsAny is true for a store
+	// that decides itself which identifiers it uses (an http service): any name may be sent to it.
+	IdentifierNames(spec *privacyv1alpha1.DataStoreSpec) (names []string, acceptsAny bool)
 	// NewClient connects to the store described by cfg. The client is long-lived and pooled.
 	NewClient(ctx context.Context, cfg Config) (Client, error)
 }
@@ -30,6 +35,21 @@ type Config struct {
 	// HashSalt salts the "hash" mask strategy, so that hashed values still join inside a store
 	// but cannot be looked up in a rainbow table.
 	HashSalt []byte
+	// Egress is the policy every connection to the store is checked against; nil is
+	// egress.Default(). Use Config.DialContext to dial through it.
+	Egress *egress.Policy
+	// DefaultPhoneRegion places phone numbers written without a country code when the store's
+	// spec.defaultRegion is unset (the manager's --default-phone-region), e.g. "US".
+	DefaultPhoneRegion string
+}
+
+// PhoneRegion is the region that places phone numbers without a country code: the store's
+// spec.defaultRegion, or else the manager's.
+func (c Config) PhoneRegion() string {
+	if c.Spec != nil && c.Spec.DefaultRegion != "" {
+		return c.Spec.DefaultRegion
+	}
+	return c.DefaultPhoneRegion
 }
 
 // Client talks to one store. Every method honours ctx's deadline and cancellation, is safe for

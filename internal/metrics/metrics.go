@@ -83,9 +83,9 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 		phases := map[string]float64{}
 		overdue := 0.0
 		for i := range dels.Items {
-			st := &dels.Items[i].Status
-			phases[phaseOf(st.Phase)]++
-			if isOverdue(&st.RequestStatusCommon, now, st.Phase == privacyv1alpha1.PhaseCompleted || st.Phase == privacyv1alpha1.PhaseReappeared) {
+			dr := &dels.Items[i]
+			phases[phaseOf(dr.Status.Phase)]++
+			if isOverdue(&dr.Status.RequestStatusCommon, now, dr.IsFinished()) {
 				overdue++
 			}
 		}
@@ -96,9 +96,9 @@ func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
 		phases := map[string]float64{}
 		overdue := 0.0
 		for i := range accs.Items {
-			st := &accs.Items[i].Status
-			phases[phaseOf(st.Phase)]++
-			if isOverdue(&st.RequestStatusCommon, now, st.Phase == privacyv1alpha1.PhaseCompleted || st.Phase == privacyv1alpha1.PhaseExpired) {
+			ar := &accs.Items[i]
+			phases[phaseOf(ar.Status.Phase)]++
+			if isOverdue(&ar.Status.RequestStatusCommon, now, ar.IsFinished()) {
 				overdue++
 			}
 		}
@@ -113,8 +113,9 @@ func phaseOf(p privacyv1alpha1.RequestPhase) string {
 	return string(p)
 }
 
-func isOverdue(st *privacyv1alpha1.RequestStatusCommon, now time.Time, done bool) bool {
-	return !done && st.Deadline != nil && now.After(st.Deadline.Time)
+// isOverdue: a request that is not finished (see IsFinished on the API types) past its deadline.
+func isOverdue(st *privacyv1alpha1.RequestStatusCommon, now time.Time, finished bool) bool {
+	return !finished && st.Deadline != nil && now.After(st.Deadline.Time)
 }
 
 func emit(ch chan<- prometheus.Metric, kind string, phases map[string]float64, overdue float64) {

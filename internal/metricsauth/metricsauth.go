@@ -110,9 +110,9 @@ func newGate(authn authenticationv1client.TokenReviewInterface, authz authorizat
 		opts:  opts,
 		// Rejected tokens have a cache of their own so that a flood of garbage tokens evicts only
 		// other garbage, never the scrapers' entries.
-		users:     newTTLCache[[sha256.Size]byte, authenticationv1.UserInfo](opts.MaxEntries),
-		rejected:  newTTLCache[[sha256.Size]byte, string](opts.MaxEntries),
-		decisions: newTTLCache[[sha256.Size]byte, decision](opts.MaxEntries),
+		users:     newTTLCache[[sha256.Size]byte, authenticationv1.UserInfo](opts.MaxEntries, opts.Now),
+		rejected:  newTTLCache[[sha256.Size]byte, string](opts.MaxEntries, opts.Now),
+		decisions: newTTLCache[[sha256.Size]byte, decision](opts.MaxEntries, opts.Now),
 	}
 	return g
 }
@@ -208,11 +208,10 @@ func (g *gate) authenticate(ctx context.Context, token string) (user authenticat
 	key := sha256.Sum256([]byte(token))
 	// Taken before the review, so that an entry never outlives its TTL counted from when the API
 	// server could last have changed its mind.
-	now := g.opts.Now()
-	if u, ok := g.users.get(key, now); ok {
+	if u, ok := g.users.get(key); ok {
 		return u, true, "", nil
 	}
-	if r, ok := g.rejected.get(key, now); ok {
+	if r, ok := g.rejected.get(key); ok {
 		return user, false, r, nil
 	}
 
@@ -231,18 +230,17 @@ func (g *gate) authenticate(ctx context.Context, token string) (user authenticat
 		if reason == "" {
 			reason = "token not authenticated"
 		}
-		g.rejected.set(key, reason, now, g.opts.UnauthenticatedTTL)
+		g.rejected.set(key, reason, g.opts.UnauthenticatedTTL)
 		return user, false, reason, nil
 	}
-	g.users.set(key, review.Status.User, now, g.opts.AuthenticatedTTL)
+	g.users.set(key, review.Status.User, g.opts.AuthenticatedTTL)
 	return review.Status.User, true, "", nil
 }
 
 // authorize asks whether user may use verb on the non-resource path.
 func (g *gate) authorize(ctx context.Context, user authenticationv1.UserInfo, path, verb string) (decision, error) {
 	key := decisionKey(user, path, verb)
-	now := g.opts.Now()
-	if d, ok := g.decisions.get(key, now); ok {
+	if d, ok := g.decisions.get(key); ok {
 		return d, nil
 	}
 
@@ -270,9 +268,9 @@ func (g *gate) authorize(ctx context.Context, user authenticationv1.UserInfo, pa
 	d := decision{allowed: review.Status.Allowed, reason: review.Status.Reason}
 	switch {
 	case d.allowed:
-		g.decisions.set(key, d, now, g.opts.AllowTTL)
+		g.decisions.set(key, d, g.opts.AllowTTL)
 	case review.Status.EvaluationError == "":
-		g.decisions.set(key, d, now, g.opts.DenyTTL)
+		g.decisions.set(key, d, g.opts.DenyTTL)
 	default:
 		// A denial with an evaluation error means some authorizer failed rather than said no: it is
 		// answered as a denial but, like any error, not cached.

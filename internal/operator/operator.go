@@ -5,6 +5,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +23,9 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/controllers"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/all"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 	"github.com/dsr-operator/dsr-operator/internal/subject"
@@ -36,8 +39,19 @@ type Options struct {
 	RequestConcurrency int
 	// StoreConcurrency bounds how many stores one request works on at once.
 	StoreConcurrency int
+	// DefaultPhoneRegion places phone numbers without a country code for stores that set no
+	// spec.defaultRegion (--default-phone-region).
+	DefaultPhoneRegion string
 	// MaxExportBytes bounds an access export (the most a Secret holds when 0).
 	MaxExportBytes int
+	// ReceiptRecordsPeriod is how long a receipt is kept after it was issued, whether or not its
+	// request still exists (controllers.DefaultReceiptRecordsPeriod, 24 months, when 0).
+	ReceiptRecordsPeriod time.Duration
+	// SecretPollInterval bounds how long a rotated store Secret goes unnoticed
+	// (controllers.DefaultSecretPollInterval when 0): Secrets are read, never watched.
+	SecretPollInterval time.Duration
+	// Egress is the policy every store connection is checked against (nil: egress.Default()).
+	Egress *egress.Policy
 	// Manager options: metrics and probe addresses, leader election.
 	Manager manager.Options
 }
@@ -56,6 +70,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if opts.OperatorNamespace == "" {
 		return nil, nil, fmt.Errorf("the operator namespace is required (--operator-namespace or POD_NAMESPACE)")
 	}
+	if err := normalize.ValidateRegion(opts.DefaultPhoneRegion); err != nil {
+		return nil, nil, fmt.Errorf("--default-phone-region: %w", err)
+	}
 	if opts.RequestConcurrency <= 0 {
 		opts.RequestConcurrency = 16
 	}
@@ -70,15 +87,19 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if mo.LeaderElectionNamespace == "" {
 		mo.LeaderElectionNamespace = opts.OperatorNamespace
 	}
-	// Secrets and ConfigMaps are read directly, never cached cluster-wide: the operator must not
-	// hold every Secret of the cluster in memory.
+	// Secrets and ConfigMaps are read directly, never through the cache: the operator neither lists
+	// nor watches Secrets, and holds no Secret of the cluster in memory.
 	mo.Client.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}
 	// managedFields are most of a cached object's size and the operator never reads them: with
 	// 10,000 requests they would double the manager's memory. Requests are also compacted.
 	mo.Cache.DefaultTransform = compactRequest
-	// Secrets are watched as metadata only, to wake what waits for one; every Secret of the
-	// cluster is in that cache, so it keeps no more than the watch handlers read.
-	mo.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {Transform: secretKeyOnly}}
+	// The only ConfigMaps watched are the operator's receipts, kept as metadata and issue time,
+	// for their retention. Secrets are not watched by the store controllers (they poll); should
+	// any controller still watch Secrets' metadata, the cache keeps no more than their key.
+	mo.Cache.ByObject = map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}: controllers.ReceiptCache(),
+		&corev1.Secret{}:    {Transform: secretKeyOnly},
+	}
 	if mo.Metrics.BindAddress == "" {
 		mo.Metrics = metricsserver.Options{BindAddress: "0"}
 	}
@@ -99,22 +120,27 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 		return nil, nil, fmt.Errorf("receipt signing key: %w", err)
 	}
 	pool := stores.NewPool(mgr.GetAPIReader(), opts.OperatorNamespace, salt)
+	pool.DefaultPhoneRegion = opts.DefaultPhoneRegion
+	pool.Egress = opts.Egress
 	shared := func(name string) controllers.Shared {
 		return controllers.Shared{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),
 			Pool: pool, Salt: salt, StoreConcurrency: opts.StoreConcurrency,
 		}
 	}
-	if err := (&controllers.DataStoreReconciler{Shared: shared("datastore-controller")}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&controllers.DataStoreReconciler{Shared: shared("datastore-controller"), SecretPollInterval: opts.SecretPollInterval}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.ClusterDataStoreReconciler{Shared: shared("clusterdatastore-controller"), OperatorNamespace: opts.OperatorNamespace}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&controllers.ClusterDataStoreReconciler{Shared: shared("clusterdatastore-controller"), SecretPollInterval: opts.SecretPollInterval}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.DeletionRequestReconciler{Shared: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.ReceiptRetentionReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), RecordsPeriod: opts.ReceiptRecordsPeriod}).SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.AccessRequestReconciler{Shared: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.DeletionRequestReconciler{Dependencies: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
+		return nil, nil, err
+	}
+	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
 	metrics.Register(mgr.GetClient())
@@ -127,8 +153,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	return mgr, pool, nil
 }
 
-// secretKeyOnly keeps what the Secret watches read of a Secret's metadata: its key, and the
-// resourceVersion that tells a changed Secret (a rotated store password) from a resync.
+// secretKeyOnly keeps what a metadata-only Secret watch reads of a Secret: its key and
+// resourceVersion, none of its labels or annotations (an annotation may hold the Secret's data,
+// e.g. kubectl's last-applied-configuration).
 func secretKeyOnly(in any) (any, error) {
 	m, ok := in.(*metav1.PartialObjectMetadata)
 	if !ok {

@@ -2,7 +2,7 @@ package operator
 
 import (
 	"slices"
-	"sync"
+	"unique"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -66,32 +66,18 @@ func compactConditions(conds []metav1.Condition) []metav1.Condition {
 	return conds
 }
 
-// maxInterned bounds the interner: strings that differ per request (a deadline in a message)
-// fill it up to this many and are then kept as they are, while the common ones, seen first, go
-// on being shared.
-const maxInterned = 4096
-
 // maxInternedLen leaves long strings (error messages) alone: they are rarely alike.
 const maxInternedLen = 256
 
-type interner struct {
-	mu      sync.Mutex
-	strings map[string]string
-}
+// interner shares equal strings through Go's unique package. Its handles are weak: a string that
+// no request holds any more (a deadline in a message) is reclaimed, so no bound is needed.
+type interner struct{}
 
-var shared = &interner{strings: map[string]string{}}
+var shared interner
 
-func (n *interner) intern(s string) string {
+func (interner) intern(s string) string {
 	if s == "" || len(s) > maxInternedLen {
 		return s
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if v, ok := n.strings[s]; ok {
-		return v
-	}
-	if len(n.strings) < maxInterned {
-		n.strings[s] = s
-	}
-	return s
+	return unique.Make(s).Value()
 }

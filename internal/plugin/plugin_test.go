@@ -128,9 +128,10 @@ func completed(t *testing.T, name string, signer *receipt.Signer) *privacyv1alph
 			}},
 		StoreCount: 2,
 		Stores: []privacyv1alpha1.DeletionStoreStatus{
-			{Name: "db", Kind: "DataStore", Type: "postgres", Phase: "Verified", Erased: 3, Masked: 2, Retained: 1, Attempts: 1, VerifiedAt: &tm,
-				RetainedReasons: []privacyv1alpha1.RetainedLocation{{Location: "invoices", Records: 1, Reason: "tax law"}}, Message: "erased and verified"},
-			{Name: "cache", Kind: "ClusterDataStore", Type: "redis", Phase: "Verified", Erased: 4, VerifiedAt: &tm},
+			{StoreProgress: privacyv1alpha1.StoreProgress{Name: "db", Kind: "DataStore", Type: "postgres", Phase: "Verified", Attempts: 1, Message: "erased and verified"},
+				Erased: 3, Masked: 2, Retained: 1, VerifiedAt: &tm,
+				RetainedReasons: []privacyv1alpha1.RetainedLocation{{Location: "invoices", Records: 1, Reason: "tax law"}}},
+			{StoreProgress: privacyv1alpha1.StoreProgress{Name: "cache", Kind: "ClusterDataStore", Type: "redis", Phase: "Verified"}, Erased: 4, VerifiedAt: &tm},
 		},
 		Receipt: &privacyv1alpha1.ReceiptReference{ConfigMapName: cm.Name, SHA256: signed.SHA256, Signature: sig, KeyID: signed.KeyID, IssuedAt: metav1.NewTime(rc.IssuedAt)}}
 	if err := env.Client.Status().Update(ctx, dr); err != nil {
@@ -475,7 +476,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ar.Status.Phase = privacyv1alpha1.PhaseCollecting
-	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{Name: "crm", Kind: "DataStore", Type: "mysql", Phase: "Retrying", Records: 0, Attempts: 3, Message: "connection refused"}}
+	ar.Status.Stores = []privacyv1alpha1.AccessStoreStatus{{StoreProgress: privacyv1alpha1.StoreProgress{Name: "crm", Kind: "DataStore", Type: "mysql", Phase: "Retrying", Attempts: 3, Message: "connection refused"}, Records: 0}}
 	if err := env.Client.Status().Update(ctx, ar); err != nil {
 		t.Fatal(err)
 	}
@@ -1127,4 +1128,60 @@ func TestAsKubectlPlugin(t *testing.T) {
 	if code, _, errOut := kubectl("dsr", "status", "--kind", "nonsense"); code != 2 || !strings.Contains(errOut, "See 'kubectl dsr status --help'.") {
 		t.Errorf("usage error: %d %q", code, errOut)
 	}
+}
+
+// A receipt outlives its request for the operator's records period, and still verifies.
+func TestReceiptVerifyRequestDeleted(t *testing.T) {
+	ctx := context.Background()
+	signer := newSigner(t)
+	publish(t, signer)
+	deleteRequest := func(dr *privacyv1alpha1.DeletionRequest) {
+		t.Helper()
+		if err := env.Client.Delete(ctx, dr); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dr := completed(t, "gone", signer)
+	deleteRequest(dr)
+	code, out, errOut := run(t, "receipt", "verify", "gone", "-n", "audit")
+	if code != 0 || !strings.Contains(out, "receipt verified: DeletionRequest audit/gone (uid "+string(dr.UID)+", request deleted)") ||
+		!strings.Contains(out, "signed by key "+signer.KeyID()) || !strings.Contains(out, "compare request.uid and subjectDigest") {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+
+	t.Run("tampered", func(t *testing.T) {
+		dr := completed(t, "gone-tampered", signer)
+		cm := receiptCM(t, dr)
+		cm.Data[receipt.DataKey] = strings.Replace(cm.Data[receipt.DataKey], `"erased":3`, `"erased":9`, 1)
+		if err := env.Client.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		deleteRequest(dr)
+		code, out, errOut := run(t, "receipt", "verify", dr.Name, "-n", "audit")
+		if code != 1 || out != "" || !strings.HasPrefix(errOut, "receipt NOT verified: ") || !strings.Contains(errOut, "signature does not match") {
+			t.Errorf("code %d, stdout %q, stderr %q", code, out, errOut)
+		}
+	})
+
+	t.Run("another-requests-receipt", func(t *testing.T) {
+		// A validly signed receipt of request "other", stored under the receipt name of "posing".
+		dr := completed(t, "other", signer)
+		cm := receiptCM(t, dr)
+		posing := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "audit", Name: receipt.ConfigMapName("posing")}, Data: cm.Data}
+		if err := env.Client.Create(ctx, posing); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := run(t, "receipt", "verify", "posing", "-n", "audit")
+		if code != 1 || !strings.Contains(errOut, "the receipt is for audit/other, not for audit/posing") {
+			t.Errorf("code %d, stderr %q", code, errOut)
+		}
+	})
+
+	t.Run("receipt-gone-too", func(t *testing.T) {
+		code, _, errOut := run(t, "receipt", "verify", "never-existed", "-n", "audit")
+		if code != 1 || !strings.Contains(errOut, "neither DeletionRequest audit/never-existed nor its receipt ConfigMap") {
+			t.Errorf("code %d, stderr %q", code, errOut)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,17 +26,7 @@ func receiptOf(ctx context.Context, c client.Client, dr *privacyv1alpha1.Deletio
 		return nil, nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("DeletionRequest %s/%s has no receipt (phase %s): a receipt is issued when the erasure is verified",
 			dr.Namespace, dr.Name, orDash(string(dr.Status.Phase)))}
 	}
-	name := dr.Status.Receipt.ConfigMapName
-	var cm corev1.ConfigMap
-	if err := c.Get(ctx, client.ObjectKey{Namespace: dr.Namespace, Name: name}, &cm); err != nil {
-		return nil, nil, fmt.Errorf("receipt ConfigMap %s/%s: %w", dr.Namespace, name, err)
-	}
-	for _, k := range []string{receipt.DataKey, receipt.SignatureKey} {
-		if cm.Data[k] == "" {
-			return nil, nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("receipt NOT verified: receipt ConfigMap %s/%s has no %s", dr.Namespace, name, k)}
-		}
-	}
-	return []byte(cm.Data[receipt.DataKey]), []byte(cm.Data[receipt.SignatureKey]), nil
+	return receiptConfigMap(ctx, c, dr.Namespace, dr.Status.Receipt.ConfigMapName)
 }
 
 func newReceiptShow(o *options, stdout io.Writer) *cobra.Command {
@@ -90,6 +81,11 @@ the operator's public key (ConfigMap dsr-operator-receipt-public-key in --operat
   6. that its subjectDigest equals status.subjectDigest;
   7. that every store shows 0 remaining.
 
+When the DeletionRequest was deleted, its receipt ConfigMap NAME-receipt is kept for the
+operator's records period (24 months by default): verify then checks the signature (1), that the
+receipt names a DeletionRequest of this namespace and NAME, and that every store shows 0
+remaining; compare request.uid and subjectDigest with your records of the request.
+
 With --file, --signature and --public-key it needs no cluster: it checks the signature, the
 receipt's version and key id, and that nothing remains; compare request.uid and subjectDigest with
 the request yourself.
@@ -132,11 +128,24 @@ func verifyOnline(ctx context.Context, o *options, name, keyFile string, stdout 
 	if err != nil {
 		return err
 	}
+	// A receipt outlives its request for the operator's records period: with the request gone,
+	// the receipt ConfigMap of its name is checked on its own.
 	dr, err := getDeletion(ctx, c, ns, name)
-	if err != nil {
+	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	data, sig, err := receiptOf(ctx, c, dr)
+	var data, sig []byte
+	cmName := receipt.ConfigMapName(name)
+	if dr != nil {
+		if data, sig, err = receiptOf(ctx, c, dr); err == nil {
+			cmName = dr.Status.Receipt.ConfigMapName
+		}
+	} else {
+		data, sig, err = receiptConfigMap(ctx, c, ns, cmName)
+		if apierrors.IsNotFound(err) {
+			return &ExitError{Code: exitFailed, Msg: fmt.Sprintf("receipt NOT verified: neither DeletionRequest %s/%s nor its receipt ConfigMap %s exists (a receipt is deleted at the end of the operator's records period)", ns, name, cmName)}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -154,7 +163,10 @@ func verifyOnline(ctx context.Context, o *options, name, keyFile string, stdout 
 	}
 	rc, err := receipt.Verify(data, sig, pub)
 	if err != nil {
-		return notVerified("%v (receipt ConfigMap %s/%s, public key %s from %s)", err, dr.Namespace, dr.Status.Receipt.ConfigMapName, receipt.KeyID(pub), keySource)
+		return notVerified("%v (receipt ConfigMap %s/%s, public key %s from %s)", err, ns, cmName, receipt.KeyID(pub), keySource)
+	}
+	if dr == nil {
+		return verifiedWithoutRequest(ns, name, rc, stdout)
 	}
 	if err := matchRequest(dr, data, sig, rc); err != nil {
 		return err
@@ -169,6 +181,40 @@ func verifyOnline(ctx context.Context, o *options, name, keyFile string, stdout 
 		fmt.Fprintf(stdout, "note: the receipt was true when issued, but a later verification found data again: %s\n",
 			meta.FindStatusCondition(dr.Status.Conditions, privacyv1alpha1.ConditionVerified).Message)
 	}
+	return nil
+}
+
+// receiptConfigMap reads a receipt ConfigMap by name.
+func receiptConfigMap(ctx context.Context, c client.Client, ns, name string) ([]byte, []byte, error) {
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cm); err != nil {
+		return nil, nil, fmt.Errorf("receipt ConfigMap %s/%s: %w", ns, name, err)
+	}
+	for _, k := range []string{receipt.DataKey, receipt.SignatureKey} {
+		if cm.Data[k] == "" {
+			return nil, nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("receipt NOT verified: receipt ConfigMap %s/%s has no %s", ns, name, k)}
+		}
+	}
+	return []byte(cm.Data[receipt.DataKey]), []byte(cm.Data[receipt.SignatureKey]), nil
+}
+
+// verifiedWithoutRequest finishes the check of a receipt whose signature is good and whose request
+// was deleted: with no status to compare, it checks that the receipt names a DeletionRequest of
+// this namespace and name and that nothing remained.
+func verifiedWithoutRequest(ns, name string, rc *receipt.Receipt, stdout io.Writer) error {
+	r := rc.Request
+	if r.Kind != "DeletionRequest" || r.APIVersion != privacyv1alpha1.GroupVersion.String() {
+		return notVerified("the receipt is for a %s %s, not for a DeletionRequest %s", r.APIVersion, r.Kind, privacyv1alpha1.GroupVersion)
+	}
+	if r.Namespace != ns || r.Name != name {
+		return notVerified("the receipt is for %s/%s, not for %s/%s", r.Namespace, r.Name, ns, name)
+	}
+	if err := noneRemaining(rc); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "receipt verified: DeletionRequest %s/%s (uid %s, request deleted), subject %s, %d stores, 0 remaining; completed %s; signed by key %s\n",
+		ns, name, r.UID, rc.SubjectDigest, len(rc.Stores), rc.CompletedAt.UTC().Format(time.RFC3339), rc.KeyID)
+	fmt.Fprintln(stdout, "note: the request is gone, so the receipt was checked on its own: compare request.uid and subjectDigest with your records of the request")
 	return nil
 }
 

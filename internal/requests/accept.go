@@ -51,12 +51,19 @@ func Clock(obj metav1.Object, common *privacyv1alpha1.RequestSpecCommon) (receiv
 	return receivedAt, deadline, err
 }
 
+// RegulationRejection refuses a request whose regulation has no deadline rule: a request without a
+// deadline cannot be tracked against it, so it is not worked on at all.
+func RegulationRejection(err error) *Rejection {
+	return &Rejection{Reason: privacyv1alpha1.ReasonRegulationUnknown,
+		Message: err.Error() + "; use one of the regulations the operator knows a deadline for"}
+}
+
 // Accept resolves a request's stores and subject. A *Rejection is returned for what the request's
 // author must fix; other errors are transient.
 func Accept(ctx context.Context, cache client.Reader, apiReader client.Reader, salt []byte, obj metav1.Object, common *privacyv1alpha1.RequestSpecCommon) (*Acceptance, error) {
 	receivedAt, deadline, err := Clock(obj, common)
 	if err != nil {
-		return nil, &Rejection{Reason: privacyv1alpha1.ReasonFailed, Message: err.Error()}
+		return nil, RegulationRejection(err)
 	}
 	found, err := stores.Resolve(ctx, cache, obj.GetNamespace(), common.StoreSelector)
 	if err != nil {

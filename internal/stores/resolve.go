@@ -5,7 +5,6 @@ package stores
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
 )
 
 // Ref names one store. Namespace is empty for a ClusterDataStore.
@@ -161,23 +161,14 @@ type GoneError struct {
 
 func (e *GoneError) Error() string { return e.Ref.String() + " " + e.Why }
 
-var placeholder = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
-
-// IdentifierNames returns the identifier names a store's mapping uses. ok is false for stores that
-// accept any identifier (http: the processor decides).
+// IdentifierNames returns the identifier names a store's mapping uses, as its connector reads the
+// spec. ok is false for stores that accept any identifier (http: the processor decides). A type
+// without a connector uses none; the store's own status says it cannot be used.
 func IdentifierNames(spec *privacyv1alpha1.DataStoreSpec) (names []string, ok bool) {
-	if spec.Type == privacyv1alpha1.StoreTypeHTTP {
-		return nil, false
+	p, err := connector.ProviderFor(spec.Type)
+	if err != nil {
+		return nil, true
 	}
-	for _, t := range spec.Tables {
-		for _, m := range t.Match {
-			names = append(names, m.Identifier)
-		}
-	}
-	for _, k := range spec.Keys {
-		for _, m := range placeholder.FindAllStringSubmatch(k.Pattern, -1) {
-			names = append(names, m[1])
-		}
-	}
-	return names, true
+	names, acceptsAny := p.IdentifierNames(spec)
+	return names, !acceptsAny
 }

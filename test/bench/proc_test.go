@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/prometheus/procfs"
 )
 
-// clockTicks is USER_HZ, the unit of the times in /proc/PID/stat: 100 on every Linux platform Go
-// supports.
+// clockTicks is USER_HZ, the unit of the children's times in /proc/PID/stat: 100 on every Linux
+// platform Go supports (procfs converts the process's own times itself).
 const clockTicks = 100
 
 type procInfo struct {
@@ -19,24 +20,13 @@ type procInfo struct {
 	cpu, children float64
 }
 
-func readProc(pid int) (procInfo, bool) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func readProc(p procfs.Proc) (procInfo, bool) {
+	st, err := p.Stat()
 	if err != nil {
 		return procInfo{}, false
 	}
-	s := string(raw)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return procInfo{}, false
-	}
-	// Counted from field 3 (state): ppid is field 4, utime..cstime fields 14-17.
-	f := strings.Fields(s[closing+1:])
-	if len(f) < 15 {
-		return procInfo{}, false
-	}
-	num := func(i int) float64 { v, _ := strconv.ParseFloat(f[i-3], 64); return v / clockTicks }
-	ppid, _ := strconv.Atoi(f[1])
-	return procInfo{pid: pid, ppid: ppid, comm: s[open+1 : closing], cpu: num(14) + num(15), children: num(16) + num(17)}, true
+	return procInfo{pid: st.PID, ppid: st.PPID, comm: st.Comm, cpu: st.CPUTime(),
+		children: float64(st.CUTime+st.CSTime) / clockTicks}, true
 }
 
 // cpuSample is CPU seconds used so far, by group: the harness itself, the manager, and each server
@@ -63,16 +53,16 @@ func groupName(comm string) string {
 // sampleCPU reads /proc. managerPID may be 0.
 func sampleCPU(managerPID int) cpuSample {
 	out := cpuSample{groups: map[string]float64{}}
-	entries, err := os.ReadDir("/proc")
+	fs, fsErr := procfs.NewDefaultFS()
+	if fsErr != nil {
+		return out
+	}
+	all, err := fs.AllProcs()
 	if err == nil {
 		procs := map[int]procInfo{}
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if p, ok := readProc(pid); ok {
-				procs[pid] = p
+		for _, p := range all {
+			if info, ok := readProc(p); ok {
+				procs[info.pid] = info
 			}
 		}
 		self := os.Getpid()
@@ -110,24 +100,13 @@ func sampleCPU(managerPID int) cpuSample {
 		}
 		out.groupOK = true
 	}
-	if raw, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(raw), "\n")
-		f := strings.Fields(line)
-		if len(f) > 5 && f[0] == "cpu" {
-			var total float64
-			for i, v := range f[1:] {
-				x, _ := strconv.ParseFloat(v, 64)
-				// guest and guest_nice are already counted in user and nice.
-				if i < 8 {
-					total += x
-				}
-			}
-			idle, _ := strconv.ParseFloat(f[4], 64)
-			iowait, _ := strconv.ParseFloat(f[5], 64)
-			out.total = total / clockTicks
-			out.busy = (total - idle - iowait) / clockTicks
-			out.machineOK = true
-		}
+	if st, err := fs.Stat(); err == nil {
+		c := st.CPUTotal
+		// guest and guest_nice are already counted in user and nice.
+		total := c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal
+		out.total = total
+		out.busy = total - c.Idle - c.Iowait
+		out.machineOK = true
 	}
 	return out
 }
@@ -180,41 +159,29 @@ func (u cpuUse) String() string {
 // rssMiB is a process's resident memory now, split into anonymous memory (heap, stacks) and file
 // pages (mostly the binary's code), from /proc/PID/status.
 func rssMiB(pid int) (anon, file float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := procStatus(pid)
 	if err != nil {
 		return 0, 0
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "RssAnon:":
-			anon = kb / 1024
-		case "RssFile:":
-			file = kb / 1024
-		}
-	}
-	return anon, file
+	return float64(status.RssAnon) / (1 << 20), float64(status.RssFile) / (1 << 20)
 }
 
 // peakRSSMiB is VmHWM of a running process.
 func peakRSSMiB(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := procStatus(pid)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				break
-			}
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb / 1024, err
-		}
+	if status.VmHWM == 0 {
+		return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return float64(status.VmHWM) / (1 << 20), nil
+}
+
+func procStatus(pid int) (procfs.ProcStatus, error) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return procfs.ProcStatus{}, err
+	}
+	return p.NewStatus()
 }

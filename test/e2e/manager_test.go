@@ -210,6 +210,8 @@ func startManager(t *testing.T, name string, o managerOptions) *manager {
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(port),
 		"--zap-log-level=" + o.logLevel,
+		// The shops of the tests include sqlite stores, which the binary serves only when asked.
+		"--enable-sqlite-stores",
 	}
 	if o.leaderElect {
 		args = append(args, "--leader-elect")

@@ -25,16 +25,16 @@ type permission struct {
 }
 
 var expectedManagerRules = []permission{
-	{"", "configmaps", []string{"create", "get", "update"},
-		"receipts: create <request>-receipt in the request's namespace; get and update it only when a crashed reconcile left one that the request controls. " +
-			"The receipt public key ConfigMap in the operator namespace: get, create on first start, update when the key changes. No list/watch: ConfigMaps are never cached."},
+	{"", "configmaps", []string{"create", "delete", "get", "list", "update", "watch"},
+		"receipts: create <request>-receipt in the request's namespace; get and update it only when a crashed reconcile left one that the request controls; " +
+			"list/watch (label-selected: only the operator's receipts are cached, as metadata and issue time) and delete: a receipt is removed at the end of its records period. " +
+			"The receipt public key ConfigMap in the operator namespace: get, create on first start, update when the key changes."},
 	{"", "namespaces", []string{"get", "list", "watch"},
 		"a ClusterDataStore's namespaceSelector is matched against the request namespace's labels (read through the cache)"},
-	{"", "secrets", []string{"create", "delete", "get", "list", "update", "watch"},
-		"get: identifiers, connection and CA Secrets, the salt and the signing key, always by direct GET, never cached. " +
+	{"", "secrets", []string{"create", "delete", "get", "update"},
+		"get: identifiers, connection and CA Secrets, the salt and the signing key, always by direct GET, never cached; stores poll their Secrets' resourceVersions (no list/watch). " +
 			"create: the access export, and the salt and signing key on first start; update: an export Secret left by a crashed reconcile; " +
-			"delete: expired exports and the identifiers Secret after the verification period. " +
-			"list/watch: metadata-only watches that wake pending requests and re-check stores when a Secret appears or changes (RBAC cannot grant metadata alone)."},
+			"delete: expired exports and the identifiers Secret after the verification period."},
 	{"events.k8s.io", "events", []string{"create", "patch"},
 		"events on requests and stores (events.k8s.io/v1 recorder)"},
 	{"privacy.dsr.dev", "accessrequests", []string{"get", "list", "watch"}, "reconciled; the operator never changes a spec"},

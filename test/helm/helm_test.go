@@ -313,11 +313,21 @@ func TestChartDefaultsAreAcceptedByTheAPIServer(t *testing.T) {
 	if c.Image != "controller:0.1.0" {
 		t.Errorf("image %q: the default tag is the appVersion", c.Image)
 	}
-	wantArgs := []string{"--leader-elect", "--operator-namespace=$(POD_NAMESPACE)", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081"}
+	wantArgs := []string{"--leader-elect", "--operator-namespace=$(POD_NAMESPACE)", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
+		"--store-deny-cidrs=169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32"}
 	for _, a := range wantArgs {
 		if !slices.Contains(c.Args, a) {
 			t.Errorf("manager args %q lack %q", c.Args, a)
 		}
+	}
+	// A shared cluster's defaults: no sqlite stores, no plain http, no allow list.
+	for _, a := range c.Args {
+		if a == "--enable-sqlite-stores" || a == "--allow-insecure-http" || strings.HasPrefix(a, "--store-allow-cidrs") {
+			t.Errorf("default manager args hold %q", a)
+		}
+	}
+	if np := kinds(objs, "NetworkPolicy"); len(np) != 0 {
+		t.Errorf("a NetworkPolicy is rendered although networkPolicy.egress.enabled is false")
 	}
 	// $(POD_NAMESPACE) is expanded by the kubelet only when the variable is defined.
 	if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAMESPACE" }); i < 0 ||
@@ -437,6 +447,7 @@ imagePullSecrets: [{name: regcred}]
 replicaCount: 2
 requestConcurrency: 4
 storeConcurrency: 2
+receiptRecordsPeriod: 8760h
 extraArgs: ["--zap-log-level=debug", "--kube-api-qps=100"]
 serviceAccount: {create: false, name: existing-sa, annotations: {a: b}}
 rbac: {userRoles: false}
@@ -490,7 +501,7 @@ func TestChartValuesReachTheDeployment(t *testing.T) {
 		t.Errorf("values not applied:\n%s", encode(t, []*unstructured.Unstructured{find(t, objs, "Deployment", full)}))
 	}
 	for _, a := range []string{"--leader-elect", "--metrics-bind-address=:9443", "--health-probe-bind-address=:9081",
-		"--request-concurrency=4", "--store-concurrency=2", "--zap-log-level=debug", "--kube-api-qps=100"} {
+		"--request-concurrency=4", "--store-concurrency=2", "--receipt-records-period=8760h", "--zap-log-level=debug", "--kube-api-qps=100"} {
 		if !slices.Contains(c.Args, a) {
 			t.Errorf("args %q lack %q", c.Args, a)
 		}

@@ -236,8 +236,12 @@ type operationRequest struct {
 	ProtocolVersion string            `json:"protocolVersion"`
 	RequestID       string            `json:"requestId"`
 	Identifiers     map[string]string `json:"identifiers"`
-	DryRun          bool              `json:"dryRun"`
-	Deep            bool              `json:"deep"`
+	// IdentifierKinds says how each identifier compares (email, phone, exact); absent: exact.
+	IdentifierKinds map[string]string `json:"identifierKinds,omitempty"`
+	// DefaultRegion places phone numbers without a country code.
+	DefaultRegion string `json:"defaultRegion,omitempty"`
+	DryRun        bool   `json:"dryRun"`
+	Deep          bool   `json:"deep"`
 }
 
 // ServeHTTP answers the protocol's endpoints.
@@ -384,6 +388,9 @@ func (s *Service) serveOperation(w http.ResponseWriter, r *http.Request, op stri
 	case !hasIdentifier(req.Identifiers):
 		writeError(w, http.StatusBadRequest, "no_identifiers", "identifiers must hold at least one non-empty value")
 		return
+	case kindsProblem(req) != "":
+		writeError(w, http.StatusBadRequest, "bad_identifier_kinds", kindsProblem(req))
+		return
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
@@ -429,11 +436,11 @@ func (s *Service) finish(w http.ResponseWriter, key string, j *job, req operatio
 	var result any
 	switch j.op {
 	case OpCollect:
-		result = collect(s.locations, req.Identifiers)
+		result = collect(s.locations, newSubject(req))
 	case OpVerify:
-		result = verify(s.locations, req.Identifiers, req.Deep)
+		result = verify(s.locations, newSubject(req), req.Deep)
 	case OpErase:
-		result = erase(s.locations, req.Identifiers, req.DryRun)
+		result = erase(s.locations, newSubject(req), req.DryRun)
 		if !req.DryRun {
 			s.stats.Erasures++
 		}
@@ -520,8 +527,9 @@ func fingerprint(op string, req operationRequest) [sha256.Size]byte {
 	enc := json.NewEncoder(h)
 	_ = enc.Encode([]any{op, req.RequestID, req.DryRun, req.Deep})
 	for _, name := range names {
-		_ = enc.Encode([]string{name, req.Identifiers[name]})
+		_ = enc.Encode([]string{name, req.Identifiers[name], req.IdentifierKinds[name]})
 	}
+	_ = enc.Encode(req.DefaultRegion)
 	var sum [sha256.Size]byte
 	copy(sum[:], h.Sum(nil))
 	return sum

@@ -259,6 +259,8 @@ func TestRefusals(t *testing.T) {
 		{"v2", "/v1/erase", "application/json", "Bearer " + token, "k", `{"protocolVersion":"v2","requestId":"r","identifiers":{"email":"a"}}`, 400, "unsupported_protocol_version"},
 		{"garbage", "/v1/erase", "application/json", "Bearer " + token, "k", `{"identifiers": "ann@example.com"`, 400, "malformed_request"},
 		{"too large", "/v1/erase", "application/json", "Bearer " + token, "k", strings.Repeat(" ", MaxRequestBytes+1), 413, "request_too_large"},
+		{"unknown kind", "/v1/erase", "application/json", "Bearer " + token, "k", `{"protocolVersion":"v1","requestId":"r","identifiers":{"email":"ann@example.com"},"identifierKinds":{"email":"fuzzy"}}`, 400, "bad_identifier_kinds"},
+		{"bad region", "/v1/erase", "application/json", "Bearer " + token, "k", `{"protocolVersion":"v1","requestId":"r","identifiers":{"email":"ann@example.com"},"defaultRegion":"usa"}`, 400, "bad_identifier_kinds"},
 		{"unknown endpoint", "/v1/delete", "application/json", "Bearer " + token, "k", valid, 404, "not_found"},
 	}
 	for _, c := range cases {

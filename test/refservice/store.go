@@ -28,7 +28,8 @@ type Location struct {
 	// Name is reported in results, e.g. "crm.contacts". It never holds an identifier value.
 	Name string `json:"name"`
 	// Match maps an identifier name (email, userId) to the data field that holds it. A record
-	// belongs to the subject when any of these fields equals the subject's identifier exactly.
+	// belongs to the subject when any of these fields holds the subject's identifier as the
+	// identifier's kind compares (identifierKinds in the request; exact when absent).
 	Match map[string]string `json:"match"`
 	// Action on erase: delete, mask or retain.
 	Action string `json:"action"`
@@ -69,14 +70,11 @@ func (l *Location) validate() error {
 	return nil
 }
 
-// matches reports whether rec belongs to the subject.
-func (l *Location) matches(rec Record, ids map[string]string) bool {
+// matches reports whether rec belongs to the subject: a match field holds the subject's value
+// of that identifier as its kind compares (see subject.go).
+func (l *Location) matches(rec Record, ids subject) bool {
 	for name, field := range l.Match {
-		v, ok := ids[name]
-		if !ok || v == "" {
-			continue
-		}
-		if s, isString := rec.Data[field].(string); isString && s == v {
+		if s, isString := rec.Data[field].(string); isString && ids.matches(name, s) {
 			return true
 		}
 	}
@@ -105,7 +103,7 @@ func (l *Location) mask(rec Record) Record {
 
 // deepHits counts the records of l that still hold an identifier value in a field other than
 // those the mapping keeps on purpose, by field.
-func (l *Location) deepHits(ids map[string]string) map[string]int64 {
+func (l *Location) deepHits(ids subject) map[string]int64 {
 	kept := map[string]bool{}
 	if l.Action == ActionMask {
 		// A mask location keeps its unmasked match fields: that is what masking means.
@@ -120,7 +118,7 @@ func (l *Location) deepHits(ids map[string]string) map[string]int64 {
 			if !ok || kept[field] {
 				continue
 			}
-			if containsIdentifier(s, ids) {
+			if containsIdentifier(s, ids.searchValues()) {
 				hits[field]++
 			}
 		}
@@ -128,8 +126,8 @@ func (l *Location) deepHits(ids map[string]string) map[string]int64 {
 	return hits
 }
 
-func containsIdentifier(s string, ids map[string]string) bool {
-	for _, v := range ids {
+func containsIdentifier(s string, values []string) bool {
+	for _, v := range values {
 		if v == "" || s == RedactedMarker {
 			continue
 		}
@@ -213,7 +211,7 @@ type collectedRecord struct {
 
 // erase applies every location's action to the subject's records; with dryRun it only counts.
 // The caller holds the service's lock.
-func erase(locations []*Location, ids map[string]string, dryRun bool) eraseResult {
+func erase(locations []*Location, ids subject, dryRun bool) eraseResult {
 	res := eraseResult{header: done, RetainedLocations: []locationCount{}}
 	for _, l := range locations {
 		var kept []Record
@@ -255,7 +253,7 @@ func erase(locations []*Location, ids map[string]string, dryRun bool) eraseResul
 	return res
 }
 
-func verify(locations []*Location, ids map[string]string, deep bool) verifyResult {
+func verify(locations []*Location, ids subject, deep bool) verifyResult {
 	res := verifyResult{header: done, RemainingLocations: []locationCount{}, RetainedLocations: []locationCount{}}
 	for _, l := range locations {
 		var n int64
@@ -288,7 +286,7 @@ func verify(locations []*Location, ids map[string]string, deep bool) verifyResul
 	return res
 }
 
-func collect(locations []*Location, ids map[string]string) collectResult {
+func collect(locations []*Location, ids subject) collectResult {
 	res := collectResult{header: done, Records: []collectedRecord{}}
 	for _, l := range locations {
 		for _, rec := range l.Records {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // maxRequestIDBytes bounds Request.ID, which travels in the Idempotency-Key header.
@@ -28,6 +30,8 @@ type Client struct {
 	http        *http.Client
 	timeout     time.Duration
 	opts        Options
+	// region is sent as defaultRegion, for the service's phone comparisons.
+	region string
 }
 
 var _ connector.Client = (*Client)(nil)
@@ -186,13 +190,18 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 	if req.ID == "" || len(req.ID) > maxRequestIDBytes || !isHeaderToken(req.ID) {
 		return nil, false, connector.Errorf(connector.KindRejected, op, "the request ID must be 1 to %d visible ASCII characters: it is sent as the Idempotency-Key", maxRequestIDBytes)
 	}
-	ids := map[string]string{}
+	ids, kinds := map[string]string{}, map[string]string{}
 	for name, v := range req.Identifiers {
 		if v != "" {
 			ids[name] = v
+			kinds[name] = string(normalize.KindFor(name, ""))
 		}
 	}
-	if len(ids) == 0 && len(wireValues(req)) == 0 {
+	values := wireValues(req)
+	for name := range values {
+		kinds[name] = string(normalize.KindFor(name, ""))
+	}
+	if len(ids) == 0 && len(values) == 0 {
 		// A careless service could read an empty set of identifiers as "everyone".
 		return nil, false, connector.Errorf(connector.KindRejected, op, "the request has no identifier values; nothing is sent")
 	}
@@ -200,7 +209,9 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 		ProtocolVersion: ProtocolVersion,
 		RequestID:       req.ID,
 		Identifiers:     ids,
-		Values:          wireValues(req),
+		Values:          values,
+		IdentifierKinds: kinds,
+		DefaultRegion:   c.region,
 		DryRun:          req.DryRun,
 		Deep:            req.Deep,
 	})
@@ -244,6 +255,10 @@ func (c *Client) post(ctx context.Context, cl call) ([]byte, bool, error) {
 	}
 	resp, err := c.http.Do(httpReq)
 	if err != nil {
+		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Kind == connector.KindEgressDenied {
+			return nil, false, connector.Wrap(connector.KindEgressDenied, cl.op, fmt.Errorf("POST %s: %w", endpoint, ce.Err))
+		}
 		return nil, false, c.transportError(cl.op, err, cl.ids)
 	}
 	defer func() {
@@ -269,7 +284,7 @@ func (c *Client) post(ctx context.Context, cl call) ([]byte, bool, error) {
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, min(maxErrorBodyBytes, c.opts.MaxResponseBytes)))
 		se := statusError(endpoint, resp, body, cl.ids)
-		return nil, false, &connector.Error{Kind: kindOfStatus(resp.StatusCode), Op: cl.op, Err: se}
+		return nil, false, c.statusFailure(cl.op, se)
 	}
 
 	if !isJSON(resp.Header.Get("Content-Type")) {

@@ -134,35 +134,52 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), maxRetryAfter)
 }
 
-// transportError classifies a failure to get an answer at all.
+// transportError classifies a failure to get an answer at all. The error's location is the
+// endpoint's path (never the host, which status readers need not see), its hint the connector's
+// advice; the network's own text goes only into the message.
 func (c *Client) transportError(op string, err error, ids connector.Identifiers) error {
 	endpoint := "POST " + c.endpoint(op)
+	located := func(kind connector.ErrorKind, code, hint string, inner error) error {
+		return &connector.Error{Kind: kind, Op: op, Code: code, Location: c.location(op), Hint: hint, Err: inner}
+	}
 	var certErr *tls.CertificateVerificationError
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostnameErr x509.HostnameError
 	var invalidCert x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &certErr) || errors.As(err, &unknownAuthority) || errors.As(err, &hostnameErr) || errors.As(err, &invalidCert):
-		hint := "set connection.caSecretRef to the PEM bundle of the CA that signed it"
+		hint := "the service's TLS certificate is not trusted: set connection.caSecretRef to the PEM bundle of the CA that signed it"
 		if c.hasCABundle {
-			hint = "it must chain to a certificate of the CA bundle of connection.caSecretRef and name the host of connection.url"
+			hint = "the service's TLS certificate is not trusted: it must chain to a certificate of the CA bundle of connection.caSecretRef and name the host of connection.url"
 		}
-		return connector.Errorf(connector.KindAuth, op, "%s: the service's TLS certificate is not trusted (%s); %s",
-			endpoint, sanitize(tlsDetail(err), ids, MaxMessageBytes), hint)
+		return located(connector.KindAuth, "", hint,
+			fmt.Errorf("%s: %s (%s)", endpoint, hint, sanitize(tlsDetail(err), ids, MaxMessageBytes)))
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return connector.Errorf(connector.KindInvalid, op, "%s: the service answered in plain HTTP: connection.url should start with http://, or the port is wrong", endpoint)
+		hint := "the service answered in plain HTTP: connection.url should start with http://, or the port is wrong"
+		return located(connector.KindInvalid, "", hint, fmt.Errorf("%s: %s", endpoint, hint))
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return &connector.Error{Kind: connector.KindUnavailable, Op: op,
-			Err: &scrubbedError{msg: fmt.Sprintf("%s: no answer within the timeout (connection.timeout %s, or the caller's deadline)", endpoint, c.timeout), cause: context.DeadlineExceeded}}
+		return located(connector.KindUnavailable, "timeout", "",
+			&scrubbedError{msg: fmt.Sprintf("%s: no answer within the timeout (connection.timeout %s, or the caller's deadline)", endpoint, c.timeout), cause: context.DeadlineExceeded})
 	case errors.Is(err, context.Canceled):
-		return &connector.Error{Kind: connector.KindUnavailable, Op: op, Err: &scrubbedError{msg: endpoint + ": canceled", cause: context.Canceled}}
+		return located(connector.KindUnavailable, "canceled", "", &scrubbedError{msg: endpoint + ": canceled", cause: context.Canceled})
 	}
 	// The url.Error repeats the endpoint; keep only what went wrong.
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return connector.Errorf(connector.KindUnavailable, op, "%s: %s", endpoint, sanitize(err.Error(), ids, MaxMessageBytes))
+	return located(connector.KindUnavailable, "", "", fmt.Errorf("%s: %s", endpoint, sanitize(err.Error(), ids, MaxMessageBytes)))
+}
+
+// location is where an operation's errors happen, for status: method and path, without the host.
+func (c *Client) location(op string) string {
+	return "POST " + c.base.JoinPath("v1", op).EscapedPath()
+}
+
+// statusFailure is the *connector.Error of an error status: the HTTP status is its code, and the
+// service's own code and message stay in the message, out of status.
+func (c *Client) statusFailure(op string, se *StatusError) error {
+	return &connector.Error{Kind: kindOfStatus(se.StatusCode), Op: op, Code: "HTTP " + strconv.Itoa(se.StatusCode), Location: c.location(op), Err: se}
 }
 
 // tlsDetail is the x509 part of a TLS error, without Go's "tls: failed to verify certificate".
@@ -193,7 +210,9 @@ func (e *scrubbedError) Unwrap() error { return e.cause }
 // protocolError is an answer that breaks the protocol: most likely connection.url does not
 // point at a protocol v1 service, or the service is broken. Either way retrying will not help.
 func (c *Client) protocolError(op, format string, args ...any) error {
-	return connector.Errorf(connector.KindInvalid, op, "POST %s: the answer breaks protocol %s: %s", c.endpoint(op), ProtocolVersion, fmt.Sprintf(format, args...))
+	hint := "the answer breaks protocol " + ProtocolVersion
+	return &connector.Error{Kind: connector.KindInvalid, Op: op, Location: c.location(op), Hint: hint,
+		Err: fmt.Errorf("POST %s: %s: %s", c.endpoint(op), hint, fmt.Sprintf(format, args...))}
 }
 
 // sanitize makes text from the service safe to pass on: identifier values scrubbed, control

@@ -42,7 +42,7 @@ func seed() []refservice.Location {
 				{Key: "c1", Data: map[string]any{"id": aliceID, "email": aliceEml, "name": "Alice", "big": json.Number("9007199254740993")}},
 				{Key: "c2", Data: map[string]any{"id": "u-2002", "email": "bob@example.com", "name": "Bob"}},
 				{Key: "c3", Data: map[string]any{"id": "u-10010", "email": "x" + aliceEml, "name": "Xavier"}},
-				{Key: "c4", Data: map[string]any{"id": "U-1001", "email": "ALICE@example.com", "name": "Not Alice"}},
+				{Key: "c4", Data: map[string]any{"id": "U-1001", "email": "alice@example.co", "name": "Not Alice"}},
 			}},
 		{Name: "billing.invoices", Action: refservice.ActionRetain, RetainReason: taxLaw, Match: map[string]string{"userId": "customer"},
 			Records: []refservice.Record{
@@ -113,12 +113,13 @@ func start(t *testing.T, s setup) *env {
 	return &env{svc: svc, srv: srv, client: client}
 }
 
+// config is the store at url; a plain http:// test server is opted in, as its owner would.
 func config(url string) connector.Config {
 	return connector.Config{
 		Name: "DataStore shop/crm",
 		Spec: &privacyv1alpha1.DataStoreSpec{
 			Type:       privacyv1alpha1.StoreTypeHTTP,
-			Connection: privacyv1alpha1.Connection{URL: url},
+			Connection: privacyv1alpha1.Connection{URL: url, AllowInsecureHTTP: strings.HasPrefix(url, "http://")},
 		},
 	}
 }

@@ -16,8 +16,14 @@ type operationRequest struct {
 	// derived order ids of linked data). Sent only when the request has more than the
 	// identifiers' single values, so that a v1 service that ignores it still acts on identifiers.
 	Values map[string][]string `json:"values,omitempty"`
-	DryRun bool                `json:"dryRun"`
-	Deep   bool                `json:"deep"`
+	// IdentifierKinds says how each identifier's values compare: email, phone or exact (by the
+	// identifier's name, see internal/normalize). Additive to v1: a service that ignores it
+	// compares exactly, as before.
+	IdentifierKinds map[string]string `json:"identifierKinds"`
+	// DefaultRegion places phone numbers written without a country code; absent when unset.
+	DefaultRegion string `json:"defaultRegion,omitempty"`
+	DryRun        bool   `json:"dryRun"`
+	Deep          bool   `json:"deep"`
 }
 
 // envelope starts every 200 and 202 answer.

@@ -14,6 +14,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/export"
 )
 
 func init() {
@@ -27,8 +28,10 @@ const ProtocolVersion = "v1"
 const (
 	// DefaultMaxResponseBytes bounds the answers of check, erase and verify.
 	DefaultMaxResponseBytes = 1 << 20
-	// DefaultMaxCollectBytes bounds the answer of collect, which holds the subject's records.
-	DefaultMaxCollectBytes = 64 << 20
+	// DefaultMaxCollectBytes bounds the answer of collect, which holds the subject's records:
+	// no more than an export can hold, so that a service cannot make the operator buffer what
+	// would be refused anyway (16 requests x 8 stores of it are in memory at once).
+	DefaultMaxCollectBytes = export.MaxBytes
 	// DefaultTimeout bounds a call when spec.connection.timeout is not set.
 	DefaultTimeout = 30 * time.Second
 )
@@ -133,6 +136,12 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 		return nil, connector.Wrap(connector.KindInvalid, op, err)
 	}
 	base, _ := ParseBaseURL(cfg.Spec.Connection.URL)
+	policy := cfg.Egress.OrDefault()
+	if base.Scheme == "http" && !policy.InsecureHTTPAllowed(cfg.Spec.Connection.AllowInsecureHTTP) {
+		// Refused before any connection: the token and the identifiers would cross in clear.
+		return nil, connector.Errorf(connector.KindEgressDenied, op,
+			"connection.url is plain http://: use https://, or opt in with spec.connection.allowInsecureHTTP (or the manager's --allow-insecure-http)")
+	}
 	token := strings.TrimSpace(string(cfg.Secret))
 	if !isHeaderToken(token) {
 		// Never quote the token, not even a part of it.
@@ -157,8 +166,10 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 		timeout = t.Duration
 	}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		// Behind a proxy the policy checks the proxy's address: the proxy then decides.
+		Proxy: http.ProxyFromEnvironment,
+		// Every connection is checked against the egress policy after resolution.
+		DialContext:           connector.DialThrough(policy, timeout),
 		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
 		ForceAttemptHTTP2:     true,
@@ -183,6 +194,7 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 		},
 		timeout: timeout,
 		opts:    opts,
+		region:  cfg.PhoneRegion(),
 	}, nil
 }
 

@@ -141,6 +141,14 @@ func TestWhatGoesOnTheWire(t *testing.T) {
 		if len(ids) != 1 || ids["email"] != aliceEml || c.body["requestId"] != "0b1c-uid" {
 			t.Errorf("call %d: body %v (empty identifiers must not be sent)", i, c.body)
 		}
+		// The kind of each identifier sent travels with it; no region is set, so none is sent.
+		kinds, _ := c.body["identifierKinds"].(map[string]any)
+		if len(kinds) != 1 || kinds["email"] != "email" {
+			t.Errorf("call %d: identifierKinds %v, want {email: email}", i, c.body["identifierKinds"])
+		}
+		if _, has := c.body["defaultRegion"]; has {
+			t.Errorf("call %d: defaultRegion sent without one set", i)
+		}
 	}
 	if calls[3].body["dryRun"] != true || calls[2].body["dryRun"] != false || calls[4].body["deep"] != true || calls[5].body["deep"] != false {
 		t.Errorf("dryRun/deep: %v %v %v %v", calls[2].body, calls[3].body, calls[4].body, calls[5].body)

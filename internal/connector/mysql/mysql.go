@@ -4,7 +4,8 @@
 //
 // The secret is a go-sql-driver/mysql DSN. The connector forces server-side prepared statements
 // (interpolateParams=false), single statements and a utf8mb4 connection, on which its exact
-// comparisons rely.
+// comparisons rely. It accepts only the DSN parameters of AllowedParams and never answers a
+// server's LOAD DATA LOCAL INFILE request with a file (allowAllFiles is refused and forced off).
 package mysql
 
 import (
@@ -42,27 +43,14 @@ var _ sqlstore.Dialect = Dialect{}
 // Type is mysql.
 func (Dialect) Type() privacyv1alpha1.StoreType { return privacyv1alpha1.StoreTypeMySQL }
 
-// Open parses the DSN and opens a pool.
-func (Dialect) Open(secret []byte) (*sql.DB, error) {
-	dsn := strings.TrimSpace(string(secret))
-	if dsn == "" {
-		// The driver reads an empty DSN as root on 127.0.0.1:3306. Never what was meant.
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the mysql DSN is empty")
-	}
-	cfg, err := mysql.ParseDSN(dsn)
+// Open parses the DSN (see parseDSN) and opens a pool whose connections go through dial.
+func (Dialect) Open(secret []byte, dial connector.DialFunc) (*sql.DB, error) {
+	cfg, err := parseDSN(strings.TrimSpace(string(secret)))
 	if err != nil {
-		// The driver's messages can quote parts of the DSN.
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the mysql DSN cannot be parsed")
+		return nil, err
 	}
-	// Values must travel as bound parameters, never spliced into SQL text by the driver.
-	cfg.InterpolateParams = false
-	cfg.MultiStatements = false
-	cfg.ParseTime = true
-	// The exact comparisons compare the parameter's bytes with the column converted to utf8mb4:
-	// the parameter has to arrive as utf8mb4 too.
-	if err := cfg.Apply(mysql.Charset("utf8mb4", "")); err != nil {
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the mysql DSN cannot be used: %v", err)
-	}
+	// Per pool, not mysql.RegisterDialContext: that is global and keyed by network name.
+	cfg.DialFunc = dial
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, connector.Errorf(connector.KindInvalid, "connect", "the mysql DSN cannot be used")

@@ -20,7 +20,7 @@ var salt = []byte("postgres-test-salt")
 func setup(t *testing.T, stmts ...string) (string, *sql.DB) {
 	t.Helper()
 	dsn := newDatabase(t)
-	raw, err := Dialect{}.Open([]byte(dsn))
+	raw, err := Dialect{}.Open([]byte(dsn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestClassifySQLState(t *testing.T) {
 func TestOpenRefusesBadDSN(t *testing.T) {
 	const password = "s3cret-pw"
 	for _, dsn := range []string{"", "postgres://u:" + password + "@h:notaport/db", "host=h port=x password=" + password} {
-		_, err := Dialect{}.Open([]byte(dsn))
+		_, err := Dialect{}.Open([]byte(dsn), nil)
 		if connector.KindOf(err) != connector.KindInvalid || err == nil {
 			t.Errorf("Open(%q): %v", dsn, err)
 		}

@@ -2,7 +2,8 @@
 //
 //	import _ "github.com/dsr-operator/dsr-operator/internal/connector/postgres"
 //
-// The secret is a libpq URL or keyword/value DSN, as pgx parses it.
+// The secret is a libpq URL or keyword/value DSN, as pgx parses it, with the keys of AllowedKeys
+// only: none that reads a local file (sslkey, sslcert, sslrootcert, passfile, service...).
 package postgres
 
 import (
@@ -16,7 +17,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -42,17 +42,16 @@ var _ sqlstore.Dialect = Dialect{}
 // Type is postgres.
 func (Dialect) Type() privacyv1alpha1.StoreType { return privacyv1alpha1.StoreTypePostgres }
 
-// Open parses the DSN with pgx and opens a database/sql pool over it.
-func (Dialect) Open(secret []byte) (*sql.DB, error) {
-	dsn := strings.TrimSpace(string(secret))
-	if dsn == "" {
-		// libpq reads an empty DSN as "all defaults": localhost, the OS user. Never what was meant.
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the postgres DSN is empty")
-	}
-	cfg, err := pgx.ParseConfig(dsn)
+// Open parses the DSN (see parseDSN) and opens a database/sql pool over it whose connections go
+// through dial.
+func (Dialect) Open(secret []byte, dial connector.DialFunc) (*sql.DB, error) {
+	cfg, err := parseDSN(strings.TrimSpace(string(secret)))
 	if err != nil {
-		// pgx's parse errors can quote the DSN, password included.
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the postgres DSN cannot be parsed")
+		return nil, err
+	}
+	if dial != nil {
+		// Every host and fallback of the DSN is dialled through it, after resolution.
+		cfg.DialFunc = dial
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "dsr-operator"

@@ -1,6 +1,7 @@
 // Package redis is the connector for Redis stores (spec.type "redis"). The connection Secret holds
-// a URL: redis://user:password@host:port/db, rediss:// for TLS, or unix:///path?db=N. Neither the
-// URL nor the password ever appears in an error.
+// a URL: redis://user:password@host:port/db, or rediss:// for TLS; unix:// sockets are refused, since
+// they are files in the operator's own container. Every connection is checked against the egress
+// policy. Neither the URL nor the password ever appears in an error.
 //
 // # Key patterns
 //

@@ -26,6 +26,8 @@ func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.cause }
 
 // fail turns err into a *connector.Error of the right kind whose message holds no identifier value.
+// Its code is the server's error prefix (WRONGTYPE, NOPERM...), its hint the connector's own
+// advice; the server's text goes only into the message.
 func fail(ctx context.Context, op string, err error, ids connector.Identifiers) error {
 	var ce *connector.Error
 	if errors.As(err, &ce) {
@@ -33,7 +35,7 @@ func fail(ctx context.Context, op string, err error, ids connector.Identifiers) 
 	}
 	text := scrub(err.Error(), ids)
 	e := &scrubbedError{msg: text}
-	kind := connector.KindUnavailable
+	ce = &connector.Error{Kind: connector.KindUnavailable, Op: op, Code: errorPrefix(err), Err: e}
 	_, moved := goredis.IsMovedError(err)
 	_, ask := goredis.IsAskError(err)
 	switch {
@@ -41,29 +43,61 @@ func fail(ctx context.Context, op string, err error, ids connector.Identifiers) 
 		// go-redis reports a deadline it set from ctx as an i/o timeout.
 		e.cause = ctx.Err()
 		e.msg = fmt.Sprintf("%v (%s)", ctx.Err(), text)
+		ce.Code = contextCode(ctx.Err())
 	case errors.Is(err, context.DeadlineExceeded):
-		e.cause = context.DeadlineExceeded
+		e.cause, ce.Code = context.DeadlineExceeded, "timeout"
 	case errors.Is(err, context.Canceled):
-		e.cause = context.Canceled
+		e.cause, ce.Code = context.Canceled, "canceled"
 	case goredis.IsAuthError(err):
-		kind = connector.KindAuth
-		e.msg = "the server refused the credentials: " + text
+		ce.Kind, ce.Hint = connector.KindAuth, "the server refused the credentials"
 	case goredis.IsPermissionError(err):
-		kind = connector.KindAuth
-		e.msg = "the Redis user lacks a permission the connector needs: " + text
+		ce.Kind, ce.Hint = connector.KindAuth, "the Redis user lacks a permission the connector needs"
 	case moved, ask, goredis.IsClusterDownError(err), goredis.HasErrorPrefix(err, "CROSSSLOT"):
 		return errCluster(op)
 	case goredis.IsReadOnlyError(err):
-		kind = connector.KindInvalid
-		e.msg = "the URL points at a read-only replica; erasure needs the primary: " + text
+		ce.Kind, ce.Hint = connector.KindInvalid, "the URL points at a read-only replica; erasure needs the primary"
 	case goredis.HasErrorPrefix(err, "DB index is out of range"):
-		kind = connector.KindInvalid
-		e.msg = "the database number in the URL does not exist on the server: " + text
+		ce.Kind, ce.Hint = connector.KindInvalid, "the database number in the URL does not exist on the server"
 	case goredis.HasErrorPrefix(err, "unknown command"):
-		kind = connector.KindRejected
-		e.msg = "the server does not know a command the connector needs (it needs Redis 4.0 or later, with UNLINK, SCAN and TYPE not renamed): " + text
+		ce.Kind, ce.Hint = connector.KindRejected, "the server does not know a command the connector needs (it needs Redis 4.0 or later, with UNLINK, SCAN and TYPE not renamed)"
 	}
-	return &connector.Error{Kind: kind, Op: op, Err: e}
+	if ce.Hint != "" {
+		e.msg = ce.Hint + ": " + e.msg
+	}
+	return ce
+}
+
+func contextCode(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return "canceled"
+	}
+	return "timeout"
+}
+
+// errorPrefix is the error code a Redis server puts first in an error reply ("WRONGTYPE",
+// "NOPERM", "ERR"): upper-case letters only, so that no free text passes as a code.
+func errorPrefix(err error) string {
+	var re goredis.Error
+	if !errors.As(err, &re) {
+		return ""
+	}
+	word, _, _ := strings.Cut(re.Error(), " ")
+	if word == "" || len(word) > 32 {
+		return ""
+	}
+	for _, r := range word {
+		if r < 'A' || r > 'Z' {
+			return ""
+		}
+	}
+	return "Redis " + word
+}
+
+// refused is a refusal the connector decided itself (an ambiguous pattern, a scan limit): its
+// text is the connector's own, naming identifiers and patterns but never a value, so it is shown
+// as the hint.
+func refused(op, location string, err error) error {
+	return &connector.Error{Kind: connector.KindRejected, Op: op, Location: location, Hint: err.Error(), Err: err}
 }
 
 // scrub removes identifier values and echoed command arguments from a message and bounds its

@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 const (
@@ -91,8 +94,9 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 	return nil
 }
 
-// NewClient prepares a pooled client for the server in cfg.Secret, a redis://, rediss:// or
-// unix:// URL. It does no I/O: connections are made on first use.
+// NewClient prepares a pooled client for the server in cfg.Secret, a redis:// or rediss:// URL
+// (go-redis reads no file for any of its parameters). It does no I/O: connections are made on
+// first use, through the egress policy of cfg.
 func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector.Client, error) {
 	if err := p.ValidateSpec(cfg.Spec); err != nil {
 		return nil, err
@@ -100,13 +104,18 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 	opts, err := goredis.ParseURL(strings.TrimSpace(string(cfg.Secret)))
 	if err != nil {
 		// The parser's message may quote the URL, password included.
-		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret is not a valid redis://, rediss:// or unix:// URL")
+		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret is not a valid redis:// or rediss:// URL")
 	}
 	timeout := DefaultTimeout
 	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
 		timeout = t.Duration
 	}
+	if opts.Network != "tcp" {
+		// A unix socket is a file in the operator's own container, never a tenant's store.
+		return nil, connector.Errorf(connector.KindInvalid, "connect", "the connection secret must be a redis:// or rediss:// URL: unix sockets are not supported")
+	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+	opts.Dialer = dialer(cfg.DialContext(timeout), opts.TLSConfig)
 	// Without it go-redis bounds reads by ReadTimeout alone and ignores the caller's deadline.
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = 1
@@ -114,12 +123,29 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 	// CLIENT SETINFO on every new connection needs a permission a least-privilege ACL user
 	// has no reason to hold, and servers before 7.2 do not know it.
 	opts.DisableIdentity = true
-	c := &client{rdb: goredis.NewClient(opts)}
+	c := &client{rdb: goredis.NewClient(opts), norm: normalize.Normalizer{Region: cfg.PhoneRegion()}}
 	for _, k := range cfg.Spec.Keys {
 		pt, _ := parsePattern(k.Pattern) // validated above
 		c.mappings = append(c.mappings, mapping{pattern: pt, action: k.Action, reason: k.RetainReason})
 	}
 	return c, nil
+}
+
+// dialer connects through dial, which enforces the egress policy, and then speaks TLS when the
+// URL is rediss://: go-redis leaves TLS to a custom dialer.
+func dialer(dial connector.DialFunc, tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil || tlsConfig == nil {
+			return conn, err
+		}
+		tc := tls.Client(conn, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 }
 
 type mapping struct {
@@ -133,6 +159,8 @@ func (m *mapping) retained() bool { return m.action == privacyv1alpha1.KeyAction
 type client struct {
 	rdb      *goredis.Client
 	mappings []mapping
+	// norm puts email and phone identifiers in the form key patterns name (normalize.go).
+	norm normalize.Normalizer
 	// topology is what INFO said about cluster mode: topologyUnknown until asked.
 	topology atomic.Int32
 }
@@ -329,10 +357,13 @@ func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.
 // deep counts the keys, not already reported under a pattern, whose name holds an identifier
 // value (see nameHolds).
 func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered map[string]bool) (int64, error) {
-	values := make([]string, 0, len(ids))
-	for _, v := range ids {
+	values := make([]string, 0, 2*len(ids))
+	for name, v := range ids {
 		if v != "" {
 			values = append(values, v)
+		}
+		if key := c.keyIdentifiers(connector.Identifiers{name: v})[name]; key != v && key != "" {
+			values = append(values, key)
 		}
 	}
 	hits := map[string]bool{}
@@ -350,7 +381,7 @@ func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered ma
 		}
 	})
 	if limit := (*errScanLimit)(nil); errors.As(err, &limit) {
-		return 0, connector.Wrap(connector.KindRejected, "verify", limit)
+		return 0, refused("verify", "", limit)
 	}
 	if err != nil {
 		return 0, fail(ctx, "verify", err, ids)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/connector/redis"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 	"github.com/dsr-operator/dsr-operator/internal/teststore"
 )
 
@@ -115,7 +117,7 @@ func seed(t *testing.T, rdb *goredis.Client, userID, email string) int {
 		rdb.ZAdd(ctx, p+"z", goredis.Z{Score: 2, Member: "second"}, goredis.Z{Score: 1, Member: "first"}).Err(),
 		rdb.XAdd(ctx, &goredis.XAddArgs{Stream: p + "x", ID: "1-1", Values: map[string]any{"k": "v"}}).Err(),
 		rdb.Set(ctx, "cart:"+userID, "c", 0).Err(),
-		rdb.Set(ctx, "profile:"+email+":main", "p", 0).Err(),
+		rdb.Set(ctx, profileKey(email), "p", 0).Err(),
 		rdb.Set(ctx, "consent:"+userID, "yes", 0).Err(),
 	} {
 		if err != nil {
@@ -123,6 +125,11 @@ func seed(t *testing.T, rdb *goredis.Client, userID, email string) int {
 		}
 	}
 	return 8
+}
+
+// profileKey is the key an application that normalises emails, as patterns expect, writes.
+func profileKey(email string) string {
+	return "profile:" + normalize.Normalizer{}.Key(normalize.Email, email) + ":main"
 }
 
 func ids(userID, email string) connector.Identifiers {
@@ -392,7 +399,7 @@ func TestHostileIdentifiers(t *testing.T) {
 			if res.Erased != 8 || before-after != 8 {
 				t.Errorf("erased %d (keys %d -> %d), want exactly the subject's 8", res.Erased, before, after)
 			}
-			if n := exists(t, e.rdb, "session:"+v+":s", "cart:"+v, "profile:"+v+"@h:main"); n != 0 {
+			if n := exists(t, e.rdb, "session:"+v+":s", "cart:"+v, profileKey(v+"@h")); n != 0 {
 				t.Errorf("%d of the subject's keys left", n)
 			}
 			if vr, err := e.client.Verify(ctx, subject); err != nil || vr.Remaining != 0 || vr.Retained != 1 {
@@ -407,7 +414,7 @@ func TestHostileIdentifiers(t *testing.T) {
 		})
 	}
 	for _, b := range bystanders {
-		if n := exists(t, e.rdb, "session:"+b+":s", "cart:"+b, "session:by-"+b+":z", "profile:by-"+b+"@h:main"); n != 4 {
+		if n := exists(t, e.rdb, "session:"+b+":s", "cart:"+b, "session:by-"+b+":z", profileKey("by-"+b+"@h")); n != 4 {
 			t.Errorf("bystander %q lost keys: %d of 4 left", b, n)
 		}
 	}
@@ -734,14 +741,15 @@ func startCluster(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "r.sock")
-	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--dir", dir, "--save", "", "--appendonly", "no",
-		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-port", "0", "--loglevel", "warning")
+	// TCP on loopback: the connector refuses unix sockets.
+	port, busPort := freePort(t), freePort(t)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", "", "--appendonly", "no",
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-port", strconv.Itoa(busPort), "--loglevel", "warning")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	u := "unix://" + sock
+	u := fmt.Sprintf("redis://127.0.0.1:%d", port)
 	probe := raw(t, u)
 	for i := 0; ; i++ {
 		if probe.Ping(context.Background()).Err() == nil {

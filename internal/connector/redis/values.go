@@ -47,9 +47,9 @@ func expansions(p *pattern, all connector.Values) []connector.Identifiers {
 
 // keysOf returns the keys of m for one expansion; ok is false when the pattern does not apply.
 func (c *client) keysOf(ctx context.Context, op string, m *mapping, ids connector.Identifiers) ([]string, bool, error) {
-	target, ok, err := m.pattern.expand(ids)
+	target, ok, err := m.pattern.expand(c.keyIdentifiers(ids))
 	if err != nil {
-		return nil, false, connector.Wrap(connector.KindRejected, op, err)
+		return nil, false, refused(op, m.pattern.source, err)
 	}
 	if !ok {
 		return nil, false, nil

@@ -88,9 +88,13 @@ func TestNoCaseAndWithoutRowid(t *testing.T) {
 		"CREATE INDEX notes_body ON notes (body)",
 		"INSERT INTO notes VALUES (1, 42, 'alice@example.com'), (2, '42', 'x'), (3, 42.0, 'alice@example.com   '), (4, x'3432', 'y')",
 	)
-	c, err := newClient(t, path, deleteByEmail,
+	// The columns compare exactly (as: exact): a NOCASE or RTRIM collation must not fold what
+	// exact comparison keeps apart.
+	exactByEmail := *deleteByEmail.DeepCopy()
+	exactByEmail.Match[0].As = privacyv1alpha1.MatchExact
+	c, err := newClient(t, path, exactByEmail,
 		privacyv1alpha1.TableMapping{Name: "notes", Action: privacyv1alpha1.ActionMask,
-			Match: []privacyv1alpha1.ColumnMatch{{Column: "body", Identifier: "email"}, {Column: "owner", Identifier: "userId"}},
+			Match: []privacyv1alpha1.ColumnMatch{{Column: "body", Identifier: "email", As: privacyv1alpha1.MatchExact}, {Column: "owner", Identifier: "userId"}},
 			Mask:  []privacyv1alpha1.ColumnMask{{Column: "body", Strategy: privacyv1alpha1.MaskRedact}}})
 	if err != nil {
 		t.Fatal(err)

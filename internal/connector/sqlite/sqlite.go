@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"modernc.org/sqlite"
 
@@ -33,7 +34,27 @@ const hashFunction = "dsr_sha256_hex"
 
 func init() {
 	sqlite.MustRegisterDeterministicScalarFunction(hashFunction, 2, sha256Hex)
-	connector.Register(privacyv1alpha1.StoreTypeSQLite, NewProvider(sqlstore.Options{}))
+	connector.Register(privacyv1alpha1.StoreTypeSQLite, gated{NewProvider(sqlstore.Options{})})
+	enabled.Store(true)
+}
+
+// enabled says whether the registered provider opens sqlite stores. A sqlite store opens any
+// path its author names, in the operator's own file system: the manager disables the type
+// unless --enable-sqlite-stores is set. It is on by default for tests and embedders.
+var enabled atomic.Bool
+
+// SetEnabled turns the registered sqlite provider on or off.
+func SetEnabled(on bool) { enabled.Store(on) }
+
+// gated refuses every store while the type is disabled, before the path is opened.
+type gated struct{ *sqlstore.Provider }
+
+func (g gated) NewClient(ctx context.Context, cfg connector.Config) (connector.Client, error) {
+	if !enabled.Load() {
+		return nil, connector.Errorf(connector.KindInvalid, "connect",
+			"sqlite stores are disabled in this operator: an administrator enables them with --enable-sqlite-stores (chart value sqliteStores.enabled)")
+	}
+	return g.Provider.NewClient(ctx, cfg)
 }
 
 // sha256Hex(salt, text) is the lower-case hex SHA-256 of salt followed by text; NULL stays NULL.
@@ -110,8 +131,8 @@ func DSN(secret []byte) (string, error) {
 	return base + "?" + params.Encode(), nil
 }
 
-// Open opens a pool on the file.
-func (Dialect) Open(secret []byte) (*sql.DB, error) {
+// Open opens a pool on the file. SQLite opens no network connection: dial is unused.
+func (Dialect) Open(secret []byte, _ connector.DialFunc) (*sql.DB, error) {
 	dsn, err := DSN(secret)
 	if err != nil {
 		return nil, connector.Errorf(connector.KindInvalid, "connect", "%v", err)

@@ -1,11 +1,15 @@
 package sqlite
 
 import (
+	"context"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore"
 	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore/sqltest"
 )
@@ -40,4 +44,24 @@ func TestLinked(t *testing.T) {
 	sqltest.RunLinked(t, harness(), func(secret string) string {
 		return "file:" + (&url.URL{Path: secret}).EscapedPath() + "?_pragma=foreign_keys(1)"
 	})
+}
+
+func TestDisabledRefusesBeforeOpening(t *testing.T) {
+	SetEnabled(false)
+	defer SetEnabled(true)
+	p, err := connector.ProviderFor(privacyv1alpha1.StoreTypeSQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "never-created.db")
+	_, err = p.NewClient(context.Background(), connector.Config{Secret: []byte(path + "?mode=rwc"), Spec: &privacyv1alpha1.DataStoreSpec{
+		Type:   privacyv1alpha1.StoreTypeSQLite,
+		Tables: []privacyv1alpha1.TableMapping{{Name: "t", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "c", Identifier: "email"}}}},
+	}})
+	if connector.KindOf(err) != connector.KindInvalid || err == nil || !strings.Contains(err.Error(), "--enable-sqlite-stores") {
+		t.Fatalf("disabled sqlite: %v", err)
+	}
+	if _, statErr := os.Stat(path); !os.IsNotExist(statErr) {
+		t.Fatalf("the path was opened: %v", statErr)
+	}
 }

@@ -50,7 +50,11 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 		}
 		owned := given.Clone()
 		owned.Merge(derived)
-		found, err := s.sharedValues(ctx, tx, tables, fks, derived, owned)
+		bound, err := s.bindAll(ctx, tx, tables, owned)
+		if err != nil {
+			return nil, s.fail(op, err, req)
+		}
+		found, err := s.sharedValues(ctx, tx, bound, fks, derived, owned)
 		if err != nil {
 			return nil, s.fail(op, err, req)
 		}
@@ -68,6 +72,12 @@ func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, give
 	for {
 		known := given.Clone()
 		known.Merge(derived)
+		// Derived values can be of a normalised kind too (an order's contact email).
+		bound, err := s.bindAll(ctx, q, tables, known)
+		if err != nil {
+			return nil, err
+		}
+		tables = bound
 		added := 0
 		for _, t := range tables {
 			if len(t.links.provides) == 0 || t.Mapping.Action == privacyv1alpha1.ActionMask {

@@ -41,8 +41,10 @@ type Dialect interface {
 	// Type is the store type the dialect serves.
 	Type() privacyv1alpha1.StoreType
 	// Open parses the secret (DSN or path) and opens a pool without connecting. A malformed secret
-	// is a KindInvalid error whose message must not repeat the secret.
-	Open(secret []byte) (*sql.DB, error)
+	// is a KindInvalid error whose message must not repeat the secret. Every network connection
+	// goes through dial (connector.Config.DialContext, which enforces the egress policy); nil is
+	// the driver's own dialer, for tests only.
+	Open(secret []byte, dial connector.DialFunc) (*sql.DB, error)
 	// QuoteIdent quotes one identifier part.
 	QuoteIdent(name string) string
 	// Placeholder is the marker of the n-th (1-based) bound argument.
@@ -84,6 +86,9 @@ type Dialect interface {
 	// Classify says what kind of failure a driver error is. Context errors and connector errors
 	// are handled before it is called.
 	Classify(err error) connector.ErrorKind
+	// ErrorCode is the database's own code of a driver error, labelled by its scheme
+	// ("SQLSTATE 42P01", "MySQL 1146", "SQLite 5"); empty when it has none. Never message text.
+	ErrorCode(err error) string
 }
 
 // Builder collects a statement's bound arguments and hands out their placeholders in order.

@@ -8,6 +8,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // Options tune how a Store works; the zero value takes the defaults.
@@ -74,6 +75,9 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 		return connector.Errorf(connector.KindMapping, op, "a %s store takes tables, not keys", spec.Type)
 	}
 	var problems []string
+	if err := normalize.ValidateRegion(spec.DefaultRegion); err != nil {
+		problems = append(problems, err.Error())
+	}
 	for i, t := range spec.Tables {
 		where := fmt.Sprintf("tables[%d]", i)
 		if _, err := ParseTableName(t.Name); err != nil {
@@ -85,7 +89,7 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 	}
 	problems = append(problems, repeatedTableProblems(spec.Tables)...)
 	if len(problems) > 0 {
-		return connector.Errorf(connector.KindMapping, op, "%s", strings.Join(problems, "; "))
+		return connector.Hinted(connector.KindMapping, op, strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -96,6 +100,9 @@ func (p *Provider) tableProblems(where string, t privacyv1alpha1.TableMapping) [
 		problems = append(problems, where+": match lists no column")
 	}
 	for _, m := range t.Match {
+		if m.As != "" && !normalize.Kind(m.As).Valid() {
+			problems = append(problems, fmt.Sprintf("%s: match column %s compares as unknown kind %q", where, m.Column, m.As))
+		}
 		if err := ValidateColumnName(m.Column); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: match: %v", where, err))
 		}
@@ -160,18 +167,18 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		// An unsalted SHA-256 of an email is reversed by a dictionary; refuse rather than write it.
 		return nil, connector.Errorf(connector.KindInvalid, op, "the hash mask strategy needs a salt")
 	}
-	db, err := p.Dialect.Open(cfg.Secret)
+	timeout := DefaultTimeout
+	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
+		timeout = t.Duration
+	}
+	db, err := p.Dialect.Open(cfg.Secret, cfg.DialContext(timeout))
 	if err != nil {
-		return nil, classify(p.Dialect, op, err, nil)
+		return nil, Classify(p.Dialect, op, "", err, nil)
 	}
 	opts := p.Options.withDefaults()
 	db.SetMaxOpenConns(opts.MaxOpenConns)
 	db.SetMaxIdleConns(opts.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	timeout := DefaultTimeout
-	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
-		timeout = t.Duration
-	}
 	s := &Store{
 		d:       p.Dialect,
 		db:      db,
@@ -179,6 +186,7 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		salt:    append([]byte(nil), cfg.HashSalt...),
 		opts:    opts,
 		timeout: timeout,
+		norm:    normalize.Normalizer{Region: cfg.PhoneRegion()},
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()

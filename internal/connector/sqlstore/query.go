@@ -13,15 +13,13 @@ import (
 const MinContainsRunes = 4
 
 // matchCond is "col1 = v1 OR col1 = v1' OR col2 = v2 ...", over every value of the match
-// columns' identifiers whose type the column can hold. ok is false when no such pair is left:
-// the table cannot hold the subject's rows.
+// columns' identifiers whose type the column can hold; a normalised column compares with every
+// stored spelling of each value that bind found (see match.go). ok is false when no such pair is
+// left: the table cannot hold the subject's rows.
 func (t *Table) matchCond(b *Builder, ids connector.Values) (string, bool) {
 	var preds []string
-	for _, m := range t.match {
-		for _, v := range ids[m.identifier] {
-			if v == "" {
-				continue
-			}
+	for i, m := range t.match {
+		for _, v := range t.matchValues(i, m, ids) {
 			if p, ok := t.d.Equal(b, m.col, m.quoted, v); ok {
 				preds = append(preds, "("+p+")")
 			}
@@ -135,7 +133,8 @@ func (t *Table) MaskQuery(ids connector.Values, salt []byte, limit int) (Query, 
 // DeepQuery counts, per searched column, the rows whose text equals or contains one of values.
 // It searches every searchable column except the match columns a mask table keeps on purpose
 // (they identify the row by design). ok is false when nothing is searched.
-func (t *Table) DeepQuery(values []string) (Query, []Column, bool) {
+// folded values (lower case) are also searched for in any letter case in text columns.
+func (t *Table) DeepQuery(values, folded []string) (Query, []Column, bool) {
 	kept := map[string]bool{}
 	if t.Mapping.Action == privacyv1alpha1.ActionMask {
 		for _, m := range t.match {
@@ -170,6 +169,13 @@ func (t *Table) DeepQuery(values []string) (Query, []Column, bool) {
 			}
 			if ok {
 				preds = append(preds, "("+p+")")
+			}
+		}
+		if c.Text {
+			for _, v := range folded {
+				if utf8.RuneCountInString(v) >= MinContainsRunes {
+					preds = append(preds, "("+foldedContains(b, quoted, v)+")")
+				}
 			}
 		}
 		if len(preds) == 0 {

@@ -24,6 +24,7 @@ func (stubDialect) Type() privacyv1alpha1.StoreType      { return privacyv1alpha
 func (stubDialect) FoldColumnNames() bool                { return true }
 func (stubDialect) QuoteIdent(name string) string        { return QuoteWith(`"`, name) }
 func (d stubDialect) Classify(error) connector.ErrorKind { return d.kind }
+func (stubDialect) ErrorCode(error) string               { return "" }
 func (stubDialect) Placeholder(n int) string             { return fmt.Sprintf("$%d", n) }
 
 func validSpec() *privacyv1alpha1.DataStoreSpec {
@@ -72,6 +73,8 @@ func TestValidateSpec(t *testing.T) {
 		{"unknown strategy", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[1].Mask[0].Strategy = "shuffle" }, "unknown mask strategy"},
 		{"retain without reason", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[2].RetainReason = " " }, "retainReason"},
 		{"unknown action", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Action = "archive" }, "unknown action"},
+		{"unknown kind", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Match[0].As = "fuzzy" }, "unknown kind"},
+		{"bad region", func(s *privacyv1alpha1.DataStoreSpec) { s.DefaultRegion = "ZZ" }, "default region"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,7 +97,7 @@ func TestValidateSpec(t *testing.T) {
 func TestClassifyScrubsValues(t *testing.T) {
 	ids := connector.Identifiers{"email": "alice@example.com", "userId": "42x"}
 	driverErr := errors.New(`invalid input syntax for type integer: "42x" near alice@example.com`)
-	err := classify(stubDialect{kind: connector.KindMapping}, "erase", driverErr, ids.Scrub)
+	err := Classify(stubDialect{kind: connector.KindMapping}, "erase", "", driverErr, ids)
 	if connector.KindOf(err) != connector.KindMapping {
 		t.Fatalf("kind %s", connector.KindOf(err))
 	}
@@ -108,7 +111,7 @@ func TestClassifyScrubsValues(t *testing.T) {
 	}
 
 	wrapped := fmt.Errorf("query alice@example.com: %w", context.DeadlineExceeded)
-	err = classify(stubDialect{kind: connector.KindMapping}, "verify", wrapped, ids.Scrub)
+	err = Classify(stubDialect{kind: connector.KindMapping}, "verify", "", wrapped, ids)
 	if connector.KindOf(err) != connector.KindUnavailable || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a deadline must be Unavailable and recognisable: %v", err)
 	}
@@ -117,14 +120,14 @@ func TestClassifyScrubsValues(t *testing.T) {
 	}
 
 	mapping := &MappingError{Problems: []string{"table t does not exist"}}
-	if connector.KindOf(classify(stubDialect{}, "check", mapping, nil)) != connector.KindMapping {
+	if connector.KindOf(Classify(stubDialect{}, "check", "", mapping, nil)) != connector.KindMapping {
 		t.Fatal("MappingError is not KindMapping")
 	}
 	own := connector.Errorf(connector.KindAuth, "check", "denied")
-	if got := classify(stubDialect{kind: connector.KindMapping}, "check", own, nil); !errors.Is(got, own) || got != own { //nolint:errorlint // the very same error value must come back
+	if got := Classify(stubDialect{kind: connector.KindMapping}, "check", "", own, nil); !errors.Is(got, own) || got != own { //nolint:errorlint // the very same error value must come back
 		t.Fatal("a connector error must pass through unchanged")
 	}
-	if classify(stubDialect{}, "check", nil, nil) != nil {
+	if Classify(stubDialect{}, "check", "", nil, nil) != nil {
 		t.Fatal("nil must stay nil")
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // DefaultTimeout bounds each statement when the spec sets no connection timeout.
@@ -26,6 +27,8 @@ type Store struct {
 	opts    Options
 	timeout time.Duration
 	catalog catalogCache
+	// norm compares the values of normalised match columns (see match.go).
+	norm normalize.Normalizer
 }
 
 // catalogCache holds the mapped tables as last resolved. Reading the catalog is most of what a
@@ -64,10 +67,15 @@ func (s *Store) stmtCtx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 func (s *Store) fail(op string, err error, req connector.Request) error {
+	return s.failAt(op, "", err, req)
+}
+
+// failAt is fail for a failure at one table.
+func (s *Store) failAt(op string, location connector.Location, err error, req connector.Request) error {
 	// The schema may have changed under the cached tables: the retry reads the catalog again and
 	// reports a missing column as a mapping problem rather than the statement's error.
 	s.catalog.forget()
-	return classify(s.d, op, err, req.ScrubAll)
+	return classify(s.d, op, location, err, req.ScrubAll)
 }
 
 // Close releases the pool.
@@ -173,20 +181,20 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		}
 		cols, err := s.columns(ctx, s.db, name)
 		if err != nil {
-			return nil, s.fail(op, err, connector.Request{})
+			return nil, s.failAt(op, name.String(), err, connector.Request{})
 		}
 		t, err := NewTable(s.d, m, cols)
 		if err != nil {
 			var me *MappingError
 			if !errors.As(err, &me) {
-				return nil, s.fail(op, err, connector.Request{})
+				return nil, s.failAt(op, name.String(), err, connector.Request{})
 			}
 			problems = append(problems, me.Problems...)
 			continue
 		}
 		w, err := s.indexWarnings(ctx, t)
 		if err != nil {
-			return nil, s.fail(op, err, connector.Request{})
+			return nil, s.failAt(op, t.Location(), err, connector.Request{})
 		}
 		warnings = append(warnings, w...)
 		checked = append(checked, t)
@@ -238,6 +246,9 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
+	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
+		return nil, s.fail(op, err, req)
+	}
 	out := &connector.Collection{Records: []connector.Record{}}
 	for _, t := range tables {
 		q, ok := t.SelectQuery(ids)
@@ -246,7 +257,7 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 		}
 		records, err := s.collectTable(ctx, tx, t, q)
 		if err != nil {
-			return nil, s.fail(op, err, req)
+			return nil, s.failAt(op, t.Location(), err, req)
 		}
 		out.Records = append(out.Records, records...)
 	}
@@ -321,6 +332,9 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
+	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
+		return nil, s.fail(op, err, req)
+	}
 
 	res := &connector.EraseResult{}
 	var work []tableWork
@@ -332,7 +346,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.fail(op, err, req)
+			return nil, s.failAt(op, t.Location(), err, req)
 		}
 		if n == 0 {
 			continue
@@ -364,7 +378,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		for _, w := range work {
 			n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.exec(ctx, tx, q) })
 			if err != nil {
-				return nil, s.fail(op, err, req)
+				return nil, s.failAt(op, w.table.Location(), err, req)
 			}
 			addDone(res, w.table, n)
 		}
@@ -379,10 +393,21 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.execInOwnTx(ctx, q) })
 		addDone(res, w.table, n)
 		if err != nil {
-			return nil, s.fail(op, err, req)
+			return nil, s.failAt(op, w.table.Location(), err, req)
 		}
 	}
 	return res, nil
+}
+
+// withShared is ids and shared together: the spellings of shared values are needed to count
+// (and leave alone) the rows reached through them.
+func withShared(ids, shared connector.Values) connector.Values {
+	if len(shared) == 0 {
+		return ids
+	}
+	all := ids.Clone()
+	all.Merge(shared)
+	return all
 }
 
 // addDone counts n rows changed in t.
@@ -466,6 +491,9 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
+	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
+		return nil, s.fail(op, err, req)
+	}
 	res := &connector.VerifyResult{}
 	for _, t := range tables {
 		q, ok := t.CountQuery(ids)
@@ -474,7 +502,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.fail(op, err, req)
+			return nil, s.failAt(op, t.Location(), err, req)
 		}
 		if n == 0 {
 			continue
@@ -493,14 +521,14 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		return nil, s.fail(op, err, req)
 	}
 	if req.Deep {
-		values := deepValues(ids)
+		search := s.deepSearchFor(tables, ids)
 		for _, t := range tables {
 			if t.Mapping.Action == privacyv1alpha1.ActionRetain {
 				continue
 			}
-			found, err := s.deep(ctx, tx, t, values)
+			found, err := s.deep(ctx, tx, t, search)
 			if err != nil {
-				return nil, s.fail(op, err, req)
+				return nil, s.failAt(op, t.Location(), err, req)
 			}
 			for _, loc := range found {
 				res.Remaining += loc.Records
@@ -511,8 +539,8 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 	return res, nil
 }
 
-func (s *Store) deep(ctx context.Context, q Querier, t *Table, values []string) ([]connector.LocationCount, error) {
-	query, cols, ok := t.DeepQuery(values)
+func (s *Store) deep(ctx context.Context, q Querier, t *Table, search deepSearch) ([]connector.LocationCount, error) {
+	query, cols, ok := t.DeepQuery(search.values, search.foldedValues)
 	if !ok {
 		return nil, nil
 	}

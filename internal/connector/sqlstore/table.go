@@ -7,6 +7,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // Table is a mapped table resolved against the database's catalog: every name validated and
@@ -22,12 +23,16 @@ type Table struct {
 	// links are what linked data adds: the provides columns and the rules of the same table's
 	// other mappings (see links.go).
 	links links
+	// spellings are, per index of match and per value of the subject, the stored spellings of
+	// that value in a normalised column, found by Store.bind for one operation (see match.go).
+	spellings map[int]map[string][]string
 }
 
 type matchColumn struct {
 	col        Column
 	quoted     string
 	identifier string
+	kind       normalize.Kind
 }
 
 type maskColumn struct {
@@ -81,7 +86,8 @@ func NewTable(d Dialect, mapping privacyv1alpha1.TableMapping, columns []Column)
 	}
 	for _, m := range mapping.Match {
 		if c, q, ok := lookup(m.Column); ok {
-			t.match = append(t.match, matchColumn{col: c, quoted: q, identifier: m.Identifier})
+			t.match = append(t.match, matchColumn{col: c, quoted: q, identifier: m.Identifier,
+				kind: normalize.KindFor(m.Identifier, string(m.As))})
 		}
 	}
 	if mapping.Action == privacyv1alpha1.ActionMask {

@@ -42,7 +42,9 @@ func (d *db) createFixture(t *testing.T) {
 }
 
 // seedFixture fills the schema with the subject's rows and bystanders that differ from them in
-// the ways a sloppy comparison would miss: case, trailing space, prefix, near numbers.
+// the ways a sloppy comparison would miss: prefix, near domains and numbers. Rows 4 and 5 spell
+// the subject's email in another case and with a trailing space: email matching is normalised,
+// so they are the subject's.
 func (d *db) seedFixture(t *testing.T) {
 	t.Helper()
 	d.insert(t, "users", []string{"id", "email", "phone", "name", "notes"},
@@ -118,12 +120,12 @@ func fixtureSpec(typ privacyv1alpha1.StoreType) *privacyv1alpha1.DataStoreSpec {
 
 // Expected outcome of erasing the subject from the fixture.
 var (
-	wantErased   = map[string]int64{"users": 2, "sessions": 2}
+	wantErased   = map[string]int64{"users": 4, "sessions": 2}
 	wantMasked   = map[string]int64{"profiles": 2, "newsletter": 1}
 	wantRetained = map[string]int64{"invoices": 2}
 	// subject rows per table, by id
 	subjectRows = map[string][]int64{
-		"users": {1, 2}, "sessions": {1, 2}, "profiles": {1, 2}, "newsletter": {1}, "invoices": {1, 2},
+		"users": {1, 2, 4, 5}, "sessions": {1, 2}, "profiles": {1, 2}, "newsletter": {1}, "invoices": {1, 2},
 	}
 )
 
@@ -141,6 +143,15 @@ func merge(ms ...map[string]int64) map[string]int64 {
 		for k, v := range m {
 			out[k] += v
 		}
+	}
+	return out
+}
+
+// subjectRecords are the ids of every row Collect returns for the subject.
+func subjectRecords() []int64 {
+	var out []int64
+	for _, rows := range subjectRows {
+		out = append(out, rows...)
 	}
 	return out
 }

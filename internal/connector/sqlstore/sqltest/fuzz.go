@@ -119,11 +119,11 @@ func FuzzQueries(f *testing.F, d sqlstore.Dialect, textCol, intCol sqlstore.Colu
 		if len([]rune(email)) >= sqlstore.MinContainsRunes {
 			deepBenign = "benign@example.com"
 		}
-		dq, _, dok := tbl.DeepQuery([]string{email})
+		dq, _, dok := tbl.DeepQuery([]string{email}, nil)
 		var bq sqlstore.Query
 		var bok bool
 		if accepts(d, textCol, email) {
-			bq, _, bok = tbl.DeepQuery([]string{deepBenign})
+			bq, _, bok = tbl.DeepQuery([]string{deepBenign}, nil)
 		}
 		if dok != bok || dq.SQL != bq.SQL {
 			t.Fatalf("deep: SQL depends on the value:\n%s\nvs benign\n%s", dq.SQL, bq.SQL)

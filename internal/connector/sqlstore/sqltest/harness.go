@@ -70,7 +70,7 @@ type db struct {
 func (h Harness) newDB(t *testing.T) *db {
 	t.Helper()
 	secret := h.NewDatabase(t)
-	raw, err := h.Dialect.Open([]byte(secret))
+	raw, err := h.Dialect.Open([]byte(secret), nil)
 	if err != nil {
 		t.Fatalf("open raw connection: %v", err)
 	}

@@ -47,7 +47,9 @@ func variants(v string) []string {
 }
 
 // testHostile erases subjects whose every identifier is hostile from tables full of
-// near-miss bystanders: exactly the subject's rows may change.
+// near-miss bystanders: exactly the subject's rows may change. The columns compare exactly (as:
+// exact), which is what opting out of normalised matching must give; testNormalized covers the
+// normalised kinds.
 func (h Harness) testHostile(t *testing.T) {
 	d := h.newDB(t)
 	d.exec(t, "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT, phone TEXT, user_id INTEGER)")
@@ -55,9 +57,11 @@ func (h Harness) testHostile(t *testing.T) {
 	spec := fixtureSpec(h.Dialect.Type())
 	spec.Tables = []privacyv1alpha1.TableMapping{
 		{Name: "people", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{
-			{Column: "email", Identifier: "email"}, {Column: "phone", Identifier: "phone"}, {Column: "user_id", Identifier: "userId"}}},
+			{Column: "email", Identifier: "email", As: privacyv1alpha1.MatchExact},
+			{Column: "phone", Identifier: "phone", As: privacyv1alpha1.MatchExact},
+			{Column: "user_id", Identifier: "userId"}}},
 		{Name: "cards", Action: privacyv1alpha1.ActionMask,
-			Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}},
+			Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email", As: privacyv1alpha1.MatchExact}},
 			Mask:  []privacyv1alpha1.ColumnMask{{Column: "holder", Strategy: privacyv1alpha1.MaskRedact}}},
 	}
 	c := h.client(t, d.secret, spec, sqlstore.Options{})

@@ -1,0 +1,209 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/export"
+	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/requests"
+	"github.com/dsr-operator/dsr-operator/internal/stores"
+)
+
+// labelAccessRequest names an export's request when the name fits a label value (and is empty
+// otherwise).
+const labelAccessRequest = "privacy.dsr.dev/accessrequest"
+
+// exportSecretName is the name of a request's export Secret: <request>-export, shortened with a
+// hash for names too long for that.
+func exportSecretName(ar *privacyv1alpha1.AccessRequest) string {
+	return requests.DerivedName(ar.Name, "-export")
+}
+
+// acceptRequest resolves the subject and the stores and lists each store in the status.
+func (r *AccessRequestReconciler) acceptRequest(ctx context.Context, s *accessScope) (bool, error) {
+	acc, err := s.accept(ctx)
+	if acc == nil || err != nil {
+		return false, err
+	}
+	ar := s.request
+	ar.Status.Stores = make([]privacyv1alpha1.AccessStoreStatus, len(acc.Stores))
+	for i, st := range acc.Stores {
+		ar.Status.Stores[i] = privacyv1alpha1.AccessStoreStatus{StoreProgress: privacyv1alpha1.StoreProgress{
+			Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type, Phase: privacyv1alpha1.StorePending}}
+	}
+	ar.Status.Phase = privacyv1alpha1.PhaseCollecting
+	s.effect.normal(privacyv1alpha1.ReasonAccepted, "Accept",
+		fmt.Sprintf("accepted for %d stores; deadline %s", len(acc.Stores), acc.Deadline.Format(time.RFC3339)))
+	return true, nil
+}
+
+// readIdentifiers reads the subject again; a Secret that cannot be read ends the reconcile.
+func (r *AccessRequestReconciler) readIdentifiers(ctx context.Context, s *accessScope) (bool, error) {
+	return s.readIdentifiers(ctx)
+}
+
+// collectFromDueStores collects from every store that is not backing off. The export is built only
+// from one pass in which every store answered, so it never mixes a retried store's data with stale
+// data: the reconcile goes on to delivery only then.
+func (r *AccessRequestReconciler) collectFromDueStores(ctx context.Context, s *accessScope) (bool, error) {
+	ar := s.request
+	resolved := make([]*stores.Store, len(ar.Status.Stores))
+	results := requests.Run(ctx, s.fanOut(func(ctx context.Context, i int) (connector.Client, func(), error) {
+		st := &ar.Status.Stores[i]
+		store := (*stores.Store)(nil)
+		if s.acceptedStores != nil {
+			store = &s.acceptedStores[i]
+		} else {
+			var err error
+			if store, err = stores.Get(ctx, r.Client, ar.Namespace, st.Kind, st.Name); err != nil {
+				return nil, nil, err
+			}
+		}
+		resolved[i] = store
+		lease, err := r.Pool.Acquire(ctx, store, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		return lease.Client(), lease.Release, nil
+	}), accessProgress(ar), func(i int) bool {
+		return !requests.IsBackingOff(&ar.Status.Stores[i].StoreProgress, s.now)
+	}, func(ctx context.Context, i int, cl connector.Client) (*connector.Collection, error) {
+		return collectFromStore(ctx, s, cl, &ar.Status.Stores[i])
+	})
+
+	inputs := make([]export.StoreInput, len(results))
+	complete := true
+	for i, res := range results {
+		st := &ar.Status.Stores[i]
+		if res.NewlyFailing {
+			s.effect.warn(res.Failure.Reason, "Collect", fmt.Sprintf("%s: %s", storeLabel(&st.StoreProgress), res.Failure.Message))
+		}
+		if !res.Ran || res.Failure != nil || res.Value == nil || res.Value.Pending {
+			complete = false
+			continue
+		}
+		inputs[i] = export.StoreInput{Kind: st.Kind, Name: st.Name, Spec: resolved[i].Spec, Data: res.Value}
+	}
+	if !complete {
+		return false, nil
+	}
+	s.collected = inputs
+	return true, nil
+}
+
+// collectFromStore collects the subject's records from one store.
+func collectFromStore(ctx context.Context, s *accessScope, cl connector.Client, st *privacyv1alpha1.AccessStoreStatus) (*connector.Collection, error) {
+	col, err := cl.Collect(ctx, connector.Request{ID: string(s.request.UID), Identifiers: s.identifiers})
+	metrics.StoreOperations.WithLabelValues(string(st.Type), "collect", result(err, col != nil && col.Pending)).Inc()
+	if err != nil {
+		return nil, err
+	}
+	if col.Pending {
+		st.Phase = privacyv1alpha1.StorePending
+		requests.PollAt(&st.StoreProgress, s.now.Add(pendingPoll), "the store is still collecting")
+		return col, nil
+	}
+	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreCollected)
+	st.Records = int64(len(col.Records))
+	st.CollectedAt = ptrTime(s.now)
+	return col, nil
+}
+
+// deliverExport writes the export Secret. Its name is fixed, so a reconcile that crashed after
+// writing it overwrites it rather than leaving a second copy of the person's data behind.
+func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessScope) (bool, error) {
+	ar := s.request
+	doc := export.Build(export.Request{Namespace: ar.Namespace, Name: ar.Name, UID: string(ar.UID)},
+		string(ar.Spec.Regulation), ar.Status.SubjectDigest, s.now, s.collected)
+	enc, err := export.Encode(doc, r.MaxExportBytes)
+	if err != nil {
+		var tooLarge *export.TooLargeError
+		if errors.As(err, &tooLarge) {
+			ar.Status.Phase = privacyv1alpha1.PhaseFailed
+			s.facts.blocked = &blockingFailure{privacyv1alpha1.ReasonExportTooLarge, tooLarge.Error()}
+			return false, nil
+		}
+		s.log.Error(err, "Encoding the export")
+		s.facts.blocked = &blockingFailure{privacyv1alpha1.ReasonExportNotDelivered, "encoding the export failed; retrying"}
+		s.effect.after(pendingPoll)
+		return false, nil
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Namespace: ar.Namespace, Name: exportSecretName(ar),
+		Labels: requests.RequestLabels(labelAccessRequest, ar.Name, string(ar.UID)),
+	}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{enc.Key: enc.Bytes}}
+	if err := ctrl.SetControllerReference(ar, secret, r.Scheme()); err != nil {
+		return false, err
+	}
+	if err := r.writeExportSecret(ctx, ar, secret); err != nil {
+		s.log.Error(err, "Delivering the export")
+		s.facts.blocked = &blockingFailure{privacyv1alpha1.ReasonExportNotDelivered, "delivering the export failed; retrying: " + err.Error()}
+		s.effect.after(pendingPoll)
+		return false, nil
+	}
+	ttl := defaultExportTTL
+	if ar.Spec.TTL != nil && ar.Spec.TTL.Duration > 0 {
+		ttl = ar.Spec.TTL.Duration
+	}
+	expires := s.now.Add(ttl)
+	ar.Status.Export = &privacyv1alpha1.ExportReference{SecretName: secret.Name, Key: enc.Key, SHA256: enc.SHA256,
+		Bytes: int64(len(enc.Bytes)), Encoding: enc.Encoding, ExpiresAt: ptrTime(expires)}
+	ar.Status.Phase = privacyv1alpha1.PhaseCompleted
+	ar.Status.CompletionTime = ptrTime(s.now)
+	s.effect.at(expires)
+	s.effect.normal(privacyv1alpha1.ReasonExportDelivered, "Deliver", fmt.Sprintf("export of %d records from %d stores delivered in Secret %s (%d bytes, %s)",
+		doc.RecordCount, len(doc.Stores), secret.Name, len(enc.Bytes), enc.Encoding))
+	return true, nil
+}
+
+// writeExportSecret creates the export Secret, or replaces the data of the one an earlier
+// reconcile of this request left.
+func (r *AccessRequestReconciler) writeExportSecret(ctx context.Context, ar *privacyv1alpha1.AccessRequest, secret *corev1.Secret) error {
+	err := r.Create(ctx, secret)
+	if err == nil || !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	var existing corev1.Secret
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), &existing); err != nil {
+		return err
+	}
+	if !metav1.IsControlledBy(&existing, ar) {
+		return fmt.Errorf("secret %q exists and does not belong to this request", secret.Name)
+	}
+	existing.Data = secret.Data
+	return r.Update(ctx, &existing)
+}
+
+// expireExport deletes the export when its TTL passes: the export is personal data too.
+func (r *AccessRequestReconciler) expireExport(ctx context.Context, s *accessScope) (bool, error) {
+	ar := s.request
+	if ar.Status.Export == nil || ar.Status.Export.ExpiresAt == nil {
+		return false, nil
+	}
+	if s.now.Before(ar.Status.Export.ExpiresAt.Time) {
+		s.effect.at(ar.Status.Export.ExpiresAt.Time)
+		return false, nil
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ar.Namespace, Name: ar.Status.Export.SecretName}}
+	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("deleting the export Secret: %w", err)
+	}
+	ar.Status.Phase = privacyv1alpha1.PhaseExpired
+	s.effect.normal(privacyv1alpha1.ReasonExpired, "Expire", expiredMessage(ar))
+	return true, nil
+}
+
+func expiredMessage(ar *privacyv1alpha1.AccessRequest) string {
+	return fmt.Sprintf("the export's TTL passed at %s; Secret %s was deleted", ar.Status.Export.ExpiresAt.UTC().Format(time.RFC3339), ar.Status.Export.SecretName)
+}

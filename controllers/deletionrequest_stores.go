@@ -1,0 +1,123 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/metrics"
+	"github.com/dsr-operator/dsr-operator/internal/requests"
+)
+
+// workOnStore does a store's next step: plan, erase or verify.
+func (r *DeletionRequestReconciler) workOnStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) (storeStep, error) {
+	switch {
+	case st.Planned == nil:
+		return r.planStore(ctx, s, cl, st)
+	case st.Phase == privacyv1alpha1.StoreErased:
+		return storeStep{}, verifyStore(ctx, s, cl, st)
+	default:
+		return storeStep{}, eraseStore(ctx, s, cl, st)
+	}
+}
+
+// planStore counts what a store would erase, mask and retain. A dry-run request ends there.
+func (r *DeletionRequestReconciler) planStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) (storeStep, error) {
+	dr := s.request
+	res, err := cl.Erase(ctx, connector.Request{ID: string(dr.UID), Identifiers: s.identifiers, DryRun: true})
+	metrics.StoreOperations.WithLabelValues(string(st.Type), "plan", result(err, res != nil && res.Pending)).Inc()
+	if err != nil {
+		return storeStep{}, err
+	}
+	if res.Pending {
+		st.Phase = privacyv1alpha1.StorePending
+		requests.PollAt(&st.StoreProgress, s.now.Add(pendingPoll), "the store is still counting")
+		return storeStep{}, nil
+	}
+	st.Planned = &privacyv1alpha1.EraseCounts{Erased: res.Erased, Masked: res.Masked, Retained: res.Retained}
+	st.RetainedReasons = retainedReasons(res.RetainedLocations)
+	if dr.Spec.DryRun {
+		requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreDryRun)
+		st.Message = fmt.Sprintf("would erase %d, mask %d, retain %d", res.Erased, res.Masked, res.Retained)
+		return storeStep{}, nil
+	}
+	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreErasing)
+	return storeStep{planned: true}, nil
+}
+
+// eraseStore applies the mapping and verifies right away.
+func eraseStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) error {
+	res, err := cl.Erase(ctx, connector.Request{ID: string(s.request.UID), Identifiers: s.identifiers})
+	metrics.StoreOperations.WithLabelValues(string(st.Type), "erase", result(err, res != nil && res.Pending)).Inc()
+	if err != nil {
+		return err
+	}
+	if res.Pending {
+		st.Phase = privacyv1alpha1.StoreErasing
+		requests.PollAt(&st.StoreProgress, s.now.Add(pendingPoll), "the store accepted the erasure and is still working on it")
+		return nil
+	}
+	// A repeated erase (after a crash, or a stale read) finds nothing left: the plan holds the
+	// counts of what this request erased.
+	st.Erased = max(st.Planned.Erased, res.Erased)
+	st.Masked = max(st.Planned.Masked, res.Masked)
+	st.Retained = res.Retained
+	st.RetainedReasons = retainedReasons(res.RetainedLocations)
+	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreErased)
+	return verifyStore(ctx, s, cl, st)
+}
+
+// verifyStore checks that nothing identifying the subject is left; what is left is looked for
+// again with backoff.
+func verifyStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) error {
+	res, err := cl.Verify(ctx, connector.Request{ID: string(s.request.UID), Identifiers: s.identifiers, Deep: deep(s.request)})
+	metrics.StoreOperations.WithLabelValues(string(st.Type), "verify", result(err, res != nil && res.Pending)).Inc()
+	if err != nil {
+		return err
+	}
+	if res.Pending {
+		requests.PollAt(&st.StoreProgress, s.now.Add(pendingPoll), "erased; the store is still verifying")
+		return nil
+	}
+	st.Remaining = res.Remaining
+	st.Retained = res.Retained
+	st.RetainedReasons = retainedReasons(res.RetainedLocations)
+	if res.Remaining > 0 {
+		st.Phase = privacyv1alpha1.StoreErased
+		requests.RetryAt(&st.StoreProgress, s.now, "still holds records of the subject in "+describeLocations(res.RemainingLocations))
+		return nil
+	}
+	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreVerified)
+	st.VerifiedAt = ptrTime(s.now)
+	return nil
+}
+
+func deep(dr *privacyv1alpha1.DeletionRequest) bool {
+	return dr.Spec.Verification != nil && dr.Spec.Verification.Deep
+}
+
+func retainedReasons(locs []connector.LocationCount) []privacyv1alpha1.RetainedLocation {
+	if len(locs) == 0 {
+		return nil
+	}
+	out := make([]privacyv1alpha1.RetainedLocation, len(locs))
+	for i, l := range locs {
+		out[i] = privacyv1alpha1.RetainedLocation{Location: l.Location, Records: l.Records, Reason: l.Reason}
+	}
+	return out
+}
+
+func storesWith(dr *privacyv1alpha1.DeletionRequest, phase privacyv1alpha1.StorePhase) string {
+	var names []string
+	for i := range dr.Status.Stores {
+		if dr.Status.Stores[i].Phase == phase {
+			names = append(names, storeLabel(&dr.Status.Stores[i].StoreProgress))
+		}
+	}
+	return joinNames(names)
+}
+
+func storeLabel(p *privacyv1alpha1.StoreProgress) string {
+	return fmt.Sprintf("%s %s", p.Kind, p.Name)
+}

@@ -1,0 +1,250 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
+)
+
+// Normalised matching. A match column whose kind is email or phone cannot be compared in SQL
+// alone: databases fold case differently (SQLite's lower() is ASCII only, MySQL's collations fold
+// accents too) and none knows phone numbering plans. So each operation first finds the column's
+// spellings of the subject: a prefilter in SQL narrows the rows (an index on the prefilter's
+// expression serves it), and the normaliser confirms each value found. The operation then acts
+// on exactly those spellings with the dialect's exact Equal, which its plain index serves, so
+// a bystander whose value only resembles the subject's is never touched.
+
+// MaxSpellings bounds the distinct stored spellings of one subject's identifier in one column.
+// Far more than any person has; more means the column holds something else, and acting on it
+// would be a guess.
+const MaxSpellings = 10000
+
+// phoneDigitsExpr strips the separators people write phone numbers with, in SQL every dialect
+// runs, so that a LIKE on the national digits finds every formatting of the number.
+func phoneDigitsExpr(quoted string) string {
+	expr := quoted
+	for _, sep := range []string{" ", "-", "(", ")", ".", "+", "/"} {
+		expr = "REPLACE(" + expr + ", '" + sep + "', '')"
+	}
+	return expr
+}
+
+// normalised reports whether m compares through the normaliser: its kind is not exact and the
+// column holds text (an integer column holds no spelling to fold).
+func (m matchColumn) normalised() bool {
+	return m.kind != normalize.Exact && m.col.Text
+}
+
+// matchValues are the values m is compared with exactly, for every value the subject has of m's
+// identifier: the value itself for an exact column (or one that bind left alone), and the
+// spellings bind found of it for a normalised one.
+func (t *Table) matchValues(i int, m matchColumn, ids connector.Values) []string {
+	var out []string
+	for _, v := range ids[m.identifier] {
+		if v == "" {
+			continue
+		}
+		if spellings, ok := t.spellings[i][v]; ok {
+			out = append(out, spellings...)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// prefilter is a condition that holds for every row whose value of m may normalise to key
+// (and for some that do not); ok is false when there is nothing to narrow by.
+func (t *Table) prefilter(b *Builder, m matchColumn, raw, key string) (string, bool) {
+	switch m.kind {
+	case normalize.Email:
+		cands := normalize.EmailCandidates(raw, key)
+		args := make([]string, 0, len(cands))
+		for _, c := range cands {
+			args = append(args, b.Arg(c))
+		}
+		return "LOWER(TRIM(" + m.quoted + ")) IN (" + strings.Join(args, ", ") + ")", true
+	case normalize.Phone:
+		digits, ok := normalize.PhoneDigits(key)
+		if !ok {
+			return "", false
+		}
+		return phoneDigitsExpr(m.quoted) + " LIKE " + b.Arg("%"+digits+"%"), true
+	default:
+		return "", false
+	}
+}
+
+// bind returns a copy of t whose normalised match columns compare each value of ids with the
+// spellings of it found in them now. Values bound before keep their spellings, so binding again
+// with more values (linked data derives them round by round) reads only the new ones. Values
+// that do not normalise (a phone number without a country code and no default region) keep
+// comparing exactly.
+func (s *Store) bind(ctx context.Context, q Querier, t *Table, ids connector.Values) (*Table, error) {
+	bound := *t
+	bound.spellings = make(map[int]map[string][]string, len(t.match))
+	for i, m := range t.match {
+		byValue := make(map[string][]string, len(t.spellings[i]))
+		for v, spellings := range t.spellings[i] {
+			byValue[v] = spellings
+		}
+		bound.spellings[i] = byValue
+		if !m.normalised() {
+			continue
+		}
+		for _, raw := range ids[m.identifier] {
+			if _, done := byValue[raw]; done || raw == "" {
+				continue
+			}
+			key, ok := s.norm.Normalize(m.kind, raw)
+			if !ok {
+				continue
+			}
+			spellings, err := s.findSpellings(ctx, q, t, m, raw, key)
+			if err != nil {
+				return nil, err
+			}
+			byValue[raw] = spellings
+		}
+	}
+	return &bound, nil
+}
+
+// findSpellings reads the values of m that pass the prefilter and keeps the distinct ones that
+// normalise to key. Rows are streamed, so memory holds only the subject's spellings.
+func (s *Store) findSpellings(ctx context.Context, q Querier, t *Table, m matchColumn, raw, key string) ([]string, error) {
+	b := NewBuilder(t.d)
+	cond, ok := t.prefilter(b, m, raw, key)
+	if !ok {
+		return []string{raw}, nil
+	}
+	ctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	// No DISTINCT: under a case-insensitive collation it would return one spelling of several.
+	rows, err := q.QueryContext(ctx, "SELECT "+m.quoted+" FROM "+t.quoted+" WHERE "+cond, b.Args()...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var v *string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		if v == nil || seen[*v] || s.norm.Key(m.kind, *v) != key {
+			continue
+		}
+		seen[*v] = true
+		if len(seen) > MaxSpellings {
+			return nil, &MappingError{Problems: []string{fmt.Sprintf(
+				"column %s of table %s holds more than %d spellings of one identifier", m.col.Name, t.Name, MaxSpellings)}}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	spellings := make([]string, 0, len(seen))
+	for v := range seen {
+		spellings = append(spellings, v)
+	}
+	sort.Strings(spellings)
+	return spellings, nil
+}
+
+// bindAll binds every table; see bind. The bound copies point at each other where the tables
+// did (the same table's outranking mappings), so that every condition compares spellings.
+func (s *Store) bindAll(ctx context.Context, q Querier, tables []*Table, ids connector.Values) ([]*Table, error) {
+	out := make([]*Table, 0, len(tables))
+	boundOf := make(map[*Table]*Table, len(tables))
+	for _, t := range tables {
+		bt, err := s.bind(ctx, q, t, ids)
+		if err != nil {
+			return nil, err
+		}
+		boundOf[t] = bt
+		out = append(out, bt)
+	}
+	for _, bt := range out {
+		if len(bt.links.outranked) == 0 {
+			continue
+		}
+		outranked := make([]*Table, len(bt.links.outranked))
+		for i, other := range bt.links.outranked {
+			if b, ok := boundOf[other]; ok {
+				other = b
+			}
+			outranked[i] = other
+		}
+		bt.links.outranked = outranked
+	}
+	return out, nil
+}
+
+// deepSearch is what deep verification looks for: every value of the subject as given, every
+// spelling of it found in a mapped column, and the normalised forms; emails also in any letter
+// case (foldedValues).
+type deepSearch struct {
+	values       []string
+	foldedValues []string
+}
+
+func (s *Store) deepSearchFor(tables []*Table, ids connector.Values) deepSearch {
+	seen := map[string]bool{}
+	var ds deepSearch
+	add := func(v string) {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			ds.values = append(ds.values, v)
+		}
+	}
+	for _, v := range deepValues(ids) {
+		add(v)
+	}
+	folded := map[string]bool{}
+	for _, t := range tables {
+		for i, m := range t.match {
+			for _, spellings := range t.spellings[i] {
+				for _, v := range spellings {
+					add(v)
+				}
+			}
+			if m.kind == normalize.Exact {
+				continue
+			}
+			for _, raw := range ids[m.identifier] {
+				key, ok := s.norm.Normalize(m.kind, raw)
+				if raw == "" || !ok {
+					continue
+				}
+				add(key)
+				if m.kind == normalize.Email {
+					for _, c := range normalize.EmailCandidates(raw, key) {
+						folded[c] = true
+					}
+				}
+			}
+		}
+	}
+	for v := range folded {
+		ds.foldedValues = append(ds.foldedValues, v)
+	}
+	sort.Strings(ds.values)
+	sort.Strings(ds.foldedValues)
+	return ds
+}
+
+// likeEscape escapes LIKE's wildcards with '!', an escape character every dialect takes the same.
+func likeEscape(v string) string {
+	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+	return r.Replace(v)
+}
+
+// foldedContains holds when the text column holds value in any letter case (value is lower case).
+func foldedContains(b *Builder, quoted, value string) string {
+	return "LOWER(" + quoted + ") LIKE " + b.Arg("%"+likeEscape(value)+"%") + " ESCAPE '!'"
+}

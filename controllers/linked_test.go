@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -155,5 +157,30 @@ func TestLinkedAccessExportsDerivedRows(t *testing.T) {
 	// One customer, two orders, three order items; nothing of the bystander's.
 	if len(doc.Stores) != 1 || doc.Stores[0].RecordCount != 6 {
 		t.Fatalf("export: %+v", doc.Stores)
+	}
+}
+
+// The derived values go with the identifiers Secret when re-verification ends.
+func TestLinkedDerivedValuesDeletedWithTheIdentifiers(t *testing.T) {
+	_, dsn := linkedShop(t)
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	create(t, secret(ns, "shop-conn", map[string]string{"dsn": dsn}))
+	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
+	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	create(t, deletionRequest(ns, "forget", "jane", func(dr *privacyv1alpha1.DeletionRequest) {
+		dr.Spec.Verification = &privacyv1alpha1.Verification{ReverifyInterval: &metav1.Duration{Duration: time.Second},
+			ReverifyPeriod: &metav1.Duration{Duration: 3 * time.Second}}
+	}))
+	eventually(t, settle, func() (bool, string) {
+		dr := getDR(t, ns, "forget")
+		return dr.Status.Verification != nil && dr.Status.Verification.IdentifiersSecretDeleted, storesString(dr)
+	})
+	if dr := getDR(t, ns, "forget"); dr.Status.Verification.Verifications < 2 || !isTrue(dr.Status.Conditions, privacyv1alpha1.ConditionReady) {
+		t.Errorf("re-verification: %+v; %s", dr.Status.Verification, conditionsString(dr.Status.Conditions))
+	}
+	err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "forget-derived"}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("derived values Secret still there: %v", err)
 	}
 }

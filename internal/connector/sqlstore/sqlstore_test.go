@@ -253,3 +253,19 @@ func FuzzTableName(f *testing.F) {
 		}
 	})
 }
+
+// A store's failure is scrubbed of every value of the request, the derived and shared ones too.
+func TestStoreFailureScrubsDerivedValues(t *testing.T) {
+	s := &Store{d: stubDialect{kind: connector.KindUnavailable}}
+	req := connector.Request{Identifiers: connector.Identifiers{"email": "alice@example.com"},
+		Values: connector.Values{"orderId": {"ord-9931"}}, Shared: connector.Values{"addressId": {"addr-77"}}}
+	err := s.failAt("erase", "orders", errors.New(`no row ord-9931 for addr-77 of alice@example.com`), req)
+	for _, v := range []string{"ord-9931", "addr-77", "alice@example.com"} {
+		if strings.Contains(err.Error(), v) {
+			t.Fatalf("message leaks %q: %s", v, err)
+		}
+	}
+	if ce := (*connector.Error)(nil); !errors.As(err, &ce) || ce.Location != "orders" {
+		t.Fatalf("location lost: %v", err)
+	}
+}

@@ -155,6 +155,10 @@ func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessSc
 		s.effect.after(pendingPoll)
 		return false, nil
 	}
+	// The export holds what the derived values found; they are not needed any more.
+	if err := s.deleteDerived(ctx); err != nil {
+		s.log.Error(err, "Deleting the derived values")
+	}
 	ttl := defaultExportTTL
 	if ar.Spec.TTL != nil && ar.Spec.TTL.Duration > 0 {
 		ttl = ar.Spec.TTL.Duration

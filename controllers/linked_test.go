@@ -158,6 +158,10 @@ func TestLinkedAccessExportsDerivedRows(t *testing.T) {
 	if len(doc.Stores) != 1 || doc.Stores[0].RecordCount != 6 {
 		t.Fatalf("export: %+v", doc.Stores)
 	}
+	err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "export-jane-derived"}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("derived values Secret kept after the export was delivered: %v", err)
+	}
 }
 
 // The derived values go with the identifiers Secret when re-verification ends.

@@ -37,6 +37,9 @@ func (r *AccessRequestReconciler) acceptRequest(ctx context.Context, s *accessSc
 	if acc == nil || err != nil {
 		return false, err
 	}
+	if proceed, err := s.deriveLinked(ctx, labelAccessRequest); !proceed || err != nil {
+		return false, err
+	}
 	ar := s.request
 	ar.Status.Stores = make([]privacyv1alpha1.AccessStoreStatus, len(acc.Stores))
 	for i, st := range acc.Stores {
@@ -105,7 +108,7 @@ func (r *AccessRequestReconciler) collectFromDueStores(ctx context.Context, s *a
 
 // collectFromStore collects the subject's records from one store.
 func collectFromStore(ctx context.Context, s *accessScope, cl connector.Client, st *privacyv1alpha1.AccessStoreStatus) (*connector.Collection, error) {
-	col, err := cl.Collect(ctx, connector.Request{ID: string(s.request.UID), Identifiers: s.identifiers})
+	col, err := cl.Collect(ctx, s.subjectRequest(string(s.request.UID)))
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "collect", result(err, col != nil && col.Pending)).Inc()
 	if err != nil {
 		return nil, err
@@ -152,6 +155,10 @@ func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessSc
 		s.facts.blocked = &blockingFailure{privacyv1alpha1.ReasonExportNotDelivered, "delivering the export failed; retrying: " + err.Error()}
 		s.effect.after(pendingPoll)
 		return false, nil
+	}
+	// The export holds what the derived values found; they are not needed any more.
+	if err := s.deleteDerived(ctx); err != nil {
+		s.log.Error(err, "Deleting the derived values")
 	}
 	ttl := defaultExportTTL
 	if ar.Spec.TTL != nil && ar.Spec.TTL.Duration > 0 {

@@ -19,6 +19,9 @@ func (r *DeletionRequestReconciler) acceptRequest(ctx context.Context, s *deleti
 	if acc == nil || err != nil {
 		return false, err
 	}
+	if proceed, err := s.deriveLinked(ctx, labelDeletionRequest); !proceed || err != nil {
+		return false, err
+	}
 	dr := s.request
 	dr.Status.StoreCount = int32(len(acc.Stores))
 	dr.Status.Stores = make([]privacyv1alpha1.DeletionStoreStatus, len(acc.Stores))

@@ -102,8 +102,8 @@ func (r *DeletionRequestReconciler) reverifyWhenDue(ctx context.Context, s *dele
 // reverifyStore verifies one store again and, when records came back and the request asks for it,
 // erases them again.
 func reverifyStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) (storeReverification, error) {
-	dr, ids, now := s.request, s.identifiers, s.now
-	res, err := cl.Verify(ctx, connector.Request{ID: string(dr.UID), Identifiers: ids, Deep: deep(dr)})
+	dr, now := s.request, s.now
+	res, err := cl.Verify(ctx, withDeep(s.subjectRequest(string(dr.UID)), deep(dr)))
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "verify", result(err, res != nil && res.Pending)).Inc()
 	if err != nil || res.Pending {
 		return storeReverification{}, err
@@ -121,12 +121,12 @@ func reverifyStore(ctx context.Context, s *deletionScope, cl connector.Client, s
 	if dr.Spec.Verification == nil || !dr.Spec.Verification.ReErase {
 		return storeReverification{reappeared: true}, nil
 	}
-	er, err := cl.Erase(ctx, connector.Request{ID: string(dr.UID) + "/reerase/" + now.UTC().Format(time.RFC3339), Identifiers: ids})
+	er, err := cl.Erase(ctx, s.subjectRequest(string(dr.UID)+"/reerase/"+now.UTC().Format(time.RFC3339)))
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "erase", result(err, er != nil && er.Pending)).Inc()
 	if err != nil || er.Pending {
 		return storeReverification{reappeared: true}, err
 	}
-	again, err := cl.Verify(ctx, connector.Request{ID: string(dr.UID), Identifiers: ids, Deep: deep(dr)})
+	again, err := cl.Verify(ctx, withDeep(s.subjectRequest(string(dr.UID)), deep(dr)))
 	if err != nil || again.Pending {
 		return storeReverification{reappeared: true}, err
 	}
@@ -156,6 +156,9 @@ func (r *DeletionRequestReconciler) endVerification(ctx context.Context, s *dele
 	deleted, err := secretref.DeleteIdentifiers(ctx, r.Client, r.APIReader, dr, dr.Namespace, dr.Spec.Subject.IdentifiersSecretRef.Name)
 	if err != nil {
 		return fmt.Errorf("deleting identifiers Secret: %w", err)
+	}
+	if err := s.deleteDerived(ctx); err != nil {
+		return err
 	}
 	v.IdentifiersSecretDeleted = true
 	if !deleted {

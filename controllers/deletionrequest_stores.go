@@ -25,7 +25,7 @@ func (r *DeletionRequestReconciler) workOnStore(ctx context.Context, s *deletion
 // planStore counts what a store would erase, mask and retain. A dry-run request ends there.
 func (r *DeletionRequestReconciler) planStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) (storeStep, error) {
 	dr := s.request
-	res, err := cl.Erase(ctx, connector.Request{ID: string(dr.UID), Identifiers: s.identifiers, DryRun: true})
+	res, err := cl.Erase(ctx, withDryRun(s.subjectRequest(string(dr.UID))))
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "plan", result(err, res != nil && res.Pending)).Inc()
 	if err != nil {
 		return storeStep{}, err
@@ -48,7 +48,7 @@ func (r *DeletionRequestReconciler) planStore(ctx context.Context, s *deletionSc
 
 // eraseStore applies the mapping and verifies right away.
 func eraseStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) error {
-	res, err := cl.Erase(ctx, connector.Request{ID: string(s.request.UID), Identifiers: s.identifiers})
+	res, err := cl.Erase(ctx, s.subjectRequest(string(s.request.UID)))
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "erase", result(err, res != nil && res.Pending)).Inc()
 	if err != nil {
 		return err
@@ -71,7 +71,7 @@ func eraseStore(ctx context.Context, s *deletionScope, cl connector.Client, st *
 // verifyStore checks that nothing identifying the subject is left; what is left is looked for
 // again with backoff.
 func verifyStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) error {
-	res, err := cl.Verify(ctx, connector.Request{ID: string(s.request.UID), Identifiers: s.identifiers, Deep: deep(s.request)})
+	res, err := cl.Verify(ctx, withDeep(s.subjectRequest(string(s.request.UID)), deep(s.request)))
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "verify", result(err, res != nil && res.Pending)).Inc()
 	if err != nil {
 		return err

@@ -68,6 +68,8 @@ type requestScope struct {
 	facts  requestFacts
 	// identifiers are the subject's, once read in this reconcile.
 	identifiers connector.Identifiers
+	// values and shared are the values derived from them at acceptance (request_linked.go).
+	values, shared connector.Values
 	// acceptedStores are the stores resolved when the request was accepted in this reconcile, in
 	// the order of its status; nil otherwise (each store is read again).
 	acceptedStores []stores.Store
@@ -142,6 +144,9 @@ func (s *requestScope) readIdentifiers(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	s.identifiers = ids
+	if err := s.readDerived(ctx); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 

@@ -103,8 +103,8 @@ type ColumnMatch struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
 	Column string `json:"column"`
-	// Identifier is the name of the subject's identifier (a key of the identifiers Secret),
-	// e.g. email, userId, phone.
+	// Identifier is the name of the subject's identifier: a key of the identifiers Secret (email,
+	// userId, phone) or an identifier some table mapping provides (customerId).
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_.-]*$`
 	Identifier string `json:"identifier"`
@@ -126,6 +126,20 @@ const (
 	MatchExact MatchKind = "exact"
 )
 
+// ColumnProvide says that a column of the subject's rows holds a further identifier of the subject
+// (a derived identifier), which other tables, key patterns or http stores can match.
+type ColumnProvide struct {
+	// Identifier is the name the derived values go by, e.g. customerId. It may also be a name of
+	// the identifiers Secret: the values then add up.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_.-]*$`
+	Identifier string `json:"identifier"`
+	// Column whose values, in the rows this table mapping matches, are the identifier's values.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
+	Column string `json:"column"`
+}
+
 // ColumnMask rewrites one column of the subject's rows.
 type ColumnMask struct {
 	// Column to rewrite.
@@ -136,7 +150,9 @@ type ColumnMask struct {
 	Strategy MaskStrategy `json:"strategy"`
 }
 
-// TableMapping says where a subject's rows are in one table and what to do with them.
+// TableMapping says where a subject's rows are in one table and what to do with them. A table may
+// be listed more than once with different matches and actions; when several mappings match one row,
+// retain beats delete and delete beats mask.
 // +kubebuilder:validation:XValidation:rule="self.action != 'retain' || (has(self.retainReason) && size(self.retainReason) > 0)",message="retainReason is required when action is retain",fieldPath=".retainReason"
 // +kubebuilder:validation:XValidation:rule="self.action != 'mask' || (has(self.mask) && size(self.mask) > 0)",message="mask is required when action is mask",fieldPath=".mask"
 // +kubebuilder:validation:XValidation:rule="self.action == 'mask' || !has(self.mask) || size(self.mask) == 0",message="mask is only allowed when action is mask",fieldPath=".mask"
@@ -151,6 +167,12 @@ type TableMapping struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
 	Match []ColumnMatch `json:"match"`
+	// Provides lists columns of the matched rows that hold further identifiers of the subject;
+	// every value found becomes a value of that identifier (derived identifiers).
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	Provides []ColumnProvide `json:"provides,omitempty"`
 	// Action: delete the rows, mask columns of them, or retain them under a legal hold.
 	Action TableAction `json:"action"`
 	// Mask lists the columns rewritten when action is mask.

@@ -75,8 +75,17 @@ type Request struct {
 	// ID is stable across retries of the same request (the request's UID); the http connector sends
 	// it as the idempotency key.
 	ID string
-	// Identifiers of the subject. Never log them.
+	// Identifiers of the subject, one value per name (the identifiers Secret). Never log them.
 	Identifiers Identifiers
+	// Values are further values of the subject's identifiers, several per name: more values of a
+	// Secret identifier, and the derived identifiers of linked data (values read from the
+	// provides columns of the subject's rows, see Deriver). Connectors match every value of
+	// Identifiers and Values alike (Request.AllValues). Never log them.
+	Values Values
+	// Shared are derived values that also belong to someone else (an address another customer
+	// lives at). A row reached only through them is never changed; it is counted as shared.
+	// Never log them.
+	Shared Values
 	// DryRun: Erase counts what it would do and changes nothing.
 	DryRun bool
 	// Deep: Verify also searches every text-like column of the mapped tables.
@@ -110,6 +119,10 @@ type EraseResult struct {
 	// Retained records, with where and why.
 	Retained          int64
 	RetainedLocations []LocationCount
+	// Shared records are reached only through a derived value that also belongs to someone
+	// else: left untouched, with where.
+	Shared          int64
+	SharedLocations []LocationCount
 	// Pending is true when the store accepted the erasure but finishes it later (an http
 	// processor answering 202): call Erase again with the same Request.ID to poll.
 	Pending bool
@@ -123,6 +136,10 @@ type VerifyResult struct {
 	// Retained records are kept on purpose; they never count as remaining.
 	Retained          int64
 	RetainedLocations []LocationCount
+	// Shared records are reached only through a derived value that also belongs to someone
+	// else; they never count as remaining.
+	Shared          int64
+	SharedLocations []LocationCount
 	// Pending: the store has not finished verifying; call again later.
 	Pending bool
 }
@@ -139,4 +156,24 @@ type Record struct {
 	Location Location       `json:"location"`
 	Key      string         `json:"key,omitempty"`
 	Data     map[string]any `json:"data"`
+}
+
+// Deriver is implemented by clients whose mapping can provide derived identifiers (the SQL
+// stores' tables with provides). The controllers call Derive store by store in the order
+// internal/linkgraph resolves, before anything is erased, passing every value known so far.
+type Deriver interface {
+	// Derive reads the provides columns of the subject's rows, following the store's own
+	// provides/match links until nothing new is found, and returns the derived values. It changes
+	// nothing.
+	Derive(ctx context.Context, req Request) (*Derivation, error)
+}
+
+// Derivation is what one store derived.
+type Derivation struct {
+	// Values of the derived identifiers that are the subject's alone. Pass them on as
+	// Request.Values.
+	Values Values
+	// Shared values are also held by rows that are not the subject's; pass them on as
+	// Request.Shared.
+	Shared Values
 }

@@ -197,7 +197,11 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 			kinds[name] = string(normalize.KindFor(name, ""))
 		}
 	}
-	if len(ids) == 0 {
+	values := wireValues(req)
+	for name := range values {
+		kinds[name] = string(normalize.KindFor(name, ""))
+	}
+	if len(ids) == 0 && len(values) == 0 {
 		// A careless service could read an empty set of identifiers as "everyone".
 		return nil, false, connector.Errorf(connector.KindRejected, op, "the request has no identifier values; nothing is sent")
 	}
@@ -205,6 +209,7 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 		ProtocolVersion: ProtocolVersion,
 		RequestID:       req.ID,
 		Identifiers:     ids,
+		Values:          values,
 		IdentifierKinds: kinds,
 		DefaultRegion:   c.region,
 		DryRun:          req.DryRun,
@@ -213,7 +218,7 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 	if err != nil {
 		return nil, false, connector.Errorf(connector.KindRejected, op, "the request cannot be encoded as JSON")
 	}
-	return c.post(ctx, call{op: op, key: req.ID + "-" + keyOp, body: body, limit: limit, ids: req.Identifiers, pendingOK: true})
+	return c.post(ctx, call{op: op, key: req.ID + "-" + keyOp, body: body, limit: limit, ids: scrubIdentifiers(req), pendingOK: true})
 }
 
 // call is one POST to the service.
@@ -388,6 +393,32 @@ func locationCounts(problems *[]string, field string, in []wireLocationCount, to
 	}
 	if sum != total && len(*problems) == 0 {
 		*problems = append(*problems, fmt.Sprintf("the records of %s add up to %d, not %d", field, sum, total))
+	}
+	return out
+}
+
+// wireValues is every value of the request when it has more than the identifiers' single values
+// (Request.Values), else nil: the field is left out and the body is what v1 always sent.
+func wireValues(req connector.Request) map[string][]string {
+	if req.Values.Count() == 0 {
+		return nil
+	}
+	return req.AllValues()
+}
+
+// scrubIdentifiers are the values an error message from the service is scrubbed of: every value
+// sent, one name per value.
+func scrubIdentifiers(req connector.Request) connector.Identifiers {
+	out := connector.Identifiers{}
+	for name, v := range req.Identifiers {
+		out[name] = v
+	}
+	i := 0
+	for _, values := range req.AllValues() {
+		for _, v := range values {
+			out[fmt.Sprintf("value-%d", i)] = v
+			i++
+		}
 	}
 	return out
 }

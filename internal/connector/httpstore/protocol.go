@@ -12,6 +12,10 @@ type operationRequest struct {
 	ProtocolVersion string            `json:"protocolVersion"`
 	RequestID       string            `json:"requestId"`
 	Identifiers     map[string]string `json:"identifiers"`
+	// Values holds every value of every identifier, several per name (a second email, the
+	// derived order ids of linked data). Sent only when the request has more than the
+	// identifiers' single values, so that a v1 service that ignores it still acts on identifiers.
+	Values map[string][]string `json:"values,omitempty"`
 	// IdentifierKinds says how each identifier's values compare: email, phone or exact (by the
 	// identifier's name, see internal/normalize). Additive to v1: a service that ignores it
 	// compares exactly, as before.

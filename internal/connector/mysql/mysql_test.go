@@ -100,3 +100,7 @@ func FuzzQueries(f *testing.F) {
 		sqlstore.Column{Type: "text", Text: true, Searchable: true, Charset: "utf8mb4", Collation: "utf8mb4_general_ci"},
 		sqlstore.Column{Type: "bigint"})
 }
+
+func TestLinked(t *testing.T) {
+	sqltest.RunLinked(t, harness(t), nil)
+}

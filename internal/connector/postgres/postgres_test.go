@@ -82,3 +82,7 @@ func FuzzQueries(f *testing.F) {
 		sqlstore.Column{Type: "text", Text: true, Searchable: true},
 		sqlstore.Column{Type: "int8"})
 }
+
+func TestLinked(t *testing.T) {
+	sqltest.RunLinked(t, harness(t), nil)
+}

@@ -16,7 +16,7 @@ import (
 // Collect reads every key of the subject, retained ones included, whatever its type. Each record
 // is {Location: pattern, Key: key, Data: {"type": ..., "value": ...}}; see read for the shapes.
 func (c *client) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
-	found, _, err := c.find(ctx, "collect", req.Identifiers)
+	found, _, err := c.find(ctx, "collect", req)
 	if err != nil {
 		return nil, err
 	}

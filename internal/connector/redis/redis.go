@@ -180,10 +180,11 @@ type located struct {
 	keys []string
 }
 
-// find returns, per mapping that applies to the subject, its keys. Retained mappings go first
+// find returns, per mapping that applies to the subject, its keys: over every combination of the
+// values of the identifiers its pattern names (see expansions). Retained mappings go first
 // and a key is reported once: under a retained pattern if any covers it (the legal hold wins),
 // else under the first deleted pattern that does. covered holds every key reported.
-func (c *client) find(ctx context.Context, op string, ids connector.Identifiers) (found []located, covered map[string]bool, err error) {
+func (c *client) find(ctx context.Context, op string, req connector.Request) (found []located, covered map[string]bool, err error) {
 	if err := c.refuseCluster(ctx, op); err != nil {
 		return nil, nil, err
 	}
@@ -199,37 +200,26 @@ func (c *client) find(ctx context.Context, op string, ids connector.Identifiers)
 		}
 	}
 	covered = map[string]bool{}
-	keyIDs := c.keyIdentifiers(ids)
+	all := req.AllValues()
 	for _, m := range order {
-		target, ok, err := m.pattern.expand(keyIDs)
-		if err != nil {
-			return nil, nil, refused(op, m.pattern.source, err)
-		}
-		if !ok {
-			continue
-		}
-		var keys []string
-		if m.pattern.glob {
-			if keys, err = c.scanMatch(ctx, target); err != nil {
-				return nil, nil, fail(ctx, op, err, ids)
-			}
-		} else {
-			n, err := c.rdb.Exists(ctx, target).Result()
-			if err != nil {
-				return nil, nil, fail(ctx, op, err, ids)
-			}
-			if n > 0 {
-				keys = []string{target}
-			}
-		}
 		l := located{m: m}
-		for _, k := range keys {
-			if !covered[k] {
-				covered[k] = true
-				l.keys = append(l.keys, k)
+		applies := false
+		for _, ids := range expansions(m.pattern, all) {
+			keys, ok, err := c.keysOf(ctx, op, m, ids)
+			if err != nil {
+				return nil, nil, err
+			}
+			applies = applies || ok
+			for _, k := range keys {
+				if !covered[k] {
+					covered[k] = true
+					l.keys = append(l.keys, k)
+				}
 			}
 		}
-		found = append(found, l)
+		if applies {
+			found = append(found, l)
+		}
 	}
 	return found, covered, nil
 }
@@ -285,7 +275,7 @@ func (c *client) scan(ctx context.Context, match string, limit int, fn func([]st
 // Erase unlinks the subject's keys under deleted patterns and counts those under retained ones.
 // Erased counts only the keys UNLINK actually removed, so a second Erase erases zero.
 func (c *client) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
-	found, _, err := c.find(ctx, "erase", req.Identifiers)
+	found, _, err := c.find(ctx, "erase", req)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +322,7 @@ func (c *client) unlink(ctx context.Context, keys []string) (int64, error) {
 // Verify counts the subject's keys under deleted patterns (Remaining) and retained ones
 // (Retained). With req.Deep it also scans every key name for the identifier values.
 func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
-	found, covered, err := c.find(ctx, "verify", req.Identifiers)
+	found, covered, err := c.find(ctx, "verify", req)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,12 @@ func FuzzQueries(f *testing.F) {
 	sqltest.FuzzQueries(f, Dialect{},
 		sqlstore.Column{Type: "text", Text: true, Searchable: true},
 		sqlstore.Column{Type: "integer"})
+}
+
+func TestLinked(t *testing.T) {
+	sqltest.RunLinked(t, harness(), func(secret string) string {
+		return "file:" + (&url.URL{Path: secret}).EscapedPath() + "?_pragma=foreign_keys(1)"
+	})
 }
 
 func TestDisabledRefusesBeforeOpening(t *testing.T) {

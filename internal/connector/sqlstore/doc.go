@@ -10,12 +10,19 @@
 //
 // # Matching
 //
-// A row matches when any of the table's match columns equals the subject's identifier of that
-// name. Identifiers the subject does not have (or has empty) are skipped; a table none of whose
+// A row matches when any of the table's match columns equals any value of the subject's identifier
+// of that name (Request.AllValues: the Secret's value and further ones, derived ones included). Identifiers the subject does not have (or has empty) are skipped; a table none of whose
 // identifiers the subject has is skipped. Equality is exact: no LIKE, no case or accent folding,
 // no trailing-space padding, no numeric coercion ("042" does not match 42). A value the column
 // cannot hold at all (a non-integer for an integer column, NUL in PostgreSQL text) matches
 // nothing rather than failing.
+//
+// # Linked data
+//
+// A mapping's provides columns give derived identifiers (derive.go); values a row that is not the
+// subject's also holds are shared and select nothing (shared.go); mappings of one table rank
+// retain > delete > mask (links.go); a linked erasure runs in foreign-key order and refuses a
+// delete an unmapped table's key blocks (order.go); Check warns about coverage (coverage.go).
 //
 // # Mask state
 //

@@ -24,6 +24,12 @@ func (e *scrubbedError) Unwrap() error { return e.cause }
 // problems are the connector's own text and become the error's hint; the driver's text never
 // does.
 func Classify(d Dialect, op string, location connector.Location, err error, ids connector.Identifiers) error {
+	return classify(d, op, location, err, ids.Scrub)
+}
+
+// classify is Classify with the scrubbing given: a request's derived values are scrubbed too
+// (connector.Request.ScrubAll).
+func classify(d Dialect, op string, location connector.Location, err error, scrub func(string) string) error {
 	if err == nil {
 		return nil
 	}
@@ -35,7 +41,11 @@ func Classify(d Dialect, op string, location connector.Location, err error, ids 
 	if errors.As(err, &me) {
 		return &connector.Error{Kind: connector.KindMapping, Op: op, Location: location, Hint: me.Error(), Err: me}
 	}
-	scrubbed := &scrubbedError{msg: ids.Scrub(err.Error())}
+	msg := err.Error()
+	if scrub != nil {
+		msg = scrub(msg)
+	}
+	scrubbed := &scrubbedError{msg: msg}
 	e := &connector.Error{Kind: connector.KindUnavailable, Op: op, Location: location, Err: scrubbed}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

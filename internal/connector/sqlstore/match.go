@@ -39,17 +39,22 @@ func (m matchColumn) normalised() bool {
 	return m.kind != normalize.Exact && m.col.Text
 }
 
-// matchValues are the values m is compared with exactly: the subject's own value for an exact
-// column, and the spellings found by bind for a normalised one.
-func (t *Table) matchValues(i int, m matchColumn, ids connector.Identifiers) []string {
-	v, has := ids[m.identifier]
-	if !has || v == "" {
-		return nil
+// matchValues are the values m is compared with exactly, for every value the subject has of m's
+// identifier: the value itself for an exact column (or one that bind left alone), and the
+// spellings bind found of it for a normalised one.
+func (t *Table) matchValues(i int, m matchColumn, ids connector.Values) []string {
+	var out []string
+	for _, v := range ids[m.identifier] {
+		if v == "" {
+			continue
+		}
+		if spellings, ok := t.spellings[i][v]; ok {
+			out = append(out, spellings...)
+			continue
+		}
+		out = append(out, v)
 	}
-	if spellings, ok := t.spellings[i]; ok {
-		return spellings
-	}
-	return []string{v}
+	return out
 }
 
 // prefilter is a condition that holds for every row whose value of m may normalise to key
@@ -74,26 +79,37 @@ func (t *Table) prefilter(b *Builder, m matchColumn, raw, key string) (string, b
 	}
 }
 
-// bind returns a copy of t whose normalised match columns compare with the spellings of the
-// subject found in them now. Columns whose subject value does not normalise (a phone number
-// without a country code and no default region) keep comparing it exactly.
-func (s *Store) bind(ctx context.Context, q Querier, t *Table, ids connector.Identifiers) (*Table, error) {
+// bind returns a copy of t whose normalised match columns compare each value of ids with the
+// spellings of it found in them now. Values bound before keep their spellings, so binding again
+// with more values (linked data derives them round by round) reads only the new ones. Values
+// that do not normalise (a phone number without a country code and no default region) keep
+// comparing exactly.
+func (s *Store) bind(ctx context.Context, q Querier, t *Table, ids connector.Values) (*Table, error) {
 	bound := *t
-	bound.spellings = map[int][]string{}
+	bound.spellings = make(map[int]map[string][]string, len(t.match))
 	for i, m := range t.match {
-		raw, has := ids[m.identifier]
-		if !has || raw == "" || !m.normalised() {
+		byValue := make(map[string][]string, len(t.spellings[i]))
+		for v, spellings := range t.spellings[i] {
+			byValue[v] = spellings
+		}
+		bound.spellings[i] = byValue
+		if !m.normalised() {
 			continue
 		}
-		key, ok := s.norm.Normalize(m.kind, raw)
-		if !ok {
-			continue
+		for _, raw := range ids[m.identifier] {
+			if _, done := byValue[raw]; done || raw == "" {
+				continue
+			}
+			key, ok := s.norm.Normalize(m.kind, raw)
+			if !ok {
+				continue
+			}
+			spellings, err := s.findSpellings(ctx, q, t, m, raw, key)
+			if err != nil {
+				return nil, err
+			}
+			byValue[raw] = spellings
 		}
-		spellings, err := s.findSpellings(ctx, q, t, m, raw, key)
-		if err != nil {
-			return nil, err
-		}
-		bound.spellings[i] = spellings
 	}
 	return &bound, nil
 }
@@ -140,15 +156,31 @@ func (s *Store) findSpellings(ctx context.Context, q Querier, t *Table, m matchC
 	return spellings, nil
 }
 
-// bindAll binds every table; see bind.
-func (s *Store) bindAll(ctx context.Context, q Querier, tables []*Table, ids connector.Identifiers) ([]*Table, error) {
+// bindAll binds every table; see bind. The bound copies point at each other where the tables
+// did (the same table's outranking mappings), so that every condition compares spellings.
+func (s *Store) bindAll(ctx context.Context, q Querier, tables []*Table, ids connector.Values) ([]*Table, error) {
 	out := make([]*Table, 0, len(tables))
+	boundOf := make(map[*Table]*Table, len(tables))
 	for _, t := range tables {
 		bt, err := s.bind(ctx, q, t, ids)
 		if err != nil {
 			return nil, err
 		}
+		boundOf[t] = bt
 		out = append(out, bt)
+	}
+	for _, bt := range out {
+		if len(bt.links.outranked) == 0 {
+			continue
+		}
+		outranked := make([]*Table, len(bt.links.outranked))
+		for i, other := range bt.links.outranked {
+			if b, ok := boundOf[other]; ok {
+				other = b
+			}
+			outranked[i] = other
+		}
+		bt.links.outranked = outranked
 	}
 	return out, nil
 }
@@ -161,7 +193,7 @@ type deepSearch struct {
 	foldedValues []string
 }
 
-func (s *Store) deepSearchFor(tables []*Table, ids connector.Identifiers) deepSearch {
+func (s *Store) deepSearchFor(tables []*Table, ids connector.Values) deepSearch {
 	seen := map[string]bool{}
 	var ds deepSearch
 	add := func(v string) {
@@ -176,21 +208,24 @@ func (s *Store) deepSearchFor(tables []*Table, ids connector.Identifiers) deepSe
 	folded := map[string]bool{}
 	for _, t := range tables {
 		for i, m := range t.match {
-			for _, v := range t.spellings[i] {
-				add(v)
+			for _, spellings := range t.spellings[i] {
+				for _, v := range spellings {
+					add(v)
+				}
 			}
-			raw := ids[m.identifier]
-			if raw == "" || m.kind == normalize.Exact {
+			if m.kind == normalize.Exact {
 				continue
 			}
-			key, ok := s.norm.Normalize(m.kind, raw)
-			if !ok {
-				continue
-			}
-			add(key)
-			if m.kind == normalize.Email {
-				for _, c := range normalize.EmailCandidates(raw, key) {
-					folded[c] = true
+			for _, raw := range ids[m.identifier] {
+				key, ok := s.norm.Normalize(m.kind, raw)
+				if raw == "" || !ok {
+					continue
+				}
+				add(key)
+				if m.kind == normalize.Email {
+					for _, c := range normalize.EmailCandidates(raw, key) {
+						folded[c] = true
+					}
 				}
 			}
 		}

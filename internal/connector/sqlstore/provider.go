@@ -78,20 +78,16 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 	if err := normalize.ValidateRegion(spec.DefaultRegion); err != nil {
 		problems = append(problems, err.Error())
 	}
-	seen := map[string]bool{}
 	for i, t := range spec.Tables {
 		where := fmt.Sprintf("tables[%d]", i)
 		if _, err := ParseTableName(t.Name); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", where, err))
 		} else {
 			where = "table " + t.Name
-			if seen[t.Name] {
-				problems = append(problems, fmt.Sprintf("table %s is listed twice", t.Name))
-			}
-			seen[t.Name] = true
 		}
 		problems = append(problems, p.tableProblems(where, t)...)
 	}
+	problems = append(problems, repeatedTableProblems(spec.Tables)...)
 	if len(problems) > 0 {
 		return connector.Hinted(connector.KindMapping, op, strings.Join(problems, "; "))
 	}
@@ -194,7 +190,7 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()
-		return nil, s.fail(op, err, nil)
+		return nil, s.fail(op, err, connector.Request{})
 	}
 	return s, nil
 }

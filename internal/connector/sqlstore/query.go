@@ -12,11 +12,11 @@ import (
 // shorter ones ("7", "de") would be found in nearly every row, so they are compared for equality.
 const MinContainsRunes = 4
 
-// matchCond is "col1 = v1 OR col2 = v2 ...", over the match columns whose identifier the subject
-// has and whose type can hold the value; a normalised column compares with every stored spelling
-// of the value that bind found (see match.go). ok is false when no such column is left: the table
-// cannot hold the subject's rows.
-func (t *Table) matchCond(b *Builder, ids connector.Identifiers) (string, bool) {
+// matchCond is "col1 = v1 OR col1 = v1' OR col2 = v2 ...", over every value of the match
+// columns' identifiers whose type the column can hold; a normalised column compares with every
+// stored spelling of each value that bind found (see match.go). ok is false when no such pair is
+// left: the table cannot hold the subject's rows.
+func (t *Table) matchCond(b *Builder, ids connector.Values) (string, bool) {
 	var preds []string
 	for i, m := range t.match {
 		for _, v := range t.matchValues(i, m, ids) {
@@ -57,7 +57,7 @@ func (t *Table) unmaskedCond(b *Builder) string {
 }
 
 // targetCond selects the rows an erasure still has to change (delete, mask) or keeps (retain).
-func (t *Table) targetCond(b *Builder, ids connector.Identifiers) (string, bool) {
+func (t *Table) targetCond(b *Builder, ids connector.Values) (string, bool) {
 	cond, ok := t.matchCond(b, ids)
 	if !ok {
 		return "", false
@@ -65,14 +65,14 @@ func (t *Table) targetCond(b *Builder, ids connector.Identifiers) (string, bool)
 	if t.Mapping.Action == privacyv1alpha1.ActionMask {
 		cond += " AND " + t.unmaskedCond(b)
 	}
-	return cond, true
+	return cond + t.outrankedCond(b, ids), true
 }
 
 // CountQuery counts the rows the action still applies to: matching rows for delete and retain,
 // matching rows with a column not yet masked for mask. After a successful erasure it is 0 for
 // delete and mask tables, which is what verify checks. ok is false when the table cannot hold the
 // subject's rows.
-func (t *Table) CountQuery(ids connector.Identifiers) (Query, bool) {
+func (t *Table) CountQuery(ids connector.Values) (Query, bool) {
 	b := NewBuilder(t.d)
 	cond, ok := t.targetCond(b, ids)
 	if !ok {
@@ -82,7 +82,7 @@ func (t *Table) CountQuery(ids connector.Identifiers) (Query, bool) {
 }
 
 // SelectQuery reads every column of the subject's rows.
-func (t *Table) SelectQuery(ids connector.Identifiers) (Query, bool) {
+func (t *Table) SelectQuery(ids connector.Values) (Query, bool) {
 	b := NewBuilder(t.d)
 	cond, ok := t.matchCond(b, ids)
 	if !ok {
@@ -92,9 +92,9 @@ func (t *Table) SelectQuery(ids connector.Identifiers) (Query, bool) {
 }
 
 // DeleteQuery deletes at most limit (0: all) of the subject's rows.
-func (t *Table) DeleteQuery(ids connector.Identifiers, limit int) (Query, bool) {
+func (t *Table) DeleteQuery(ids connector.Values, limit int) (Query, bool) {
 	b := NewBuilder(t.d)
-	cond, ok := t.matchCond(b, ids)
+	cond, ok := t.targetCond(b, ids)
 	if !ok {
 		return Query{}, false
 	}
@@ -103,7 +103,7 @@ func (t *Table) DeleteQuery(ids connector.Identifiers, limit int) (Query, bool) 
 
 // MaskQuery masks at most limit (0: all) of the subject's rows that are not yet masked. Each
 // column keeps its value when it is already masked, so a hash is never hashed again.
-func (t *Table) MaskQuery(ids connector.Identifiers, salt []byte, limit int) (Query, bool) {
+func (t *Table) MaskQuery(ids connector.Values, salt []byte, limit int) (Query, bool) {
 	if len(t.mask) == 0 {
 		return Query{}, false
 	}

@@ -58,7 +58,10 @@ func TestValidateSpec(t *testing.T) {
 		{"keys", func(s *privacyv1alpha1.DataStoreSpec) {
 			s.Keys = []privacyv1alpha1.KeyMapping{{Pattern: "u:{email}", Action: privacyv1alpha1.KeyActionDelete}}
 		}, "not keys"},
-		{"duplicate table", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[2].Name = "users" }, "listed twice"},
+		{"duplicate table", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[2] = s.Tables[0] }, "listed twice"},
+		{"bad provides column", func(s *privacyv1alpha1.DataStoreSpec) {
+			s.Tables[0].Provides = []privacyv1alpha1.ColumnProvide{{Identifier: "userId", Column: "id; --"}}
+		}, "not a valid identifier"},
 		{"bad table name", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Name = "users; DROP TABLE x" }, "not a valid identifier"},
 		{"three-part name", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Name = "a.b.c" }, "not a valid identifier"},
 		{"bad match column", func(s *privacyv1alpha1.DataStoreSpec) { s.Tables[0].Match[0].Column = `e"mail` }, "not a valid identifier"},
@@ -249,4 +252,20 @@ func FuzzTableName(f *testing.F) {
 			t.Fatalf("QuoteTable(%q) = %s, want %s", name, q, want)
 		}
 	})
+}
+
+// A store's failure is scrubbed of every value of the request, the derived and shared ones too.
+func TestStoreFailureScrubsDerivedValues(t *testing.T) {
+	s := &Store{d: stubDialect{kind: connector.KindUnavailable}}
+	req := connector.Request{Identifiers: connector.Identifiers{"email": "alice@example.com"},
+		Values: connector.Values{"orderId": {"ord-9931"}}, Shared: connector.Values{"addressId": {"addr-77"}}}
+	err := s.failAt("erase", "orders", errors.New(`no row ord-9931 for addr-77 of alice@example.com`), req)
+	for _, v := range []string{"ord-9931", "addr-77", "alice@example.com"} {
+		if strings.Contains(err.Error(), v) {
+			t.Fatalf("message leaks %q: %s", v, err)
+		}
+	}
+	if ce := (*connector.Error)(nil); !errors.As(err, &ce) || ce.Location != "orders" {
+		t.Fatalf("location lost: %v", err)
+	}
 }

@@ -66,16 +66,16 @@ func (s *Store) stmtCtx(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-func (s *Store) fail(op string, err error, ids connector.Identifiers) error {
-	return s.failAt(op, "", err, ids)
+func (s *Store) fail(op string, err error, req connector.Request) error {
+	return s.failAt(op, "", err, req)
 }
 
 // failAt is fail for a failure at one table.
-func (s *Store) failAt(op string, location connector.Location, err error, ids connector.Identifiers) error {
+func (s *Store) failAt(op string, location connector.Location, err error, req connector.Request) error {
 	// The schema may have changed under the cached tables: the retry reads the catalog again and
 	// reports a missing column as a mapping problem rather than the statement's error.
 	s.catalog.forget()
-	return Classify(s.d, op, location, err, ids)
+	return classify(s.d, op, location, err, req.ScrubAll)
 }
 
 // Close releases the pool.
@@ -138,6 +138,7 @@ func (s *Store) resolveFromCatalog(ctx context.Context, q Querier) ([]*Table, er
 	if len(problems) > 0 {
 		return nil, &MappingError{Problems: problems}
 	}
+	linkTables(tables)
 	return tables, nil
 }
 
@@ -168,9 +169,10 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 	const op = "check"
 	if err := s.ping(ctx); err != nil {
-		return nil, s.fail(op, err, nil)
+		return nil, s.fail(op, err, connector.Request{})
 	}
 	var problems, warnings []string
+	var checked []*Table
 	for _, m := range s.tables {
 		name, err := ParseTableName(m.Name)
 		if err != nil {
@@ -179,27 +181,32 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		}
 		cols, err := s.columns(ctx, s.db, name)
 		if err != nil {
-			return nil, s.failAt(op, name.String(), err, nil)
+			return nil, s.failAt(op, name.String(), err, connector.Request{})
 		}
 		t, err := NewTable(s.d, m, cols)
 		if err != nil {
 			var me *MappingError
 			if !errors.As(err, &me) {
-				return nil, s.failAt(op, name.String(), err, nil)
+				return nil, s.failAt(op, name.String(), err, connector.Request{})
 			}
 			problems = append(problems, me.Problems...)
 			continue
 		}
 		w, err := s.indexWarnings(ctx, t)
 		if err != nil {
-			return nil, s.failAt(op, t.Location(), err, nil)
+			return nil, s.failAt(op, t.Location(), err, connector.Request{})
 		}
 		warnings = append(warnings, w...)
+		checked = append(checked, t)
 	}
 	if len(problems) > 0 {
-		return nil, s.fail(op, &MappingError{Problems: problems}, nil)
+		return nil, s.fail(op, &MappingError{Problems: problems}, connector.Request{})
 	}
-	return &connector.CheckResult{Warnings: warnings}, nil
+	w, err := s.linkWarnings(ctx, checked)
+	if err != nil {
+		return nil, s.fail(op, err, connector.Request{})
+	}
+	return &connector.CheckResult{Warnings: append(warnings, w...)}, nil
 }
 
 func (s *Store) indexWarnings(ctx context.Context, t *Table) ([]string, error) {
@@ -229,18 +236,18 @@ func (s *Store) indexWarnings(ctx context.Context, t *Table) ([]string, error) {
 // Collect returns every row the mapping attributes to the subject, retained tables included.
 func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
 	const op = "collect"
-	ids := UsableIdentifiers(req.Identifiers)
+	ids := req.AllValues()
 	tx, err := s.readTx(ctx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = tx.Rollback() }()
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	out := &connector.Collection{Records: []connector.Record{}}
 	for _, t := range tables {
@@ -250,7 +257,7 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 		}
 		records, err := s.collectTable(ctx, tx, t, q)
 		if err != nil {
-			return nil, s.failAt(op, t.Location(), err, req.Identifiers)
+			return nil, s.failAt(op, t.Location(), err, req)
 		}
 		out.Records = append(out.Records, records...)
 	}
@@ -305,7 +312,7 @@ type tableWork struct {
 // again finishes the job.
 func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
 	const op = "erase"
-	ids := UsableIdentifiers(req.Identifiers)
+	ids := req.AllValues()
 	var tx *sql.Tx
 	var err error
 	if req.DryRun {
@@ -314,15 +321,19 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		tx, err = s.db.BeginTx(ctx, nil)
 	}
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = tx.Rollback() }()
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
-	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+	tables, fks, err := s.linkedErase(ctx, tx, tables)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
+		return nil, s.fail(op, err, req)
 	}
 
 	res := &connector.EraseResult{}
@@ -335,7 +346,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.failAt(op, t.Location(), err, req.Identifiers)
+			return nil, s.failAt(op, t.Location(), err, req)
 		}
 		if n == 0 {
 			continue
@@ -355,6 +366,9 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 			total += n
 		}
 	}
+	if err := s.linkedPlan(ctx, tx, tables, fks, work, req, res); err != nil {
+		return nil, s.fail(op, err, req)
+	}
 	if req.DryRun || len(work) == 0 {
 		return res, nil
 	}
@@ -364,12 +378,12 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		for _, w := range work {
 			n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.exec(ctx, tx, q) })
 			if err != nil {
-				return nil, s.failAt(op, w.table.Location(), err, req.Identifiers)
+				return nil, s.failAt(op, w.table.Location(), err, req)
 			}
 			addDone(res, w.table, n)
 		}
 		if err := tx.Commit(); err != nil {
-			return nil, s.fail(op, err, req.Identifiers)
+			return nil, s.fail(op, err, req)
 		}
 		return res, nil
 	}
@@ -379,10 +393,21 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.execInOwnTx(ctx, q) })
 		addDone(res, w.table, n)
 		if err != nil {
-			return nil, s.failAt(op, w.table.Location(), err, req.Identifiers)
+			return nil, s.failAt(op, w.table.Location(), err, req)
 		}
 	}
 	return res, nil
+}
+
+// withShared is ids and shared together: the spellings of shared values are needed to count
+// (and leave alone) the rows reached through them.
+func withShared(ids, shared connector.Values) connector.Values {
+	if len(shared) == 0 {
+		return ids
+	}
+	all := ids.Clone()
+	all.Merge(shared)
+	return all
 }
 
 // addDone counts n rows changed in t.
@@ -410,7 +435,7 @@ func (s *Store) execInOwnTx(ctx context.Context, q Query) (int64, error) {
 // apply runs one table's batches until a batch comes back short. The number of batches is capped
 // a little above what the count predicted, so that a trigger undoing the mask cannot loop forever;
 // whatever is left shows up in verify.
-func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Identifiers, run func(Query) (int64, error)) (int64, error) {
+func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Values, run func(Query) (int64, error)) (int64, error) {
 	limit := s.opts.BatchSize
 	maxBatches := w.count/int64(limit) + 10
 	var done int64
@@ -456,18 +481,18 @@ func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Identifier
 // reports them under "table (deep: column)".
 func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
 	const op = "verify"
-	ids := UsableIdentifiers(req.Identifiers)
+	ids := req.AllValues()
 	tx, err := s.readTx(ctx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = tx.Rollback() }()
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+		return nil, s.fail(op, err, req)
 	}
-	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
-		return nil, s.fail(op, err, req.Identifiers)
+	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
+		return nil, s.fail(op, err, req)
 	}
 	res := &connector.VerifyResult{}
 	for _, t := range tables {
@@ -477,7 +502,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		}
 		n, err := s.count(ctx, tx, q)
 		if err != nil {
-			return nil, s.failAt(op, t.Location(), err, req.Identifiers)
+			return nil, s.failAt(op, t.Location(), err, req)
 		}
 		if n == 0 {
 			continue
@@ -492,6 +517,9 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 			res.RemainingLocations = append(res.RemainingLocations, loc)
 		}
 	}
+	if res.Shared, res.SharedLocations, err = s.countShared(ctx, tx, tables, ids, req.Shared); err != nil {
+		return nil, s.fail(op, err, req)
+	}
 	if req.Deep {
 		search := s.deepSearchFor(tables, ids)
 		for _, t := range tables {
@@ -500,7 +528,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 			}
 			found, err := s.deep(ctx, tx, t, search)
 			if err != nil {
-				return nil, s.failAt(op, t.Location(), err, req.Identifiers)
+				return nil, s.failAt(op, t.Location(), err, req)
 			}
 			for _, loc := range found {
 				res.Remaining += loc.Records

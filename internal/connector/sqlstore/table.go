@@ -20,9 +20,12 @@ type Table struct {
 	columns []Column
 	match   []matchColumn
 	mask    []maskColumn
-	// spellings are, per index of match, the stored spellings of the subject's value in a
-	// normalised column, found by Store.bind for one operation (see match.go).
-	spellings map[int][]string
+	// links are what linked data adds: the provides columns and the rules of the same table's
+	// other mappings (see links.go).
+	links links
+	// spellings are, per index of match and per value of the subject, the stored spellings of
+	// that value in a normalised column, found by Store.bind for one operation (see match.go).
+	spellings map[int]map[string][]string
 }
 
 type matchColumn struct {
@@ -103,6 +106,7 @@ func NewTable(d Dialect, mapping privacyv1alpha1.TableMapping, columns []Column)
 			t.mask = append(t.mask, maskColumn{col: c, quoted: q, strategy: m.Strategy})
 		}
 	}
+	problems = append(problems, t.resolveProvides(byName)...)
 	switch mapping.Action {
 	case privacyv1alpha1.ActionDelete, privacyv1alpha1.ActionMask, privacyv1alpha1.ActionRetain:
 	default:
@@ -168,14 +172,15 @@ func UsableIdentifiers(ids connector.Identifiers) connector.Identifiers {
 }
 
 // deepValues are the distinct identifier values, in a stable order.
-func deepValues(ids connector.Identifiers) []string {
+func deepValues(ids connector.Values) []string {
 	seen := map[string]bool{}
 	var values []string
 	for _, name := range ids.Names() {
-		v := ids[name]
-		if v != "" && !seen[v] {
-			seen[v] = true
-			values = append(values, v)
+		for _, v := range ids[name] {
+			if v != "" && !seen[v] {
+				seen[v] = true
+				values = append(values, v)
+			}
 		}
 	}
 	sort.Strings(values)

@@ -84,7 +84,8 @@ func FuzzQueries(f *testing.F, d sqlstore.Dialect, textCol, intCol sqlstore.Colu
 			q    sqlstore.Query
 			ok   bool
 		}
-		build := func(ids connector.Identifiers) []built {
+		build := func(single connector.Identifiers) []built {
+			ids := connector.Request{Identifiers: single}.AllValues()
 			var out []built
 			q, ok := tbl.CountQuery(ids)
 			out = append(out, built{"count", q, ok})

@@ -134,3 +134,33 @@ func (h Harness) testNormalized(t *testing.T) {
 	}
 	sameCounts(t, "remaining with exact matching", map[string]int64{"contacts": 1}, v.RemainingLocations)
 }
+
+// testNormalizedValues: every value of a multi-valued identifier (a second address, a derived
+// one) is found in every spelling, each value's own spellings only.
+func (h Harness) testNormalizedValues(t *testing.T) {
+	d := h.newDB(t)
+	d.seedContacts(t)
+	d.insert(t, "contacts", []string{"id", "email"},
+		[]any{40, "Second.Address@Example.com"}, []any{41, " second.address@EXAMPLE.COM"},
+		[]any{42, "second.address@example.co"}, []any{43, "second.addresss@example.com"})
+	c := h.client(t, d.secret, contactsSpec(h.Dialect.Type()), sqlstore.Options{})
+	ctx := ctxFor(t)
+	req := connector.Request{ID: "values", Identifiers: connector.Identifiers{"email": "customer-1@example.com"},
+		Values: connector.Values{"email": {"second.address@example.com"}}}
+	subject := []int64{1, 2, 3, 40, 41}
+	before := d.rows(t, "contacts")
+
+	v, err := c.Verify(ctx, req)
+	if err != nil {
+		t.Fatalf("Verify before: %v", err)
+	}
+	sameCounts(t, "remaining before erase", map[string]int64{"contacts": int64(len(subject))}, v.RemainingLocations)
+	res, err := c.Erase(ctx, req)
+	if err != nil || res.Erased != int64(len(subject)) {
+		t.Fatalf("Erase: %+v, %v; want %d erased", res, err, len(subject))
+	}
+	sameRows(t, "contacts", without(before, subject...), d.rows(t, "contacts"))
+	if v, err = c.Verify(ctx, req); err != nil || v.Remaining != 0 {
+		t.Fatalf("Verify after erase: %+v, %v", v, err)
+	}
+}

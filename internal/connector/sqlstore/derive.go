@@ -1,0 +1,172 @@
+package sqlstore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+)
+
+var _ connector.Deriver = (*Store)(nil)
+
+// maxDeriveRounds bounds the rounds of "derive, then set shared values aside": each round sets at
+// least one more value aside, and a mapping that keeps finding new ones is a data problem better
+// stopped than followed.
+const maxDeriveRounds = 16
+
+// Derive reads the provides columns of the subject's rows (rows matched by delete and retain
+// mappings: a mask mapping matches someone else's row the subject only appears in), following
+// this store's provides/match links until nothing new is found. Values also held by a row that is
+// not the subject's are shared: they are set aside and the derivation runs again without them, so
+// nothing is derived through someone else's row either. All of it reads one consistent snapshot
+// and changes nothing.
+func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.Derivation, error) {
+	const op = "derive"
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	defer func() { _ = tx.Rollback() }()
+	tables, err := s.resolve(ctx, tx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	fks, err := s.foreignKeys(ctx, tx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	given := req.AllValues()
+	shared := req.Shared.Clone()
+	if shared == nil {
+		shared = connector.Values{}
+	}
+	for round := 0; ; round++ {
+		derived, err := s.deriveOnce(ctx, tx, tables, given, shared)
+		if err != nil {
+			return nil, s.fail(op, err, req)
+		}
+		owned := given.Clone()
+		owned.Merge(derived)
+		bound, err := s.bindAll(ctx, tx, tables, owned)
+		if err != nil {
+			return nil, s.fail(op, err, req)
+		}
+		found, err := s.sharedValues(ctx, tx, bound, fks, derived, owned)
+		if err != nil {
+			return nil, s.fail(op, err, req)
+		}
+		if found.Count() == 0 || round == maxDeriveRounds {
+			return &connector.Derivation{Values: derived, Shared: shared}, nil
+		}
+		shared.Merge(found)
+	}
+}
+
+// deriveOnce follows the provides of the subject's rows to a fixed point, never through a value
+// in shared.
+func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, given, shared connector.Values) (connector.Values, error) {
+	derived := connector.Values{}
+	for {
+		known := given.Clone()
+		known.Merge(derived)
+		// Derived values can be of a normalised kind too (an order's contact email).
+		bound, err := s.bindAll(ctx, q, tables, known)
+		if err != nil {
+			return nil, err
+		}
+		tables = bound
+		added := 0
+		for _, t := range tables {
+			if len(t.links.provides) == 0 || t.Mapping.Action == privacyv1alpha1.ActionMask {
+				continue
+			}
+			found, err := s.readProvides(ctx, q, t, known)
+			if err != nil {
+				return nil, err
+			}
+			for name, values := range found {
+				for _, v := range values {
+					if !shared.Has(name, v) && !given.Has(name, v) {
+						added += derived.Add(name, v)
+					}
+				}
+			}
+		}
+		if added == 0 {
+			return derived, nil
+		}
+	}
+}
+
+// readProvides reads the provides columns of t's rows that match known.
+func (s *Store) readProvides(ctx context.Context, q Querier, t *Table, known connector.Values) (connector.Values, error) {
+	b := NewBuilder(t.d)
+	cond, ok := t.matchCond(b, known)
+	if !ok {
+		return nil, nil
+	}
+	cols := make([]string, len(t.links.provides))
+	for i, p := range t.links.provides {
+		cols[i] = p.quoted
+	}
+	query := b.query("SELECT DISTINCT " + strings.Join(cols, ", ") + " FROM " + t.quoted + " WHERE " + cond)
+	ctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	rows, err := q.QueryContext(ctx, query.SQL, query.Args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := connector.Values{}
+	values := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range values {
+		ptrs[i] = &values[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, p := range t.links.provides {
+			if v, ok := identifierText(values[i]); ok {
+				out.Add(p.identifier, v)
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// identifierText is a scanned value as the text an identifier holds: integers in canonical
+// form (what Equal accepts for an integer column), bytes and strings as they are. NULL and empty
+// values identify nothing.
+func identifierText(v any) (string, bool) {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case int32:
+		s = strconv.FormatInt(int64(x), 10)
+	case uint64:
+		s = strconv.FormatUint(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(x)
+	case time.Time:
+		s = x.Format(time.RFC3339Nano)
+	default:
+		if j, ok := JSONValue(x).(string); ok {
+			s = j
+		}
+	}
+	return s, s != ""
+}

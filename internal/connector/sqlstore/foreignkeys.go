@@ -1,0 +1,66 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// ForeignKey is a single-column foreign key of the database's catalog. Keys over several columns
+// are not listed: linked data follows one column to one column.
+type ForeignKey struct {
+	// Name of the constraint (SQLite has none: the dialect makes one up from the columns).
+	Name string
+	// From is the referencing table and column.
+	From       TableName
+	FromColumn string
+	// To is the referenced table and column.
+	To       TableName
+	ToColumn string
+	// Blocks: deleting a referenced row fails while a referencing row exists (NO ACTION,
+	// RESTRICT), rather than cascading or setting NULL.
+	Blocks bool
+}
+
+func (fk ForeignKey) String() string {
+	return fmt.Sprintf("%s (%s.%s -> %s.%s)", fk.Name, fk.From, fk.FromColumn, fk.To, fk.ToColumn)
+}
+
+// ForeignKeyReader is implemented by dialects that can list their catalog's foreign keys. Table
+// names in the default schema (search_path, the DSN's database, main) come back unqualified,
+// as a mapping spells them.
+type ForeignKeyReader interface {
+	ForeignKeys(ctx context.Context, q Querier) ([]ForeignKey, error)
+}
+
+// foreignKeys reads the catalog's foreign keys, or none when the dialect cannot.
+func (s *Store) foreignKeys(ctx context.Context, q Querier) ([]ForeignKey, error) {
+	r, ok := s.d.(ForeignKeyReader)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	return r.ForeignKeys(ctx, q)
+}
+
+// sameTable compares table names as the dialect does: case-insensitively where column names are.
+func sameTable(d Dialect, a, b TableName) bool {
+	if d.FoldColumnNames() {
+		return strings.EqualFold(a.Schema, b.Schema) && strings.EqualFold(a.Table, b.Table)
+	}
+	return a == b
+}
+
+// sameColumn compares column names as the dialect does.
+func sameColumn(d Dialect, a, b string) bool { return foldName(d, a) == foldName(d, b) }
+
+// mapped reports whether any mapping covers table name.
+func mapped(d Dialect, tables []*Table, name TableName) bool {
+	for _, t := range tables {
+		if sameTable(d, t.Name, name) {
+			return true
+		}
+	}
+	return false
+}

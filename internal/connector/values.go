@@ -1,0 +1,114 @@
+package connector
+
+import (
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Values are a subject's identifier values by name, several per name: a person may have two
+// email addresses in the Secret and many order ids derived from their customer row. Like
+// Identifiers, the type refuses to print itself.
+type Values map[string][]string
+
+// String hides the values.
+func (Values) String() string { return redacted }
+
+// GoString hides the values from %#v.
+func (Values) GoString() string { return redacted }
+
+// MarshalLog hides the values from logr.
+func (Values) MarshalLog() any { return redacted }
+
+// Names returns the identifier names that have at least one value, sorted.
+func (v Values) Names() []string {
+	names := make([]string, 0, len(v))
+	for name, vals := range v {
+		if len(vals) > 0 {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Count is the number of values over all names.
+func (v Values) Count() int {
+	n := 0
+	for _, vals := range v {
+		n += len(vals)
+	}
+	return n
+}
+
+// Add adds values to name, skipping empty and repeated ones, and reports how many were new.
+func (v Values) Add(name string, values ...string) int {
+	added := 0
+	for _, value := range values {
+		if value == "" || slices.Contains(v[name], value) {
+			continue
+		}
+		v[name] = append(v[name], value)
+		added++
+	}
+	return added
+}
+
+// Has reports whether value is one of name's values.
+func (v Values) Has(name, value string) bool { return slices.Contains(v[name], value) }
+
+// Clone is a deep copy.
+func (v Values) Clone() Values {
+	out := make(Values, len(v))
+	for name, vals := range v {
+		out[name] = slices.Clone(vals)
+	}
+	return out
+}
+
+// Merge adds every value of other.
+func (v Values) Merge(other Values) {
+	for name, vals := range other {
+		v.Add(name, vals...)
+	}
+}
+
+// Scrub replaces every value in msg by "[identifier]", longest first, as Identifiers.Scrub does.
+func (v Values) Scrub(msg string) string {
+	var all []string
+	for _, vals := range v {
+		for _, value := range vals {
+			if value != "" {
+				all = append(all, value)
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return len(all[i]) > len(all[j]) })
+	for _, value := range all {
+		msg = strings.ReplaceAll(msg, value, "[identifier]")
+	}
+	return msg
+}
+
+// AllValues are every identifier value of the request: the single values of Identifiers (the
+// Secret) and the values of Values (several per name, derived ones included), without empty or
+// repeated values. Shared values are not in it: they never select a row to change.
+func (r Request) AllValues() Values {
+	out := make(Values, len(r.Identifiers)+len(r.Values))
+	for name, value := range r.Identifiers {
+		out.Add(name, value)
+	}
+	out.Merge(r.Values)
+	for name, vals := range out {
+		sort.Strings(vals)
+		out[name] = vals
+	}
+	return out
+}
+
+// ScrubAll scrubs every value the request carries, shared ones included, from msg.
+func (r Request) ScrubAll(msg string) string {
+	all := r.AllValues()
+	all.Merge(r.Shared)
+	return all.Scrub(msg)
+}

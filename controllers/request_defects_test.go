@@ -22,7 +22,7 @@ func TestLongestRequestNamesComplete(t *testing.T) {
 	f := startSQLiteFixture(t)
 	f.dataStore(t, ns, "db")
 	name := testbuilders.LongName(253)
-	create(t, testbuilders.Secret(ns, "jane", subjectIDs))
+	create(t, testbuilders.IdentifiersSecret(ns, "jane", subjectIDs))
 	create(t, testbuilders.DeletionRequest(ns, name, "jane"))
 	dr := waitDR(t, ns, name, privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonCompleted, settle)
 	verifyReceipt(t, dr)
@@ -31,7 +31,7 @@ func TestLongestRequestNamesComplete(t *testing.T) {
 	}
 	f.assertErased(t)
 
-	create(t, testbuilders.Secret(ns, "john", subjectIDs))
+	create(t, testbuilders.IdentifiersSecret(ns, "john", subjectIDs))
 	create(t, testbuilders.AccessRequest(ns, name, "john"))
 	ar := waitAR(t, ns, name, privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered, settle)
 	var s corev1.Secret
@@ -50,7 +50,7 @@ func TestReceiptFailureStaysVisible(t *testing.T) {
 	ns := newNamespace(t, nil)
 	f := startSQLiteFixture(t)
 	f.dataStore(t, ns, "db")
-	create(t, testbuilders.Secret(ns, "jane", subjectIDs))
+	create(t, testbuilders.IdentifiersSecret(ns, "jane", subjectIDs))
 	// Someone else's ConfigMap holds the receipt's name.
 	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "blocked-receipt"}})
 	create(t, testbuilders.DeletionRequest(ns, "blocked", "jane"))

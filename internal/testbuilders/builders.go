@@ -47,9 +47,20 @@ func DataStore(namespace, name string, spec privacyv1alpha1.DataStoreSpec) *priv
 	return &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: spec}
 }
 
-// Secret is a Secret with string data (identifiers, or a store's connection).
-func Secret(namespace, name string, data map[string]string) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, StringData: data}
+// IdentifiersSecret is a subject's identifiers Secret, opted in with the identifiers label.
+func IdentifiersSecret(namespace, name string, data map[string]string) *corev1.Secret {
+	return typedSecret(namespace, name, privacyv1alpha1.SecretTypeIdentifiers, data)
+}
+
+// ConnectionSecret is a store's connection Secret (DSN, URL, token), opted in with the connection
+// label.
+func ConnectionSecret(namespace, name string, data map[string]string) *corev1.Secret {
+	return typedSecret(namespace, name, privacyv1alpha1.SecretTypeConnection, data)
+}
+
+func typedSecret(namespace, name, secretType string, data map[string]string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
+		Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: secretType}}, StringData: data}
 }
 
 // DeletionStore is a deletion's status entry for a store.

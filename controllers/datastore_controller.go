@@ -13,7 +13,7 @@ import (
 
 // DataStoreReconciler checks that a namespaced DataStore is usable and reports it as Ready.
 type DataStoreReconciler struct {
-	Shared
+	Dependencies
 	// SecretPollInterval is how often a rotated Secret is looked for (DefaultSecretPollInterval
 	// when 0).
 	SecretPollInterval time.Duration
@@ -23,7 +23,7 @@ type DataStoreReconciler struct {
 // ClusterDataStoreReconciler does the same for ClusterDataStores, whose Secrets live in the
 // operator's namespace.
 type ClusterDataStoreReconciler struct {
-	Shared
+	Dependencies
 	// SecretPollInterval is how often a rotated Secret is looked for (DefaultSecretPollInterval
 	// when 0).
 	SecretPollInterval time.Duration
@@ -38,13 +38,13 @@ type ClusterDataStoreReconciler struct {
 
 // Reconcile checks one DataStore.
 func (r *DataStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	sr := storeReconciler{Shared: &r.Shared, secretPoll: r.SecretPollInterval, checked: &r.checked}
+	sr := storeReconciler{Dependencies: &r.Dependencies, secretPoll: r.SecretPollInterval, checked: &r.checked}
 	return sr.reconcile(ctx, req, dataStore{&privacyv1alpha1.DataStore{}})
 }
 
 // Reconcile checks one ClusterDataStore.
 func (r *ClusterDataStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	sr := storeReconciler{Shared: &r.Shared, secretPoll: r.SecretPollInterval, checked: &r.checked}
+	sr := storeReconciler{Dependencies: &r.Dependencies, secretPoll: r.SecretPollInterval, checked: &r.checked}
 	return sr.reconcile(ctx, req, clusterDataStore{&privacyv1alpha1.ClusterDataStore{}})
 }
 

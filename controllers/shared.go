@@ -37,11 +37,6 @@ type Dependencies struct {
 	Clock clock.PassiveClock
 }
 
-// Shared is the former name of Dependencies, kept while the store reconcilers still use it.
-//
-// Deprecated: use Dependencies.
-type Shared = Dependencies
-
 func (d *Dependencies) now() time.Time {
 	if d.Clock != nil {
 		return d.Clock.Now()
@@ -59,9 +54,6 @@ type effects struct {
 	events []pendingEvent
 	next   time.Time
 }
-
-// step is the former name of effects, kept while the store reconcilers still use it.
-type step = effects
 
 type pendingEvent struct{ typ, reason, action, note string }
 

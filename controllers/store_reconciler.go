@@ -80,7 +80,7 @@ func (s clusterDataStore) copyStore() genericStore { return clusterDataStore{s.D
 
 // storeReconciler checks that a store is usable and reports it on Ready, for both store kinds.
 type storeReconciler struct {
-	*Shared
+	*Dependencies
 	// secretPoll is how often a store looks for a rotated Secret (DefaultSecretPollInterval when 0).
 	secretPoll time.Duration
 	// checked remembers, per store, the versions of its Secrets at its last check.

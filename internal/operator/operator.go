@@ -122,16 +122,16 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	pool := stores.NewPool(mgr.GetAPIReader(), opts.OperatorNamespace, salt)
 	pool.DefaultPhoneRegion = opts.DefaultPhoneRegion
 	pool.Egress = opts.Egress
-	shared := func(name string) controllers.Shared {
-		return controllers.Shared{
+	shared := func(name string) controllers.Dependencies {
+		return controllers.Dependencies{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder(name),
 			Pool: pool, Salt: salt, StoreConcurrency: opts.StoreConcurrency,
 		}
 	}
-	if err := (&controllers.DataStoreReconciler{Shared: shared("datastore-controller"), SecretPollInterval: opts.SecretPollInterval}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&controllers.DataStoreReconciler{Dependencies: shared("datastore-controller"), SecretPollInterval: opts.SecretPollInterval}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.ClusterDataStoreReconciler{Shared: shared("clusterdatastore-controller"), SecretPollInterval: opts.SecretPollInterval}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&controllers.ClusterDataStoreReconciler{Dependencies: shared("clusterdatastore-controller"), SecretPollInterval: opts.SecretPollInterval}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, nil, err
 	}
 	if err := (&controllers.ReceiptRetentionReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), RecordsPeriod: opts.ReceiptRecordsPeriod}).SetupWithManager(mgr); err != nil {

@@ -72,6 +72,10 @@ func receiptIssueTimeOnly(in any) (any, error) {
 	}
 	if raw := cm.Data[receipt.DataKey]; raw != "" && json.Unmarshal([]byte(raw), &issued) == nil && !issued.IssuedAt.IsZero() {
 		out.Annotations = map[string]string{receiptIssuedAtAnnotation: issued.IssuedAt.UTC().Format(time.RFC3339)}
+	} else if at, kept := cm.Annotations[receiptIssuedAtAnnotation]; kept && len(cm.Data) == 0 {
+		// The informer may hand an object it already transformed back to the transform (on a
+		// relist); it has no data left, so the issue time it carries must be kept.
+		out.Annotations = map[string]string{receiptIssuedAtAnnotation: at}
 	}
 	return out, nil
 }

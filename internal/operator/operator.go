@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -94,11 +93,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	// 10,000 requests they would double the manager's memory. Requests are also compacted.
 	mo.Cache.DefaultTransform = compactRequest
 	// The only ConfigMaps watched are the operator's receipts, kept as metadata and issue time,
-	// for their retention. Secrets are not watched by the store controllers (they poll); should
-	// any controller still watch Secrets' metadata, the cache keeps no more than their key.
+	// for their retention. No controller watches Secrets: the store controllers poll them.
 	mo.Cache.ByObject = map[client.Object]cache.ByObject{
 		&corev1.ConfigMap{}: controllers.ReceiptCache(),
-		&corev1.Secret{}:    {Transform: secretKeyOnly},
 	}
 	if mo.Metrics.BindAddress == "" {
 		mo.Metrics = metricsserver.Options{BindAddress: "0"}
@@ -151,18 +148,4 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 		return nil, nil, err
 	}
 	return mgr, pool, nil
-}
-
-// secretKeyOnly keeps what a metadata-only Secret watch reads of a Secret: its key and
-// resourceVersion, none of its labels or annotations (an annotation may hold the Secret's data,
-// e.g. kubectl's last-applied-configuration).
-func secretKeyOnly(in any) (any, error) {
-	m, ok := in.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return stripManagedFields(in)
-	}
-	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
-		DeletionTimestamp: m.DeletionTimestamp,
-	}}, nil
 }

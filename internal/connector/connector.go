@@ -140,6 +140,12 @@ type VerifyResult struct {
 	// else; they never count as remaining.
 	Shared          int64
 	SharedLocations []LocationCount
+	// Unmapped records are copies of the subject's identifier values that a deep verification
+	// found outside the mapping (a table or column the mapping does not cover), by table and
+	// column ("public.audit_log.payload"). They are findings for a human, not remaining: the
+	// mapping cannot erase them until someone maps them.
+	Unmapped          int64
+	UnmappedLocations []LocationCount
 	// Pending: the store has not finished verifying; call again later.
 	Pending bool
 }

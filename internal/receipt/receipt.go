@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -136,10 +137,14 @@ type Signed struct {
 	KeyID  string
 }
 
-// Signer signs receipts with the installation's key.
+// Signer signs receipts with the installation's key. A Signer from EnsureSigner follows the key
+// Secret, so that a rotation takes effect without a restart (see reload.go); one from NewSigner
+// keeps its key.
 type Signer struct {
-	key   ed25519.PrivateKey
-	keyID string
+	mu     sync.Mutex
+	key    ed25519.PrivateKey
+	keyID  string
+	follow *keyFollower
 }
 
 // NewSigner wraps a private key.
@@ -153,11 +158,19 @@ func KeyID(pub ed25519.PublicKey) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// KeyID of the signer's key.
-func (s *Signer) KeyID() string { return s.keyID }
+// KeyID of the signer's key, as last read.
+func (s *Signer) KeyID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keyID
+}
 
-// PublicKey of the signer.
-func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+// PublicKey of the signer, as last read.
+func (s *Signer) PublicKey() ed25519.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key.Public().(ed25519.PublicKey)
+}
 
 // Sign fills in KeyID (and IssuedAt when zero, and Version when empty) and signs the canonical
 // bytes. IssuedAt is left as signed (UTC, whole seconds) so that a caller copying it into status
@@ -166,7 +179,11 @@ func (s *Signer) Sign(r *Receipt) (*Signed, error) {
 	if r == nil {
 		return nil, errors.New("no receipt")
 	}
-	r.KeyID = s.keyID
+	key, keyID, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	r.KeyID = keyID
 	if r.IssuedAt.IsZero() {
 		r.IssuedAt = time.Now()
 	}
@@ -179,7 +196,7 @@ func (s *Signer) Sign(r *Receipt) (*Signed, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	return &Signed{JSON: data, Signature: ed25519.Sign(s.key, data), SHA256: "sha256:" + hex.EncodeToString(sum[:]), KeyID: s.keyID}, nil
+	return &Signed{JSON: data, Signature: ed25519.Sign(key, data), SHA256: "sha256:" + hex.EncodeToString(sum[:]), KeyID: keyID}, nil
 }
 
 // EncodeSignature is how signatures are stored: standard base64.

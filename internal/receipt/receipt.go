@@ -71,6 +71,21 @@ type Store struct {
 	RetainedReasons []RetainedReason `json:"retainedReasons"`
 	Remaining       int64            `json:"remaining"`
 	VerifiedAt      time.Time        `json:"verifiedAt"`
+	// Shared records (linked data) were reached only through a derived value that also belongs
+	// to someone else, and were left untouched. Omitted when there are none, so that receipts
+	// without linked data keep their exact bytes.
+	Shared          int64           `json:"shared,omitempty"`
+	SharedLocations []LocationCount `json:"sharedLocations,omitempty"`
+	// Unmapped records are copies of the subject's identifiers that a deep verification found
+	// outside the mapping, by table and column: findings for a human, not remaining records.
+	Unmapped          int64           `json:"unmapped,omitempty"`
+	UnmappedLocations []LocationCount `json:"unmappedLocations,omitempty"`
+}
+
+// LocationCount counts records at one location; it never holds a value.
+type LocationCount struct {
+	Location string `json:"location"`
+	Records  int64  `json:"records"`
 }
 
 // RetainedReason is why records at a location were kept.
@@ -109,6 +124,8 @@ func Canonical(r *Receipt) ([]byte, error) {
 			return rr[a].Records < rr[b].Records
 		})
 		s.RetainedReasons = rr
+		s.SharedLocations = sortedLocations(s.SharedLocations)
+		s.UnmappedLocations = sortedLocations(s.UnmappedLocations)
 		c.Stores[i] = s
 	}
 	sort.SliceStable(c.Stores, func(i, j int) bool {
@@ -124,6 +141,22 @@ func Canonical(r *Receipt) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// sortedLocations is a sorted copy (by location, then records); nil stays nil (omitted).
+func sortedLocations(locs []LocationCount) []LocationCount {
+	if len(locs) == 0 {
+		return nil
+	}
+	out := make([]LocationCount, len(locs))
+	copy(out, locs)
+	sort.SliceStable(out, func(a, b int) bool {
+		if out[a].Location != out[b].Location {
+			return out[a].Location < out[b].Location
+		}
+		return out[a].Records < out[b].Records
+	})
+	return out
 }
 
 func norm(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }

@@ -69,7 +69,8 @@ func harness(t *testing.T) sqltest.Harness {
 			}
 			return name
 		},
-		RejectsNUL: true,
+		RejectsNUL:    true,
+		EmailIndexDDL: `CREATE INDEX "people_email_norm" ON "people" ((lower(trim("email"))))`,
 	}
 }
 

@@ -17,6 +17,9 @@ func RunUnmapped(t *testing.T, h Harness) {
 	t.Run("MappedScope", h.testMappedScopeSearchesNoFurther)
 	t.Run("Cap", h.testUnmappedCap)
 	t.Run("IndexWarnings", h.testIndexWarnings)
+	if h.NewSchema != nil {
+		t.Run("SchemaTheMappingNames", h.testUnmappedInMappedSchema)
+	}
 }
 
 // unmappedShop is the linked shop plus copies of the subject's data in tables the mapping does
@@ -190,4 +193,42 @@ func (h Harness) testIndexWarnings(t *testing.T) {
 			t.Errorf("Check warns about an indexed column (%s): %q", indexed, check.Warnings)
 		}
 	}
+}
+
+// testUnmappedInMappedSchema: a schema the mapping names (a MySQL database besides the DSN's) is
+// searched too, and its tables are named with their schema.
+func (h Harness) testUnmappedInMappedSchema(t *testing.T) {
+	d := h.newDB(t)
+	schema := h.NewSchema(t, d.raw)
+	for _, table := range []string{"accounts", schema + ".accounts"} {
+		d.exec(t, "CREATE TABLE "+table+" (id INTEGER PRIMARY KEY, email VARCHAR(255))")
+		d.insert(t, table, []string{"id", "email"}, []any{1, subjectEmail}, []any{2, "bob@example.com"})
+	}
+	for _, table := range []string{"notes", schema + ".notes"} {
+		d.exec(t, "CREATE TABLE "+table+" (id INTEGER PRIMARY KEY, body TEXT)")
+		d.insert(t, table, []string{"id", "body"}, []any{1, "write to " + subjectEmail}, []any{2, "write to bob@example.com"})
+	}
+	spec := fixtureSpec(h.Dialect.Type())
+	spec.Tables = nil
+	for _, table := range []string{"accounts", schema + ".accounts"} {
+		spec.Tables = append(spec.Tables, privacyv1alpha1.TableMapping{Name: table, Action: privacyv1alpha1.ActionDelete,
+			Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}}})
+	}
+	spec.Verification = &privacyv1alpha1.DataStoreVerification{DeepScope: privacyv1alpha1.DeepScopeDatabase}
+	c := h.client(t, d.secret, spec, sqlstore.Options{})
+	req := connector.Request{ID: "s", Identifiers: subject(), Deep: true}
+	if _, err := c.Erase(ctxFor(t), req); err != nil {
+		t.Fatalf("Erase: %v", err)
+	}
+	res, err := c.Verify(ctxFor(t), req)
+	if err != nil {
+		t.Fatalf("deep Verify: %v", err)
+	}
+	if res.Remaining != 0 {
+		t.Errorf("remaining %+v: want none", res.RemainingLocations)
+	}
+	sameCounts(t, "unmapped in two schemas", map[string]int64{
+		h.unmappedLocation("notes", "body"): 1,
+		schema + ".notes.body":              1,
+	}, res.UnmappedLocations)
 }

@@ -1,6 +1,7 @@
 package sqltest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 func RunUnmapped(t *testing.T, h Harness) {
 	t.Run("DatabaseScope", h.testUnmappedFindings)
 	t.Run("MappedScope", h.testMappedScopeSearchesNoFurther)
+	t.Run("ManyValues", h.testUnmappedManyValues)
 	t.Run("Cap", h.testUnmappedCap)
 	t.Run("IndexWarnings", h.testIndexWarnings)
 	if h.NewSchema != nil {
@@ -116,6 +118,26 @@ func (h Harness) testUnmappedFindings(t *testing.T) {
 	if res, err := c.Verify(ctxFor(t), req); err != nil || res.Unmapped != 0 || len(res.UnmappedLocations) != 0 {
 		t.Errorf("a verification that is not deep searched outside the mapping: %+v, %v", res, err)
 	}
+}
+
+// testUnmappedManyValues: a subject with more values than one statement takes (hundreds of
+// derived order ids) is searched in several statements, with the same findings.
+func (h Harness) testUnmappedManyValues(t *testing.T) {
+	_, c := h.unmappedShop(t, privacyv1alpha1.DeepScopeDatabase, sqlstore.Options{})
+	req := derive(t, c, connector.Request{ID: "v1", Identifiers: connector.Identifiers{"email": shopSubjectEmail}})
+	for i := range 600 {
+		req.Values.Add("legacyId", fmt.Sprintf("L-%06d", i))
+	}
+	req.Deep = true
+	res, err := c.Verify(ctxFor(t), req)
+	if err != nil {
+		t.Fatalf("deep Verify with %d values: %v", req.AllValues().Count(), err)
+	}
+	sameCounts(t, "unmapped with many values", map[string]int64{
+		h.unmappedLocation("audit_log", "payload"):      2,
+		h.unmappedLocation("recent_audit", "payload"):   1,
+		h.unmappedLocation("legacy_orders", "cust_ref"): 2,
+	}, res.UnmappedLocations)
 }
 
 func (h Harness) testMappedScopeSearchesNoFurther(t *testing.T) {

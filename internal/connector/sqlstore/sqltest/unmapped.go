@@ -17,6 +17,7 @@ func RunUnmapped(t *testing.T, h Harness) {
 	t.Run("DatabaseScope", h.testUnmappedFindings)
 	t.Run("MappedScope", h.testMappedScopeSearchesNoFurther)
 	t.Run("ManyValues", h.testUnmappedManyValues)
+	t.Run("BrokenView", h.testUnmappedBrokenView)
 	t.Run("Cap", h.testUnmappedCap)
 	t.Run("IndexWarnings", h.testIndexWarnings)
 	if h.NewSchema != nil {
@@ -134,6 +135,30 @@ func (h Harness) testUnmappedManyValues(t *testing.T) {
 		t.Fatalf("deep Verify with %d values: %v", req.AllValues().Count(), err)
 	}
 	sameCounts(t, "unmapped with many values", map[string]int64{
+		h.unmappedLocation("audit_log", "payload"):      2,
+		h.unmappedLocation("recent_audit", "payload"):   1,
+		h.unmappedLocation("legacy_orders", "cust_ref"): 2,
+	}, res.UnmappedLocations)
+}
+
+// testUnmappedBrokenView: a view that fails when read (a division by zero, a dropped table under
+// it) is skipped; the rest of the database is still searched and the verification succeeds.
+func (h Harness) testUnmappedBrokenView(t *testing.T) {
+	d, c := h.unmappedShop(t, privacyv1alpha1.DeepScopeDatabase, sqlstore.Options{})
+	if h.Dialect.Type() == privacyv1alpha1.StoreTypePostgres {
+		d.exec(t, "CREATE VIEW broken AS SELECT payload || (1 / (id - id))::text AS payload FROM audit_log")
+	} else {
+		d.exec(t, "CREATE TABLE gone (payload TEXT)")
+		d.exec(t, "CREATE VIEW broken AS SELECT payload FROM gone")
+		d.exec(t, "DROP TABLE gone")
+	}
+	req := derive(t, c, connector.Request{ID: "b1", Identifiers: connector.Identifiers{"email": shopSubjectEmail}})
+	req.Deep = true
+	res, err := c.Verify(ctxFor(t), req)
+	if err != nil {
+		t.Fatalf("deep Verify with a broken view: %v", err)
+	}
+	sameCounts(t, "unmapped next to a broken view", map[string]int64{
 		h.unmappedLocation("audit_log", "payload"):      2,
 		h.unmappedLocation("recent_audit", "payload"):   1,
 		h.unmappedLocation("legacy_orders", "cust_ref"): 2,

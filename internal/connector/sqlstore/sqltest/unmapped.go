@@ -213,7 +213,7 @@ func (h Harness) testUnmappedCap(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	if !hasWarning(check.Warnings, "deepScope database", "text-like columns", "cap of 2") {
+	if !hasWarning(check.Warnings, "deepScope database", "more than 2 text-like columns", "the cap") {
 		t.Errorf("Check does not warn that the column cap is hit: %q", check.Warnings)
 	}
 	if res, err = c.Verify(ctxFor(t), req); err != nil {

@@ -135,6 +135,9 @@ func (s *Store) resolveFromCatalog(ctx context.Context, q Querier) ([]*Table, er
 			problems = append(problems, me.Problems...)
 			continue
 		}
+		if err := s.planSearches(ctx, q, t); err != nil {
+			return nil, err
+		}
 		tables = append(tables, t)
 	}
 	if len(problems) > 0 {
@@ -195,10 +198,14 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 			continue
 		}
 		w, err := s.indexWarnings(ctx, t)
+		if err == nil {
+			err = s.planSearches(ctx, s.db, t)
+		}
 		if err != nil {
 			return nil, s.failAt(op, t.Location(), err, connector.Request{})
 		}
 		warnings = append(warnings, w...)
+		warnings = append(warnings, s.searchWarnings(t)...)
 		checked = append(checked, t)
 	}
 	if len(problems) > 0 {

@@ -229,14 +229,15 @@ func (h Harness) testIndexWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	if !hasWarning(check.Warnings, "alt_email", "service_request", "no index") {
+	if !hasWarning(check.Warnings, "alt_email", "service_request", "has no index") {
 		t.Errorf("Check does not warn about the matched column alt_email without an index: %q", check.Warnings)
 	}
 	if !hasWarning(check.Warnings, "billing_address_id", "payment_card", "no index") {
 		t.Errorf("Check does not warn about the provided column billing_address_id without an index: %q", check.Warnings)
 	}
 	for _, indexed := range []string{"column email ", "column customer_id ", "column order_id ", "column shipping_address_id "} {
-		if hasWarning(check.Warnings, indexed, "no index") {
+		// (Normalised matching warns separately when no expression index serves the column.)
+		if hasWarning(check.Warnings, indexed, "has no index") {
 			t.Errorf("Check warns about an indexed column (%s): %q", indexed, check.Warnings)
 		}
 	}

@@ -51,6 +51,23 @@
 // column) and, by nature, bystanders whose value contains the subject's ("xalice@..."): a deep
 // finding is a lead for a human, not proof. Deep verify scans every mapped table in full.
 //
+// # Deep verification of the whole database
+//
+// With spec.verification.deepScope database, deep verify also searches every text-like column of
+// every table and view outside the mapping that the credentials can read (unmapped.go): every
+// schema of a PostgreSQL database (partitions through their parent, foreign tables never), the
+// DSN's MySQL database and the databases the mapping names, SQLite's main database and the
+// schemas the mapping names. It looks for every value of the subject, direct and derived, as
+// given, as normalised by its identifier's kind, and emails in any letter case, with the same
+// predicates as above, and reports rows found as unmapped by table and column
+// ("public.audit_log.payload", "audit_log.payload"), never as remaining: the mapping cannot erase
+// what it does not cover. It searches at most Options.UnmappedMaxRelations tables and views and
+// Options.UnmappedMaxColumns columns (Check warns when the database has more), runs outside the
+// verification's transaction, and skips (and logs) a relation it cannot read instead of failing
+// the verification. Each relation costs a full scan per statement; a subject with more values
+// than one statement takes is searched in several, and a row holding values of two of them is
+// counted twice.
+//
 // # Transactions and batches
 //
 // Erase counts, in one transaction, what each table still needs. If the total is at most

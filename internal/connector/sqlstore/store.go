@@ -492,7 +492,8 @@ func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Values, ru
 //
 // With req.Deep it also searches the searchable columns of delete and mask tables (except the
 // match columns a mask table keeps) for any row equal to or containing an identifier value, and
-// reports them under "table (deep: column)".
+// reports them under "table (deep: column)". With deepScope database it then searches the rest of
+// the database and reports copies there as unmapped (unmapped.go).
 func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
 	const op = "verify"
 	ids := req.AllValues()

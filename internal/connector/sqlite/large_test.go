@@ -73,9 +73,10 @@ FROM n`,
 	stop := make(chan struct{})
 	peak := peakHeap(stop)
 	var once sync.Once
+	var highest uint64
 	finish := func() uint64 {
-		once.Do(func() { close(stop) })
-		return <-peak
+		once.Do(func() { close(stop); highest = <-peak })
+		return highest
 	}
 	defer finish()
 

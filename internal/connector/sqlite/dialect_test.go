@@ -164,7 +164,7 @@ func TestLeadingKeyOfCreateIndex(t *testing.T) {
 		`CREATE INDEX x ON t (substr(name, 1, 3), id) WHERE id > 0`: `substr(name, 1, 3)`,
 		"CREATE INDEX x ON t (`a,b`)":                               "`a,b`",
 		`CREATE INDEX x ON t (lower(trim(email)) COLLATE NOCASE)`:   `lower(trim(email)) COLLATE NOCASE`,
-		`CREATE INDEX "on (x" ON t ((a))`:                           ``,
+		`CREATE INDEX "on (x" ON t ((a))`:                           `(a)`,
 	} {
 		if got := leadingKey(stmt); got != want {
 			t.Errorf("leadingKey(%q) = %q, want %q", stmt, got, want)

@@ -31,6 +31,11 @@ type Options struct {
 	// normalised column for the subject's spellings, and its number of arguments (never their
 	// values); tests EXPLAIN it to prove which index serves it.
 	OnSpellingSearch func(query string, args int)
+	// UnmappedMaxRelations and UnmappedMaxColumns cap what a deep verification of the whole
+	// database searches outside the mapping (defaults DefaultUnmappedMaxRelations and
+	// DefaultUnmappedMaxColumns); see unmapped.go.
+	UnmappedMaxRelations int
+	UnmappedMaxColumns   int
 }
 
 func (o Options) withDefaults() Options {
@@ -92,6 +97,9 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 		problems = append(problems, p.tableProblems(where, t)...)
 	}
 	problems = append(problems, repeatedTableProblems(spec.Tables)...)
+	if p := deepScopeProblem(p.Dialect, spec); p != "" {
+		problems = append(problems, p)
+	}
 	if len(problems) > 0 {
 		return connector.Hinted(connector.KindMapping, op, strings.Join(problems, "; "))
 	}
@@ -191,6 +199,8 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		opts:    opts,
 		timeout: timeout,
 		norm:    normalize.Normalizer{Region: cfg.PhoneRegion()},
+
+		deepScope: deepScopeOf(cfg.Spec),
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()

@@ -85,3 +85,8 @@ func EmailCandidates(raw, key string) []string {
 	}
 	return out
 }
+
+// FoldCase is the case folding email keys use (full Unicode folding, then NFC), for searching
+// text that may hold an address in any letter case: a folded text holds a folded address in
+// whatever case either was written.
+func FoldCase(s string) string { return foldText(s) }

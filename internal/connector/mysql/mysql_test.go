@@ -90,6 +90,9 @@ func harness(t *testing.T) sqltest.Harness {
 		},
 		CaseSensitiveText: "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
 		// A case-insensitive collation lets a plain index serve normalised email searches.
+		Explain: func(ctx context.Context, conn *sql.Conn, query string, args []any) (string, error) {
+			return sqltest.ExplainWith(ctx, conn, nil, "EXPLAIN ", query, args)
+		},
 		EmailIndexDDL: "CREATE INDEX `people_email_norm` ON `people` (`email`)",
 	}
 }

@@ -72,7 +72,10 @@ func harness(t *testing.T) sqltest.Harness {
 		RejectsNUL: true,
 		// teststore runs initdb with --locale=C.
 		LowerFoldsASCIIOnly: true,
-		EmailIndexDDL:       `CREATE INDEX "people_email_norm" ON "people" ((lower(trim("email"))))`,
+		Explain: func(ctx context.Context, conn *sql.Conn, query string, args []any) (string, error) {
+			return sqltest.ExplainWith(ctx, conn, []string{"SET enable_seqscan = off"}, "EXPLAIN ", query, args)
+		},
+		EmailIndexDDL: `CREATE INDEX "people_email_norm" ON "people" ((lower(trim("email"))))`,
 	}
 }
 

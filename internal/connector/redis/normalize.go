@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"sort"
+
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
@@ -20,5 +22,31 @@ func (c *client) keyIdentifiers(ids connector.Identifiers) connector.Identifiers
 	for name, v := range ids {
 		out[name] = c.norm.Key(normalize.KindFor(name, ""), v)
 	}
+	return out
+}
+
+// foldedEmails are the subject's email addresses as a case-folded key name holds them (see
+// normalize.FoldCase): the normalised address and its other lower-cased spellings, the domain
+// in ASCII or Unicode. Deep verification looks for them in every folded key name, so that a key
+// an application wrote from a raw address in another letter case is reported as remaining.
+func (c *client) foldedEmails(ids connector.Identifiers) []string {
+	seen := map[string]bool{}
+	var out []string
+	for name, v := range ids {
+		if normalize.KindFor(name, "") != normalize.Email {
+			continue
+		}
+		key, ok := c.norm.Normalize(normalize.Email, v)
+		if !ok {
+			continue
+		}
+		for _, cand := range normalize.EmailCandidates(v, key) {
+			if f := normalize.FoldCase(cand); f != "" && !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	sort.Strings(out)
 	return out
 }

@@ -354,8 +354,18 @@ func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.
 	return res, nil
 }
 
+// holdsAny reports whether key holds one of values (see nameHolds).
+func holdsAny(key string, values []string) bool {
+	for _, v := range values {
+		if nameHolds(key, v) {
+			return true
+		}
+	}
+	return false
+}
+
 // deep counts the keys, not already reported under a pattern, whose name holds an identifier
-// value (see nameHolds).
+// value (see nameHolds), or an email address of the subject in any letter case.
 func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered map[string]bool) (int64, error) {
 	values := make([]string, 0, 2*len(ids))
 	for name, v := range ids {
@@ -366,17 +376,15 @@ func (c *client) deep(ctx context.Context, ids connector.Identifiers, covered ma
 			values = append(values, key)
 		}
 	}
+	folded := c.foldedEmails(ids)
 	hits := map[string]bool{}
 	err := c.scan(ctx, "", maxDeepScanKeys, func(batch []string) {
 		for _, k := range batch {
 			if covered[k] || hits[k] {
 				continue
 			}
-			for _, v := range values {
-				if nameHolds(k, v) {
-					hits[k] = true
-					break
-				}
+			if holdsAny(k, values) || len(folded) > 0 && holdsAny(normalize.FoldCase(k), folded) {
+				hits[k] = true
 			}
 		}
 	})

@@ -156,3 +156,18 @@ func TestClassify(t *testing.T) {
 		t.Fatal("the driver error must not be reachable")
 	}
 }
+
+func TestLeadingKeyOfCreateIndex(t *testing.T) {
+	for stmt, want := range map[string]string{
+		`CREATE INDEX "p_e" ON "people" (lower(trim("email")))`:     `lower(trim("email"))`,
+		`CREATE UNIQUE INDEX x ON t (LOWER(TRIM(email)) DESC, id)`:  `LOWER(TRIM(email))`,
+		`CREATE INDEX x ON t (substr(name, 1, 3), id) WHERE id > 0`: `substr(name, 1, 3)`,
+		"CREATE INDEX x ON t (`a,b`)":                               "`a,b`",
+		`CREATE INDEX x ON t (lower(trim(email)) COLLATE NOCASE)`:   `lower(trim(email)) COLLATE NOCASE`,
+		`CREATE INDEX "on (x" ON t ((a))`:                           `(a)`,
+	} {
+		if got := leadingKey(stmt); got != want {
+			t.Errorf("leadingKey(%q) = %q, want %q", stmt, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -28,7 +29,10 @@ func harness() sqltest.Harness {
 		Unreachable:         func(t *testing.T) string { return filepath.Join(t.TempDir(), "missing.db") },
 		Malformed:           "file:store.db?_pragma=%zz",
 		LowerFoldsASCIIOnly: true,
-		EmailIndexDDL:       `CREATE INDEX "people_email_norm" ON "people" (lower(trim("email")))`,
+		Explain: func(ctx context.Context, conn *sql.Conn, query string, args []any) (string, error) {
+			return sqltest.ExplainWith(ctx, conn, nil, "EXPLAIN QUERY PLAN ", query, args)
+		},
+		EmailIndexDDL: `CREATE INDEX "people_email_norm" ON "people" (lower(trim("email")))`,
 	}
 }
 

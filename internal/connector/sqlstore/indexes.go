@@ -163,11 +163,11 @@ func (s *Store) searchWarnings(t *Table) []string {
 		switch m.kind {
 		case normalize.Email:
 			warnings = append(warnings, fmt.Sprintf(
-				"column %s of table %s is matched as email and no index serves it: every request scans the table; create one: %s",
+				"column %s of table %s is matched as email, which none of its indexes serves: every request scans the table; create one: %s",
 				m.col.Name, t.Name, ix.NormalizedIndexDDL(t.Name, m.col)))
 		case normalize.Phone:
 			warnings = append(warnings, fmt.Sprintf(
-				"column %s of table %s is matched as phone: no index can serve every format of a phone number, so every request scans the table (in bounded memory)",
+				"column %s of table %s is matched as phone: an index cannot hold every format of a phone number, so every request scans the table (in bounded memory)",
 				m.col.Name, t.Name))
 		}
 	}

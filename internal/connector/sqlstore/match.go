@@ -158,7 +158,11 @@ func (s *Store) findSpellings(ctx context.Context, q Querier, t *Table, m matchC
 	ctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
 	// No DISTINCT: under a case-insensitive collation it would return one spelling of several.
-	rows, err := q.QueryContext(ctx, "SELECT "+m.quoted+" FROM "+t.quoted+" WHERE "+cond, b.Args()...)
+	query := "SELECT " + m.quoted + " FROM " + t.quoted + " WHERE " + cond
+	if s.opts.OnSpellingSearch != nil {
+		s.opts.OnSpellingSearch(query, len(b.Args()))
+	}
+	rows, err := q.QueryContext(ctx, query, b.Args()...)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,10 @@ type Options struct {
 	// CatalogTTL is how long the mapped tables read from the catalog are reused (default 30s;
 	// negative: read in every operation). Any failed operation forgets them.
 	CatalogTTL time.Duration
+	// OnSpellingSearch, when set, is called with the text of every statement that searches a
+	// normalised column for the subject's spellings, and its number of arguments (never their
+	// values); tests EXPLAIN it to prove which index serves it.
+	OnSpellingSearch func(query string, args int)
 	// UnmappedMaxRelations and UnmappedMaxColumns cap what a deep verification of the whole
 	// database searches outside the mapping (defaults DefaultUnmappedMaxRelations and
 	// DefaultUnmappedMaxColumns); see unmapped.go.

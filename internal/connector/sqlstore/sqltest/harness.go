@@ -49,6 +49,9 @@ type Harness struct {
 	// LowerFoldsASCIIOnly: the database's lower() folds ASCII letters only (SQLite, PostgreSQL
 	// under the C locale), so a non-ASCII letter in another case escapes the SQL prefilter.
 	LowerFoldsASCIIOnly bool
+	// Explain returns the plan of query on conn as text that names the indexes it uses,
+	// preferring indexes where the database would scan a small table; nil: plans are not checked.
+	Explain func(ctx context.Context, conn *sql.Conn, query string, args []any) (string, error)
 	// EmailIndexDDL is the statement Check must advise for people.email without any index.
 	EmailIndexDDL string
 }

@@ -1,7 +1,11 @@
 package sqltest
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -157,12 +161,15 @@ func (h Harness) runPeopleCases(t *testing.T, d *db, ddl []string) {
 		d.exec(t, stmt)
 	}
 	spec := peopleSpec(h.Dialect.Type())
-	c := h.client(t, d.secret, spec, sqlstore.Options{})
+	var searches spellingSearches
+	c := h.client(t, d.secret, spec, sqlstore.Options{OnSpellingSearch: searches.add})
 	ctx := ctxFor(t)
 	if ddl != nil {
 		if w, _ := emailWarnings(t, c); len(w) != 0 {
 			t.Fatalf("Check after creating the advised indexes still warns: %q", w)
 		}
+		d.exec(t, fillerRows(2000))
+		defer h.checkPlans(t, d, &searches)
 	}
 	subject, _ := peopleRows()
 	subjectIDs := make([]int64, len(subject))
@@ -235,4 +242,111 @@ func (h Harness) runPeopleCases(t *testing.T, d *db, ddl []string) {
 	if got := counts(v.RemainingLocations)["people"]; got != wantBack {
 		t.Errorf("remaining after restore: want %d in people, got %v", wantBack, counts(v.RemainingLocations))
 	}
+}
+
+// fillerRows is one INSERT of n rows of other people, so that a database's planner prefers an
+// index to reading the whole table.
+func fillerRows(n int) string {
+	values := make([]string, n)
+	for i := range values {
+		values[i] = fmt.Sprintf("(%d, 'filler-%d@example.org', '+1 666 %07d', 'Filler-%d@example.org')", 1000+i, i, i, i)
+	}
+	return "INSERT INTO people (id, email, phone, alt) VALUES " + strings.Join(values, ", ")
+}
+
+// spellingSearches records the statements that searched normalised columns.
+type spellingSearches struct {
+	mu      sync.Mutex
+	queries map[string]int
+}
+
+func (s *spellingSearches) add(query string, args int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queries == nil {
+		s.queries = map[string]int{}
+	}
+	s.queries[query] = args
+}
+
+// checkPlans proves that the advised index serves every email search: the plan of each names
+// the index Check advised for its column (people_email_norm, people_alt_norm).
+func (h Harness) checkPlans(t *testing.T, d *db, searches *spellingSearches) {
+	t.Helper()
+	if h.Explain == nil {
+		return
+	}
+	ctx := ctxFor(t)
+	conn, err := d.raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	searches.mu.Lock()
+	defer searches.mu.Unlock()
+	checked := map[string]bool{}
+	for query, n := range searches.queries {
+		column := ""
+		for _, c := range []string{"email", "alt"} {
+			if strings.HasPrefix(query, "SELECT "+h.Dialect.QuoteIdent(c)+" ") {
+				column = c
+			}
+		}
+		if column == "" {
+			continue // phone searches always scan
+		}
+		args := make([]any, n)
+		for i := range args {
+			args[i] = fmt.Sprintf("nobody-%d@example.net", i)
+		}
+		plan, err := h.Explain(ctx, conn, query, args)
+		if err != nil {
+			t.Fatalf("explain %q: %v", query, err)
+		}
+		if index := "people_" + column + "_norm"; !strings.Contains(plan, index) {
+			t.Errorf("the search of %s does not use %s:\n%s\nplan:\n%s", column, index, query, plan)
+		}
+		checked[column] = true
+	}
+	if !checked["email"] || !checked["alt"] {
+		t.Errorf("no search of email and alt was recorded: %v", checked)
+	}
+}
+
+// ExplainWith runs prefix+query on conn (after the setup statements) and returns every cell of
+// its result as text, one row a line: what an Explain of a Harness can return.
+func ExplainWith(ctx context.Context, conn *sql.Conn, setup []string, prefix, query string, args []any) (string, error) {
+	for _, s := range setup {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return "", err
+		}
+	}
+	rows, err := conn.QueryContext(ctx, prefix+query, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for rows.Next() {
+		cells := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range cells {
+			ptrs[i] = &cells[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
+		for _, c := range cells {
+			if b, ok := c.([]byte); ok {
+				c = string(b)
+			}
+			fmt.Fprintf(&out, "%v\t", c)
+		}
+		out.WriteString("\n")
+	}
+	return out.String(), rows.Err()
 }

@@ -125,13 +125,13 @@ type storeDerivation struct {
 	values, shared connector.Values
 }
 
-// counts is the store's status entry: per identifier it provides, how many of its values are
-// the subject's alone and how many are shared. A value one store derived and another found
-// shared counts as shared. Never the values.
+// counts is the store's status entry: per identifier its mappings provide (values passed in to
+// it and handed back are not its own), how many of its values are the subject's alone and how
+// many are shared. A value one store derived and another found shared counts as shared. Never
+// the values.
 func (d *storeDerivation) counts(allShared connector.Values) []privacyv1alpha1.DerivedIdentifier {
-	names := union(d.names, union(d.values.Names(), d.shared.Names()))
-	out := make([]privacyv1alpha1.DerivedIdentifier, 0, len(names))
-	for _, name := range names {
+	out := make([]privacyv1alpha1.DerivedIdentifier, 0, len(d.names))
+	for _, name := range d.names {
 		shared := connector.Values{}
 		shared.Add(name, d.shared[name]...)
 		alone := 0

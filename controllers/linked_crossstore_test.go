@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 )
 
 // linkedProcessor is an http processor speaking protocol v1 with the additive "values" field:
@@ -187,5 +189,71 @@ func TestLinkedAcrossStores(t *testing.T) {
 	}
 	if len(rc.Stores) != 3 {
 		t.Errorf("receipt lists %d stores", len(rc.Stores))
+	}
+}
+
+// The cross-store path straight through the connectors: the SQL store derives the customer and
+// order ids, and the Redis cache and the http processor erase and verify with them.
+func TestLinkedAcrossStoresThroughTheConnectors(t *testing.T) {
+	ctx := context.Background()
+	_, dsn := linkedShop(t)
+	rf := startRedisFixture(t)
+	rdb := rf.rdb
+	must(t, rdb.FlushDB(ctx).Err())
+	for _, k := range []string{"cart:1", "order:10:lines", "order:11:lines", "cart:2", "cart:10", "order:1:lines", "order:100:lines"} {
+		must(t, rdb.Set(ctx, k, "v", 0).Err())
+	}
+	proc := &linkedProcessor{records: map[string]int{"1": 2, "2": 1}, asked: map[string]bool{}}
+	srv := httptest.NewServer(proc)
+	t.Cleanup(srv.Close)
+
+	open := func(spec privacyv1alpha1.DataStoreSpec, secret string) connector.Client {
+		p, err := connector.ProviderFor(spec.Type)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The processor is plain http on loopback.
+		cl, err := p.NewClient(ctx, connector.Config{Name: "DataStore test/" + string(spec.Type), Spec: &spec, Secret: []byte(secret),
+			Egress: &egress.Policy{AllowInsecureHTTP: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
+	}
+	shop := open(linkedSpec("x"), dsn)
+	cache := open(privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeRedis,
+		Connection: privacyv1alpha1.Connection{SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "x", Key: "url"}},
+		Keys: []privacyv1alpha1.KeyMapping{
+			{Pattern: "cart:{customerId}", Action: privacyv1alpha1.KeyActionDelete},
+			{Pattern: "order:{orderId}:*", Action: privacyv1alpha1.KeyActionDelete},
+		}}, rf.url)
+	support := open(privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeHTTP, Connection: privacyv1alpha1.Connection{
+		URL: srv.URL, SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "x", Key: "token"}, AllowInsecureHTTP: true}}, "linked-token")
+
+	ids := connector.Identifiers{"email": "jane.doe@example.com"}
+	d, err := shop.(connector.Deriver).Derive(ctx, connector.Request{ID: "r", Identifiers: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := connector.Request{ID: "r", Identifiers: ids, Values: d.Values, Shared: d.Shared}
+	for name, want := range map[string]struct {
+		cl     connector.Client
+		erased int64
+	}{"shop": {shop, 6}, "cache": {cache, 3}, "support": {support, 2}} {
+		res, err := want.cl.Erase(ctx, req)
+		if err != nil || res.Erased != want.erased {
+			t.Errorf("%s erase: %+v, %v; want %d erased", name, res, err, want.erased)
+			continue
+		}
+		if v, err := want.cl.Verify(ctx, req); err != nil || v.Remaining != 0 {
+			t.Errorf("%s verify: %+v, %v", name, v, err)
+		}
+	}
+	if n := rdb.Exists(ctx, "cart:2", "cart:10", "order:1:lines", "order:100:lines").Val(); n != 4 {
+		t.Errorf("redis: %d of 4 bystander keys left", n)
+	}
+	if proc.held("2") != 1 || proc.wasAsked("2") {
+		t.Errorf("http: the bystander's tickets %d of 1, asked about the bystander %v", proc.held("2"), proc.wasAsked("2"))
 	}
 }

@@ -67,7 +67,15 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 		s.facts.blocked = &blockingFailure{reason, "linked data cannot be resolved: " + err.Error()}
 		return false, nil
 	}
-	values, shared := connector.Values{}, connector.Values{}
+	// An earlier acceptance of this request may have derived values and erased the rows they
+	// came from before its status was written (a crash mid-erasure): deriving again would find
+	// nothing, and the linked rows of later stores would stay while the request verifies clean.
+	// What it derived is still the subject's and goes on.
+	earlier, err := s.readDerivedSecret(ctx)
+	if err != nil {
+		return false, err
+	}
+	values, shared := earlier.values.Clone(), earlier.shared.Clone()
 	// byStore is what each store derived (a store may take several steps), for its status.
 	byStore := map[int]*storeDerivation{}
 	for _, step := range plan.Steps {
@@ -79,6 +87,10 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 			byStore[i] = mine
 		}
 		mine.names = union(mine.names, step.Provides)
+		for _, name := range step.Provides {
+			mine.values.Add(name, earlier.values[name]...)
+			mine.shared.Add(name, earlier.shared[name]...)
+		}
 		derivation, err := s.deriveIn(ctx, i, st.Ref.Kind, st.Ref.Name, connector.Request{
 			ID: string(s.object.GetUID()), Identifiers: s.identifiers, Values: values, Shared: shared})
 		if err != nil {
@@ -125,13 +137,13 @@ type storeDerivation struct {
 	values, shared connector.Values
 }
 
-// counts is the store's status entry: per identifier it provides, how many of its values are
-// the subject's alone and how many are shared. A value one store derived and another found
-// shared counts as shared. Never the values.
+// counts is the store's status entry: per identifier its mappings provide (values passed in to
+// it and handed back are not its own), how many of its values are the subject's alone and how
+// many are shared. A value one store derived and another found shared counts as shared. Never
+// the values.
 func (d *storeDerivation) counts(allShared connector.Values) []privacyv1alpha1.DerivedIdentifier {
-	names := union(d.names, union(d.values.Names(), d.shared.Names()))
-	out := make([]privacyv1alpha1.DerivedIdentifier, 0, len(names))
-	for _, name := range names {
+	out := make([]privacyv1alpha1.DerivedIdentifier, 0, len(d.names))
+	for _, name := range d.names {
 		shared := connector.Values{}
 		shared.Add(name, d.shared[name]...)
 		alone := 0
@@ -244,15 +256,54 @@ func (s *requestScope) readDerived(ctx context.Context) error {
 	if !metav1.IsControlledBy(&secret, s.object) {
 		return nil
 	}
+	d, err := parseDerived(&secret)
+	if err != nil {
+		return err
+	}
+	s.values, s.shared = d.values, d.shared
+	return nil
+}
+
+// derivedValues are the contents of a derived values Secret.
+type derivedValues struct{ values, shared connector.Values }
+
+func parseDerived(secret *corev1.Secret) (derivedValues, error) {
 	var values, shared map[string][]string
 	if err := json.Unmarshal(secret.Data[derivedValuesKey], &values); err != nil {
-		return fmt.Errorf("reading the derived values: %w", err)
+		return derivedValues{}, fmt.Errorf("reading the derived values: %w", err)
 	}
 	if err := json.Unmarshal(secret.Data[derivedSharedKey], &shared); err != nil {
-		return fmt.Errorf("reading the derived values: %w", err)
+		return derivedValues{}, fmt.Errorf("reading the derived values: %w", err)
 	}
-	s.values, s.shared = values, shared
-	return nil
+	return derivedValues{values, shared}, nil
+}
+
+// readDerivedSecret reads what an earlier acceptance of this very request derived; nothing
+// when there was none (or the Secret is not this request's).
+func (s *requestScope) readDerivedSecret(ctx context.Context) (derivedValues, error) {
+	none := derivedValues{connector.Values{}, connector.Values{}}
+	var secret corev1.Secret
+	err := s.deps.APIReader.Get(ctx, client.ObjectKey{Namespace: s.object.GetNamespace(), Name: derivedSecretName(s.object)}, &secret)
+	if apierrors.IsNotFound(err) {
+		return none, nil
+	}
+	if err != nil {
+		return none, err
+	}
+	if !metav1.IsControlledBy(&secret, s.object) {
+		return none, nil
+	}
+	d, err := parseDerived(&secret)
+	if err != nil {
+		return none, err
+	}
+	if d.values == nil {
+		d.values = connector.Values{}
+	}
+	if d.shared == nil {
+		d.shared = connector.Values{}
+	}
+	return d, nil
 }
 
 // deleteDerived deletes the derived values with the identifiers Secret.

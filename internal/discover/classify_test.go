@@ -7,7 +7,9 @@ import (
 )
 
 func TestClassifyIdentifier(t *testing.T) {
-	text := func(name string) sqlstore.Column { return sqlstore.Column{Name: name, Type: "varchar", Text: true, Nullable: true} }
+	text := func(name string) sqlstore.Column {
+		return sqlstore.Column{Name: name, Type: "varchar", Text: true, Nullable: true}
+	}
 	typed := func(name, typ string) sqlstore.Column { return sqlstore.Column{Name: name, Type: typ} }
 	cases := []struct {
 		col        sqlstore.Column

@@ -267,14 +267,16 @@ func dataStores(ns, dsn, redisURL string) []client.Object {
 			Type:       privacyv1alpha1.StoreTypePostgres,
 			Connection: privacyv1alpha1.Connection{SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "shop-postgres", Key: "dsn"}},
 			// Linked data: the email finds the customer, whose id (customerId) finds the orders,
-			// whose ids (orderId) find the order items; customerId also finds the Redis keys.
+			// whose ids (orderId) find the order items; customerId also finds the Redis keys. The
+			// tables are named unqualified, as the catalog's foreign keys of the default schema are:
+			// with "public.customers" the erase order did not see the keys (SQLSTATE 23503).
 			Tables: []privacyv1alpha1.TableMapping{
-				{Name: "public.customers", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}},
+				{Name: "customers", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}},
 					Provides: []privacyv1alpha1.ColumnProvide{{Identifier: "customerId", Column: "id"}}},
-				{Name: "public.orders", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "customer_id", Identifier: "customerId"}},
+				{Name: "orders", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "customer_id", Identifier: "customerId"}},
 					Provides: []privacyv1alpha1.ColumnProvide{{Identifier: "orderId", Column: "id"}}},
-				{Name: "public.order_item", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "order_id", Identifier: "orderId"}}},
-				{Name: "public.invoices", Action: privacyv1alpha1.ActionRetain, Match: []privacyv1alpha1.ColumnMatch{{Column: "customer_email", Identifier: "email"}},
+				{Name: "order_item", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "order_id", Identifier: "orderId"}}},
+				{Name: "invoices", Action: privacyv1alpha1.ActionRetain, Match: []privacyv1alpha1.ColumnMatch{{Column: "customer_email", Identifier: "email"}},
 					RetainReason: "Invoices are kept for the statutory tax retention period (GDPR Art. 17(3)(b))."},
 			},
 			Description: "Customer accounts, orders and invoices of the web shop.", Purposes: []string{"Performing the purchase contract", "Customer support"},

@@ -82,10 +82,24 @@ func hasProvide(m *privacyv1alpha1.TableMapping, identifier, column string) bool
 	return false
 }
 
-func TestDiscoverProposesTheShopsLinks(t *testing.T) {
+// withAndWithoutKeys runs test on every engine, on the shop with foreign-key constraints and on
+// the shop whose links are only in the column names.
+func withAndWithoutKeys(t *testing.T, test func(t *testing.T, shop *discovertest.Shop)) {
 	for _, typ := range discovertest.Engines {
-		t.Run(string(typ), func(t *testing.T) {
-			shop := discovertest.NewShop(t, typ)
+		for _, keys := range []bool{true, false} {
+			name := string(typ) + "/WithForeignKeys"
+			if !keys {
+				name = string(typ) + "/WithoutForeignKeys"
+			}
+			t.Run(name, func(t *testing.T) { test(t, discovertest.NewShop(t, typ, keys)) })
+		}
+	}
+}
+
+func TestDiscoverProposesTheShopsLinks(t *testing.T) {
+	withAndWithoutKeys(t, func(t *testing.T, shop *discovertest.Shop) {
+		typ := shop.Type
+		{
 			ds, text := proposal(t, shop)
 			tables := ds.Spec.Tables
 			customer := find(tables, "customer", privacyv1alpha1.ActionDelete)
@@ -143,16 +157,15 @@ func TestDiscoverProposesTheShopsLinks(t *testing.T) {
 			if _, err := linkgraph.Resolve(nodes, []string{"email"}); err != nil {
 				t.Errorf("the link graph does not resolve: %v", err)
 			}
-		})
-	}
+		}
+	})
 }
 
 // TestTheProposalErasesTheSubject uses discover's output, unchanged, as the mapping of the real
 // connector with only the email known: derive, erase, verify, and compare every row.
 func TestTheProposalErasesTheSubject(t *testing.T) {
-	for _, typ := range discovertest.Engines {
-		t.Run(string(typ), func(t *testing.T) {
-			shop := discovertest.NewShop(t, typ)
+	withAndWithoutKeys(t, func(t *testing.T, shop *discovertest.Shop) {
+		{
 			ds, text := proposal(t, shop)
 			before, err := discovertest.Take(ctxFor(t), shop.Raw)
 			if err != nil {
@@ -194,6 +207,6 @@ func TestTheProposalErasesTheSubject(t *testing.T) {
 			if v.Remaining != 0 || v.Shared != 2 {
 				t.Errorf("verify: %d remaining, %d shared; want 0 and 2", v.Remaining, v.Shared)
 			}
-		})
-	}
+		}
+	})
 }

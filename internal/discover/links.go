@@ -19,8 +19,8 @@ func (p *proposer) followReferences(parent string) []string {
 	for _, fk := range p.fkTo[parent] {
 		child := fk.From.Table
 		if child == parent {
-			p.note(fmt.Sprintf("table %s: foreign key %s (%s -> %s) refers to the same table and is not followed: the rows it points from are other people's (a referrer, a manager)",
-				parent, fk.Name, fk.FromColumn, fk.ToColumn))
+			p.note(fmt.Sprintf("table %s: %s (%s -> %s) refers to the same table and is not followed: the rows it points from are other people's (a referrer, a manager)",
+				parent, fkLabel(fk), fk.FromColumn, fk.ToColumn))
 			continue
 		}
 		cn := p.nodes[child]
@@ -28,21 +28,21 @@ func (p *proposer) followReferences(parent string) []string {
 			continue
 		}
 		if cn != nil && p.reaches(child, parent) {
-			cn.main.Warnings = append(cn.main.Warnings, fmt.Sprintf("foreign key %s (%s.%s -> %s.%s) is not followed: the identifier would be derived from itself, which the operator refuses",
-				fk.Name, child, fk.FromColumn, parent, fk.ToColumn))
+			cn.main.Warnings = append(cn.main.Warnings, fmt.Sprintf("%s (%s.%s -> %s.%s) is not followed: the identifier would be derived from itself, which the operator refuses",
+				fkLabel(fk), child, fk.FromColumn, parent, fk.ToColumn))
 			continue
 		}
 		ident := p.identifierFor(parent, fk.ToColumn)
-		if !p.addProvide(pn, fk.ToColumn, ident, fmt.Sprintf("%s of the subject's rows is provided as %s: table %s references it (foreign key %s).",
-			fk.ToColumn, ident, child, fk.Name)) {
+		if !p.addProvide(pn, fk.ToColumn, ident, fmt.Sprintf("%s of the subject's rows is provided as %s: table %s references it (%s).",
+			fk.ToColumn, ident, child, fkLabel(fk))) {
 			continue
 		}
 		if cn == nil {
 			cn = p.add(p.cat.Table(child), reachChain, privacyv1alpha1.ActionDelete)
 			reached = append(reached, child)
 		}
-		p.addMatch(cn, fk.FromColumn, ident, fmt.Sprintf("%s references %s.%s (foreign key %s): rows hanging off the subject's %s rows are the subject's, deleted.",
-			fk.FromColumn, parent, fk.ToColumn, fk.Name, parent))
+		p.addMatch(cn, fk.FromColumn, ident, fmt.Sprintf("%s references %s.%s (%s): rows hanging off the subject's %s rows are the subject's, deleted.",
+			fk.FromColumn, parent, fk.ToColumn, fkLabel(fk), parent))
 		pn.next = append(pn.next, child)
 	}
 	return reached
@@ -65,8 +65,8 @@ func (p *proposer) followForward(t string) {
 		}
 		ct := p.cat.Table(target)
 		if !p.hasPersonalColumn(ct) {
-			p.note(fmt.Sprintf("table %s: the subject's %s rows point at it (%s.%s, foreign key %s), but no column of it looks personal: not mapped. Map it if it holds personal data.",
-				target, t, t, fk.FromColumn, fk.Name))
+			p.note(fmt.Sprintf("table %s: the subject's %s rows point at it (%s.%s, %s), but no column of it looks personal: not mapped. Map it if it holds personal data.",
+				target, t, t, fk.FromColumn, fkLabel(fk)))
 			continue
 		}
 		if p.nodes[target] != nil && p.reaches(target, t) {
@@ -80,11 +80,11 @@ func (p *proposer) followForward(t string) {
 			}
 		}
 		ident := p.identifierFor(target, fk.ToColumn)
-		if !p.addProvide(tn, fk.FromColumn, ident, fmt.Sprintf("%s points at the subject's %s rows: provided as %s (foreign key %s).",
-			fk.FromColumn, target, ident, fk.Name)) {
+		if !p.addProvide(tn, fk.FromColumn, ident, fmt.Sprintf("%s points at the subject's %s rows: provided as %s (%s).",
+			fk.FromColumn, target, ident, fkLabel(fk))) {
 			continue
 		}
-		p.addMatch(n, fk.ToColumn, ident, fmt.Sprintf("%s is what the subject's %s.%s points at (foreign key %s).", fk.ToColumn, t, fk.FromColumn, fk.Name))
+		p.addMatch(n, fk.ToColumn, ident, fmt.Sprintf("%s is what the subject's %s.%s points at (%s).", fk.ToColumn, t, fk.FromColumn, fkLabel(fk)))
 		tn.next = append(tn.next, target)
 	}
 }
@@ -276,4 +276,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// fkLabel names a link in comments: its constraint, or that discover inferred it.
+func fkLabel(fk sqlstore.ForeignKey) string {
+	if strings.HasPrefix(fk.Name, inferredPrefix) {
+		return "no foreign key: inferred from the column's name"
+	}
+	return "foreign key " + fk.Name
 }

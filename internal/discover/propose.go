@@ -28,6 +28,8 @@ type Options struct {
 	// userId). Only those are matched: the operator refuses a linked mapping that matches an
 	// identifier neither the Secret nor a provides gives. Empty: email.
 	Known []string
+	// NoInference: follow declared foreign keys only, not columns named after a table's id.
+	NoInference bool
 }
 
 // Proposal is a proposed mapping with the reasons for it.
@@ -109,6 +111,9 @@ func Propose(cat *Catalog, d sqlstore.Dialect, opts Options) (*Proposal, error) 
 	for _, k := range known {
 		p.known[k] = true
 		p.used[k] = true
+	}
+	if !opts.NoInference {
+		inferLinks(cat, d)
 	}
 	p.indexKeys()
 	p.classify()

@@ -23,6 +23,7 @@ import (
 type discoverFlags struct {
 	secret, key, dsn, dsnFile, typ, name string
 	identifiers                          []string
+	noInfer                              bool
 }
 
 func newDiscover(o *options, stdout io.Writer) *cobra.Command {
@@ -36,7 +37,8 @@ foreign keys, indexes; never a row) and prints a commented DataStore proposal:
   - columns that look like the subject's identifiers (email, phone, user id, by name and type)
     as matches: only the identifiers the requests carry (--identifiers, default email);
   - foreign-key chains as provides and match: customer.id provided as customerId, orders matched
-    on customer_id, orders.id provided as orderId, order_item matched on order_id...;
+    on customer_id, orders.id provided as orderId, order_item matched on order_id...; without
+    declared keys, columns named after a table's id (customer_id) are followed (--no-infer: not);
   - tables the subject's rows point at from several places (an address) as mask;
   - secondary contact columns (alt_email) as mask;
   - warnings for matched or provided columns without an index.
@@ -62,6 +64,7 @@ from --dsn; it is never printed. The proposal's connection names the Secret give
 	fl.StringVar(&f.dsn, "dsn", "", "the DSN itself (it stays in your shell history: prefer --secret or --dsn-file)")
 	fl.StringVar(&f.typ, "type", "", "postgres, mysql or sqlite (default: from the DSN's form)")
 	fl.StringVar(&f.name, "name", "", "name of the proposed DataStore (default: the Secret's name, else discovered)")
+	fl.BoolVar(&f.noInfer, "no-infer", false, "follow declared foreign keys only, not columns named after a table's id (customer_id)")
 	fl.StringSliceVar(&f.identifiers, "identifiers", []string{discover.IdentifierEmail},
 		"identifiers the requests' identifiers Secret carries, of email, phone, userId")
 	return cmd
@@ -118,7 +121,7 @@ func runDiscover(cmd *cobra.Command, o *options, f *discoverFlags, stdout io.Wri
 	} else if !typ.IsSQL() {
 		return usageErr(cmd, "--type must be postgres, mysql or sqlite")
 	}
-	p, err := discover.Discover(cmd.Context(), typ, dsn, discover.Options{Known: f.identifiers})
+	p, err := discover.Discover(cmd.Context(), typ, dsn, discover.Options{Known: f.identifiers, NoInference: f.noInfer})
 	if err != nil {
 		return &ExitError{Code: exitFailed, Msg: "discover: " + err.Error()}
 	}

@@ -17,7 +17,7 @@ import (
 )
 
 func TestDiscoverFromASecret(t *testing.T) {
-	shop := discovertest.NewShop(t, privacyv1alpha1.StoreTypeSQLite)
+	shop := discovertest.NewShop(t, privacyv1alpha1.StoreTypeSQLite, true)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "filing", Name: "shop-db"},
 		Data: map[string][]byte{"dsn": []byte(shop.DSN), "other": []byte("x")}}
 	if err := env.Client.Create(context.Background(), secret); err != nil {
@@ -43,7 +43,7 @@ func TestDiscoverFromASecret(t *testing.T) {
 }
 
 func TestDiscoverFromAFile(t *testing.T) {
-	shop := discovertest.NewShop(t, privacyv1alpha1.StoreTypeSQLite)
+	shop := discovertest.NewShop(t, privacyv1alpha1.StoreTypeSQLite, true)
 	file := filepath.Join(t.TempDir(), "dsn")
 	if err := os.WriteFile(file, []byte(shop.DSN+"\n"), 0o600); err != nil {
 		t.Fatal(err)

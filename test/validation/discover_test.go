@@ -24,7 +24,7 @@ func TestDiscoverOutputIsAccepted(t *testing.T) {
 	t.Cleanup(teststore.CloseShared)
 	for _, typ := range discovertest.Engines {
 		t.Run(string(typ), func(t *testing.T) {
-			shop := discovertest.NewShop(t, typ)
+			shop := discovertest.NewShop(t, typ, true)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			p, err := discover.Discover(ctx, typ, shop.DSN, discover.Options{})

@@ -33,10 +33,10 @@ type Shop struct {
 // Engines are the engines the shop is tested on.
 var Engines = []privacyv1alpha1.StoreType{privacyv1alpha1.StoreTypePostgres, privacyv1alpha1.StoreTypeMySQL, privacyv1alpha1.StoreTypeSQLite}
 
-// NewShop creates the shop in a fresh database of typ: a private PostgreSQL or MariaDB server of
+// NewShop creates the shop, with or without foreign-key constraints, in a fresh database of typ: a private PostgreSQL or MariaDB server of
 // internal/teststore, or a SQLite file in the test's temporary directory. Call
 // teststore.CloseShared from TestMain.
-func NewShop(t *testing.T, typ privacyv1alpha1.StoreType) *Shop {
+func NewShop(t *testing.T, typ privacyv1alpha1.StoreType, foreignKeys bool) *Shop {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -67,7 +67,7 @@ func NewShop(t *testing.T, typ privacyv1alpha1.StoreType) *Shop {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Raw.Close() })
-	if err := Create(ctx, s.Raw, s.Dialect.Placeholder); err != nil {
+	if err := Create(ctx, s.Raw, s.Dialect.Placeholder, foreignKeys); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -18,10 +18,14 @@ const SubjectEmail = "alice@shop.example"
 // Tables are the shop's tables, referencing tables first.
 var Tables = []string{"service_request", "visit", "login", "order_item", "payment_card", "orders", "customer", "address", "product"}
 
-// DDL creates the shop. Every key is a named foreign key; visit.customer_id has no index on
-// purpose (discover must warn), and neither has service_request.alt_email.
-func DDL() []string {
+// DDL creates the shop. With foreignKeys every link is a named foreign key, without them the
+// links are only in the column names; visit.customer_id has no index on purpose (discover must
+// warn), and neither has service_request.alt_email.
+func DDL(foreignKeys bool) []string {
 	fk := func(name, col, ref string) string {
+		if !foreignKeys {
+			return ""
+		}
 		return ", CONSTRAINT " + name + " FOREIGN KEY (" + col + ") REFERENCES " + ref + " (id)"
 	}
 	return []string{
@@ -95,8 +99,8 @@ var data = []rows{
 }
 
 // Create creates and fills the shop. placeholder is the dialect's n-th bound-argument marker.
-func Create(ctx context.Context, db *sql.DB, placeholder func(int) string) error {
-	for _, stmt := range DDL() {
+func Create(ctx context.Context, db *sql.DB, placeholder func(int) string, foreignKeys bool) error {
+	for _, stmt := range DDL(foreignKeys) {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: %w", stmt, err)
 		}

@@ -13,6 +13,8 @@
 //	                                      plain Go program doing the same deletes (BENCH_REQUESTS is
 //	                                      ignored)
 //	BENCH_LINKED_ROWS=10000  the linked mode's rows per store
+//	BENCH_LINKED_STORES_ONLY=1  the linked mode without the control plane and the operator: the
+//	                     floor and the connector alone, three times each, interleaved
 //	BENCH_GRACE=5m       how long to wait beyond N*200ms for every request to be Verified
 //	BENCH_DIAG=1         serve the manager's pprof and metrics on loopback, save CPU profiles of the
 //	                     manager and the API server during the run, the manager's heap profile and
@@ -89,6 +91,12 @@ func TestBench(t *testing.T) {
 	logf := func(format string, args ...any) { fmt.Printf("bench: "+format+"\n", args...) }
 	ctrllog.SetLogger(logr.Discard())
 
+	if mode == modeLinked {
+		// The control plane starts after the floor and the connector runs (see runLinked).
+		logf("mode %s: starting PostgreSQL, MariaDB and Redis", mode)
+		runLinked(t, ctx, startStores(t, ctx, mode), root, outDir, diag, logf)
+		return
+	}
 	logf("mode %s: starting the control plane, PostgreSQL, MariaDB and Redis", mode)
 	env, err := testenv.Start()
 	if err != nil {
@@ -96,10 +104,6 @@ func TestBench(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	st := startStores(t, ctx, mode)
-	if mode == modeLinked {
-		runLinked(t, ctx, env, st, root, outDir, diag, logf)
-		return
-	}
 
 	// Two sets of subjects, each with as many bystanders: "a" for the store floor, "b" for the
 	// operator, so that neither finds the other's work done.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,22 +42,31 @@ func linkedRows() (int, error) {
 	return n, nil
 }
 
-func runLinked(t *testing.T, ctx context.Context, env *testenv.Env, st *stores, root, outDir string, diag bool, logf func(string, ...any)) {
+func runLinked(t *testing.T, ctx context.Context, st *stores, root, outDir string, diag bool, logf func(string, ...any)) {
 	t.Helper()
 	rows, err := linkedRows()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sh := shapeOf(rows)
-	logf("seeding: per SQL store, three subjects of %d rows (%d orders, %d order items, %d logins), a bystander of that size and 1000 small ones",
-		sh.rows(), sh.orders, sh.orders*sh.itemsPerOrder, sh.logins)
-	for _, set := range []string{"a", "b", "c", "xa"} {
+	storesOnly := os.Getenv("BENCH_LINKED_STORES_ONLY") != "" && os.Getenv("BENCH_LINKED_STORES_ONLY") != "0"
+	sets := []string{"a", "b", "c", "xa"}
+	if storesOnly {
+		sets = []string{"a1", "c1", "a2", "c2", "a3", "c3", "xa"}
+	}
+	logf("seeding: per SQL store, %d customers of %d rows (%d orders, %d order items, %d logins), the last a bystander, and 1000 small bystanders",
+		len(sets), sh.rows(), sh.orders, sh.orders*sh.itemsPerOrder, sh.logins)
+	for _, set := range sets {
 		st.linked.seedLinked(t, ctx, st, set, 1, sh)
 	}
 	st.linked.seedLinked(t, ctx, st, "xb", 1000, shape{orders: 1, itemsPerOrder: 2, logins: 1})
 	bystanders := []string{"xa", "xb"}
 	analyze(t, ctx, st.pg, true)
 	analyze(t, ctx, st.my, false)
+	if storesOnly {
+		runLinkedStoresOnly(t, ctx, st, sh, bystanders, logf)
+		return
+	}
 
 	logf("floor: a plain Go program deletes the subject's rows in one transaction per store and verifies")
 	floor, perStore := runLinkedFloor(t, ctx, st, "a")
@@ -68,6 +78,12 @@ func runLinked(t *testing.T, ctx context.Context, env *testenv.Env, st *stores, 
 	st.linked.checkLinkedErased(t, ctx, st, "c", bystanders...)
 	logf("connector alone: %s", phases)
 
+	logf("starting the control plane")
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
 	cfg := rest.CopyConfig(env.Config)
 	c, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
 	if err != nil {
@@ -143,6 +159,28 @@ func runLinked(t *testing.T, ctx context.Context, env *testenv.Env, st *stores, 
 	summary := fmt.Sprintf("bench: mode=linked rows=%d stores=2 seconds=%.3f floor_seconds=%.3f connector_seconds=%.3f manager_peak_rss_mib=%.1f ratio_to_floor=%.2f\n",
 		sh.rows(), elapsed.Seconds(), floor.Seconds(), phases.total().Seconds(), rss, ratio)
 	writeSummary(t, summary)
+}
+
+// runLinkedStoresOnly measures the floor and the connector alone three times each, interleaved,
+// without Kubernetes: what the store work of the operator costs against the floor.
+func runLinkedStoresOnly(t *testing.T, ctx context.Context, st *stores, sh shape, bystanders []string, logf func(string, ...any)) {
+	t.Helper()
+	var floors, connectors []float64
+	for round := 1; round <= 3; round++ {
+		floorSet, connectorSet := fmt.Sprintf("a%d", round), fmt.Sprintf("c%d", round)
+		floor, perStore := runLinkedFloor(t, ctx, st, floorSet)
+		st.linked.checkLinkedErased(t, ctx, st, floorSet, bystanders...)
+		phases := runLinkedConnector(t, ctx, st, connectorSet, int64(sh.rows()))
+		st.linked.checkLinkedErased(t, ctx, st, connectorSet, bystanders...)
+		logf("round %d: floor %.3f s (postgres %.3f s, mariadb %.3f s); connector alone %s", round, floor.Seconds(),
+			perStore["pg"].Seconds(), perStore["my"].Seconds(), phases)
+		floors = append(floors, floor.Seconds())
+		connectors = append(connectors, phases.total().Seconds())
+	}
+	sort.Float64s(floors)
+	sort.Float64s(connectors)
+	writeSummary(t, fmt.Sprintf("bench: mode=linked-stores rows=%d stores=2 floor_seconds=%.3f(%.3f-%.3f) connector_seconds=%.3f(%.3f-%.3f) ratio_connector_to_floor=%.2f\n",
+		sh.rows(), floors[1], floors[0], floors[2], connectors[1], connectors[0], connectors[2], connectors[1]/floors[1]))
 }
 
 // analyze refreshes the planner's statistics after seeding, as any database that has been in use

@@ -112,7 +112,7 @@ func startStores(t *testing.T, ctx context.Context, mode string) *stores {
 	// expression index on that very expression, as the docs advise. MariaDB 10.11 has no
 	// expression indexes: there the prefilter either scans the table or, where the dialect
 	// compares under the column's case-insensitive collation (the database's default,
-	// utf8mb4_general_ci), uses the plain index customers_email.
+	// utf8mb4_unicode_ci, set by internal/teststore), uses the plain index customers_email.
 	if _, err := st.pg.ExecContext(ctx, `CREATE INDEX customers_email_norm ON customers ((LOWER(TRIM(email))))`); err != nil {
 		t.Fatal(err)
 	}

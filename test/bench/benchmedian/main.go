@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -23,7 +24,7 @@ func main() {
 	fmt.Println(line)
 }
 
-func summarize(in *os.File) (string, error) {
+func summarize(in io.Reader) (string, error) {
 	var keys []string
 	numbers := map[string][]float64{}
 	texts := map[string]string{}

@@ -54,6 +54,7 @@ func (r *AccessRequestReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		requestScope: newRequestScope(ctx, &r.Dependencies, ar, &ar.Spec.RequestSpecCommon, &ar.Status.RequestStatusCommon),
 		request:      ar,
 	}
+	scope.progress = func() []*privacyv1alpha1.StoreProgress { return accessProgress(ar) }
 	defer func() {
 		written, writeErr := scope.writeDerivedStatus(ctx, err == nil)
 		if err == nil {

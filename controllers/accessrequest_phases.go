@@ -44,7 +44,8 @@ func (r *AccessRequestReconciler) acceptRequest(ctx context.Context, s *accessSc
 	ar.Status.Stores = make([]privacyv1alpha1.AccessStoreStatus, len(acc.Stores))
 	for i, st := range acc.Stores {
 		ar.Status.Stores[i] = privacyv1alpha1.AccessStoreStatus{StoreProgress: privacyv1alpha1.StoreProgress{
-			Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type, Phase: privacyv1alpha1.StorePending}}
+			Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type, Phase: privacyv1alpha1.StorePending,
+			Derived: s.derivedStatus(i)}}
 	}
 	ar.Status.Phase = privacyv1alpha1.PhaseCollecting
 	s.effect.normal(privacyv1alpha1.ReasonAccepted, "Accept",

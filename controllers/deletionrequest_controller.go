@@ -74,6 +74,7 @@ func (r *DeletionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		requestScope: newRequestScope(ctx, &r.Dependencies, dr, &dr.Spec.RequestSpecCommon, &dr.Status.RequestStatusCommon),
 		request:      dr,
 	}
+	scope.progress = func() []*privacyv1alpha1.StoreProgress { return deletionProgress(dr) }
 	defer func() {
 		written, writeErr := scope.writeDerivedStatus(ctx, err == nil)
 		if err == nil {
@@ -111,6 +112,8 @@ func (s *deletionScope) writeDerivedStatus(ctx context.Context, succeeded bool) 
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	dr := s.request
+	before := s.before.(*privacyv1alpha1.DeletionRequest)
+	s.facts.unmapped = newUnmappedFindings(before, dr)
 	deriveDeletionStatus(dr, &s.facts, s.reverification, s.effect)
 	if succeeded {
 		dr.Status.ObservedGeneration = dr.Generation
@@ -118,7 +121,6 @@ func (s *deletionScope) writeDerivedStatus(ctx context.Context, succeeded bool) 
 	if !dr.IsFinished() {
 		scheduleUnfinished(s.effect, deletionProgress(dr))
 	}
-	before := s.before.(*privacyv1alpha1.DeletionRequest)
 	return s.writeStatus(ctx, !equality.Semantic.DeepEqual(before.Status, dr.Status))
 }
 

@@ -27,7 +27,8 @@ func (r *DeletionRequestReconciler) acceptRequest(ctx context.Context, s *deleti
 	dr.Status.Stores = make([]privacyv1alpha1.DeletionStoreStatus, len(acc.Stores))
 	for i, st := range acc.Stores {
 		dr.Status.Stores[i] = privacyv1alpha1.DeletionStoreStatus{StoreProgress: privacyv1alpha1.StoreProgress{
-			Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type, Phase: privacyv1alpha1.StorePending}}
+			Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type, Phase: privacyv1alpha1.StorePending,
+			Derived: s.derivedStatus(i)}}
 	}
 	dr.Status.Phase = privacyv1alpha1.PhaseErasing
 	// Normal events mark a recovery, not the usual path: a request accepted at once writes none

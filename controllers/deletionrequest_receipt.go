@@ -136,7 +136,9 @@ func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, s *deletio
 	}
 	for _, st := range dr.Status.Stores {
 		rs := receipt.Store{Kind: string(st.Kind), Name: st.Name, Type: string(st.Type),
-			Erased: st.Erased, Masked: st.Masked, Retained: st.Retained, Remaining: st.Remaining}
+			Erased: st.Erased, Masked: st.Masked, Retained: st.Retained, Remaining: st.Remaining,
+			Shared: st.Shared, SharedLocations: receiptLocations(st.SharedLocations),
+			Unmapped: st.Unmapped, UnmappedLocations: receiptLocations(st.UnmappedLocations)}
 		if st.VerifiedAt != nil {
 			rs.VerifiedAt = st.VerifiedAt.Time
 		}
@@ -189,4 +191,15 @@ func (r *DeletionRequestReconciler) storeReceipt(ctx context.Context, s *deletio
 		return "", fmt.Errorf("updating the receipt ConfigMap: %w", err)
 	}
 	return cm.Name, nil
+}
+
+func receiptLocations(locs []privacyv1alpha1.LocationRecords) []receipt.LocationCount {
+	if len(locs) == 0 {
+		return nil
+	}
+	out := make([]receipt.LocationCount, len(locs))
+	for i, l := range locs {
+		out[i] = receipt.LocationCount{Location: l.Location, Records: l.Records}
+	}
+	return out
 }

@@ -108,7 +108,7 @@ func reverifyStore(ctx context.Context, s *deletionScope, cl connector.Client, s
 	if err != nil || res.Pending {
 		return storeReverification{}, err
 	}
-	st.Retained, st.RetainedReasons = res.Retained, retainedReasons(res.RetainedLocations)
+	recordVerification(st, res)
 	if res.Remaining == 0 {
 		requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreVerified)
 		st.Remaining = 0

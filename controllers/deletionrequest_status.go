@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -21,6 +23,35 @@ func deriveDeletionStatus(dr *privacyv1alpha1.DeletionRequest, facts *requestFac
 	}
 	deriveDeadline(status, gen, dr.IsFinished(), e)
 	deriveDeletionReady(dr, facts, e)
+	for _, finding := range facts.unmapped {
+		e.warn(privacyv1alpha1.ReasonUnmappedData, "Verify", finding)
+	}
+}
+
+// newUnmappedFindings describes the stores whose unmapped findings are new or changed since the
+// status was last written, so that each finding raises one Warning event, not one per reconcile.
+func newUnmappedFindings(before, dr *privacyv1alpha1.DeletionRequest) []string {
+	var out []string
+	for i := range dr.Status.Stores {
+		st := &dr.Status.Stores[i]
+		if st.Unmapped == 0 {
+			continue
+		}
+		if i < len(before.Status.Stores) && equality.Semantic.DeepEqual(before.Status.Stores[i].UnmappedLocations, st.UnmappedLocations) {
+			continue
+		}
+		parts := make([]string, len(st.UnmappedLocations))
+		for j, l := range st.UnmappedLocations {
+			parts[j] = fmt.Sprintf("%s (%d)", l.Location, l.Records)
+		}
+		where := strings.Join(parts, ", ")
+		if where == "" {
+			where = "the store"
+		}
+		out = append(out, fmt.Sprintf("%s: a deep verification found %d copies of the subject's identifiers outside the mapping, in %s; map or erase them",
+			storeLabel(&st.StoreProgress), st.Unmapped, where))
+	}
+	return out
 }
 
 // waitingCondition is the condition a request waits for in its phase: Erased while erasing,

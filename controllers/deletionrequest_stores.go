@@ -37,9 +37,13 @@ func (r *DeletionRequestReconciler) planStore(ctx context.Context, s *deletionSc
 	}
 	st.Planned = &privacyv1alpha1.EraseCounts{Erased: res.Erased, Masked: res.Masked, Retained: res.Retained}
 	st.RetainedReasons = retainedReasons(res.RetainedLocations)
+	st.Shared, st.SharedLocations = res.Shared, locationRecords(res.SharedLocations)
 	if dr.Spec.DryRun {
 		requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreDryRun)
 		st.Message = fmt.Sprintf("would erase %d, mask %d, retain %d", res.Erased, res.Masked, res.Retained)
+		if res.Shared > 0 {
+			st.Message += fmt.Sprintf(", leave %d shared", res.Shared)
+		}
 		return storeStep{}, nil
 	}
 	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreErasing)
@@ -64,6 +68,7 @@ func eraseStore(ctx context.Context, s *deletionScope, cl connector.Client, st *
 	st.Masked = max(st.Planned.Masked, res.Masked)
 	st.Retained = res.Retained
 	st.RetainedReasons = retainedReasons(res.RetainedLocations)
+	st.Shared, st.SharedLocations = res.Shared, locationRecords(res.SharedLocations)
 	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreErased)
 	return verifyStore(ctx, s, cl, st)
 }
@@ -81,8 +86,7 @@ func verifyStore(ctx context.Context, s *deletionScope, cl connector.Client, st 
 		return nil
 	}
 	st.Remaining = res.Remaining
-	st.Retained = res.Retained
-	st.RetainedReasons = retainedReasons(res.RetainedLocations)
+	recordVerification(st, res)
 	if res.Remaining > 0 {
 		st.Phase = privacyv1alpha1.StoreErased
 		requests.RetryAt(&st.StoreProgress, s.now, "still holds records of the subject in "+describeLocations(res.RemainingLocations))
@@ -91,6 +95,28 @@ func verifyStore(ctx context.Context, s *deletionScope, cl connector.Client, st 
 	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreVerified)
 	st.VerifiedAt = ptrTime(s.now)
 	return nil
+}
+
+// recordVerification records what a verification found kept on purpose, shared and unmapped.
+// A store that does not report shared records (an http processor) keeps what its erasure said.
+func recordVerification(st *privacyv1alpha1.DeletionStoreStatus, res *connector.VerifyResult) {
+	st.Retained = res.Retained
+	st.RetainedReasons = retainedReasons(res.RetainedLocations)
+	if res.Shared > 0 || len(res.SharedLocations) > 0 {
+		st.Shared, st.SharedLocations = res.Shared, locationRecords(res.SharedLocations)
+	}
+	st.Unmapped, st.UnmappedLocations = res.Unmapped, locationRecords(res.UnmappedLocations)
+}
+
+func locationRecords(locs []connector.LocationCount) []privacyv1alpha1.LocationRecords {
+	if len(locs) == 0 {
+		return nil
+	}
+	out := make([]privacyv1alpha1.LocationRecords, len(locs))
+	for i, l := range locs {
+		out[i] = privacyv1alpha1.LocationRecords{Location: l.Location, Records: l.Records}
+	}
+	return out
 }
 
 func deep(dr *privacyv1alpha1.DeletionRequest) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,9 +68,17 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 		return false, nil
 	}
 	values, shared := connector.Values{}, connector.Values{}
+	// byStore is what each store derived (a store may take several steps), for its status.
+	byStore := map[int]*storeDerivation{}
 	for _, step := range plan.Steps {
 		i := index[step.Store]
 		st := s.acceptedStores[i]
+		mine := byStore[i]
+		if mine == nil {
+			mine = &storeDerivation{values: connector.Values{}, shared: connector.Values{}}
+			byStore[i] = mine
+		}
+		mine.names = union(mine.names, step.Provides)
 		derivation, err := s.deriveIn(ctx, i, st.Ref.Kind, st.Ref.Name, connector.Request{
 			ID: string(s.object.GetUID()), Identifiers: s.identifiers, Values: values, Shared: shared})
 		if err != nil {
@@ -84,6 +93,8 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 		if derivation != nil {
 			values.Merge(derivation.Values)
 			shared.Merge(derivation.Shared)
+			mine.values.Merge(derivation.Values)
+			mine.shared.Merge(derivation.Shared)
 		}
 	}
 	// A value that turned out shared in a later store never selects a row to change.
@@ -100,7 +111,67 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 		return false, err
 	}
 	s.values, s.shared = values, shared
+	s.derivedByStore = make([][]privacyv1alpha1.DerivedIdentifier, len(s.acceptedStores))
+	for i, d := range byStore {
+		s.derivedByStore[i] = d.counts(shared)
+	}
 	return true, nil
+}
+
+// storeDerivation is what one store derived at acceptance.
+type storeDerivation struct {
+	// names are the identifiers the store's mappings provide, found or not.
+	names          []string
+	values, shared connector.Values
+}
+
+// counts is the store's status entry: per identifier it provides, how many of its values are
+// the subject's alone and how many are shared. A value one store derived and another found
+// shared counts as shared. Never the values.
+func (d *storeDerivation) counts(allShared connector.Values) []privacyv1alpha1.DerivedIdentifier {
+	names := union(d.names, union(d.values.Names(), d.shared.Names()))
+	out := make([]privacyv1alpha1.DerivedIdentifier, 0, len(names))
+	for _, name := range names {
+		shared := connector.Values{}
+		shared.Add(name, d.shared[name]...)
+		alone := 0
+		for _, v := range d.values[name] {
+			if allShared.Has(name, v) {
+				shared.Add(name, v)
+			} else {
+				alone++
+			}
+		}
+		out = append(out, privacyv1alpha1.DerivedIdentifier{Identifier: name, Values: int32(alone), Shared: int32(len(shared[name]))})
+	}
+	return out
+}
+
+// union is the sorted set of the names of a and b.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// derivedStatus is the i-th accepted store's derived identifiers, nil for a store that derived
+// nothing.
+func (s *requestScope) derivedStatus(i int) []privacyv1alpha1.DerivedIdentifier {
+	if i < len(s.derivedByStore) {
+		return s.derivedByStore[i]
+	}
+	return nil
+}
+
+// usesLinkedData reports whether a store of the request derived identifiers at acceptance, so
+// that only such a request reads its derived values Secret again.
+func usesLinkedData(progress []*privacyv1alpha1.StoreProgress) bool {
+	for _, p := range progress {
+		if len(p.Derived) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // deriveIn calls Derive on one store; a store whose client derives nothing returns nil.
@@ -156,8 +227,12 @@ func (s *requestScope) writeDerived(ctx context.Context, nameLabel string, value
 	return s.deps.Update(ctx, &existing)
 }
 
-// readDerived reads the values derived at acceptance; a request without linked data has none.
+// readDerived reads the values derived at acceptance. A request without linked data has none
+// and reads nothing: this runs on every reconcile of every request.
 func (s *requestScope) readDerived(ctx context.Context) error {
+	if s.progress == nil || !usesLinkedData(s.progress()) {
+		return nil
+	}
 	var secret corev1.Secret
 	err := s.deps.APIReader.Get(ctx, client.ObjectKey{Namespace: s.object.GetNamespace(), Name: derivedSecretName(s.object)}, &secret)
 	if apierrors.IsNotFound(err) {

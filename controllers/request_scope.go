@@ -52,6 +52,9 @@ type requestFacts struct {
 	// blocked: a failure that stops the request (a receipt or export that could not be written,
 	// identifiers changed under the request).
 	blocked *blockingFailure
+	// unmapped: stores whose deep verification newly found copies of the subject's identifiers
+	// outside the mapping, each with where (never a value).
+	unmapped []string
 }
 
 // requestScope is what both request kinds' reconciles work with, built once per reconcile.
@@ -70,6 +73,11 @@ type requestScope struct {
 	identifiers connector.Identifiers
 	// values and shared are the values derived from them at acceptance (request_linked.go).
 	values, shared connector.Values
+	// derivedByStore are the derived identifiers of each accepted store, for its status; set
+	// with acceptedStores when the request uses linked data.
+	derivedByStore [][]privacyv1alpha1.DerivedIdentifier
+	// progress returns each store's progress in the request's status.
+	progress func() []*privacyv1alpha1.StoreProgress
 	// acceptedStores are the stores resolved when the request was accepted in this reconcile, in
 	// the order of its status; nil otherwise (each store is read again).
 	acceptedStores []stores.Store

@@ -203,6 +203,34 @@ type KeyMapping struct {
 	RetainReason string `json:"retainReason,omitempty"`
 }
 
+// DeepScope is what a deep verification searches.
+// +kubebuilder:validation:Enum=mapped;database
+type DeepScope string
+
+const (
+	// DeepScopeMapped searches the text-like columns of the mapped tables.
+	DeepScopeMapped DeepScope = "mapped"
+	// DeepScopeDatabase also searches every other table and view the store's credentials can
+	// read, and reports copies found there as unmapped findings.
+	DeepScopeDatabase DeepScope = "database"
+)
+
+// DataStoreVerification tunes how requests verify a store.
+type DataStoreVerification struct {
+	// DeepScope is what a deep verification (a request's spec.verification.deep) searches for
+	// every identifier value of the subject, direct and derived: mapped (the text-like columns of
+	// the mapped tables) or database (also every text-like column of every other table and view
+	// the credentials can read: every schema of a postgres database; the DSN's mysql database
+	// and every database the mapping names; sqlite's main database and the schemas the mapping
+	// names).
+	// Copies outside the mapping are reported as unmapped findings by table and column; they
+	// never count as remaining, since the mapping cannot erase them until someone maps them.
+	// database is for postgres, mysql and sqlite stores, and scans every table it searches.
+	// +optional
+	// +kubebuilder:default=mapped
+	DeepScope DeepScope `json:"deepScope,omitempty"`
+}
+
 // DataStoreSpec describes a store that holds personal data and how a subject's data is found in it.
 // +kubebuilder:validation:XValidation:rule="!(self.type in ['postgres', 'mysql', 'sqlite']) || (has(self.tables) && size(self.tables) > 0)",message="tables is required for postgres, mysql and sqlite stores",fieldPath=".tables"
 // +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite'] || !has(self.tables) || size(self.tables) == 0",message="tables is only allowed for postgres, mysql and sqlite stores",fieldPath=".tables"
@@ -212,6 +240,7 @@ type KeyMapping struct {
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || !has(self.connection.allowInsecureHTTP) || !self.connection.allowInsecureHTTP",message="connection.allowInsecureHTTP is only allowed for http stores",fieldPath=".connection.allowInsecureHTTP"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite and redis stores",fieldPath=".connection.secretRef"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http stores",fieldPath=".connection"
+// +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite'] || !has(self.verification) || !has(self.verification.deepScope) || self.verification.deepScope == 'mapped'",message="verification.deepScope database is only allowed for postgres, mysql and sqlite stores",fieldPath=".verification.deepScope"
 type DataStoreSpec struct {
 	// Type of the store; it picks the connector.
 	Type StoreType `json:"type"`
@@ -259,6 +288,10 @@ type DataStoreSpec struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	// +listType=atomic
 	Recipients []string `json:"recipients,omitempty"`
+
+	// Verification tunes how requests verify this store.
+	// +optional
+	Verification *DataStoreVerification `json:"verification,omitempty"`
 
 	// CheckInterval is how often the store's connection and mapping are checked.
 	// +optional

@@ -188,7 +188,38 @@ type StoreProgress struct {
 	// Message explains the phase; it never holds an identifier.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Derived lists the identifiers this store's mapping derived at acceptance (linked data) and
+	// how many values of each: the values themselves are kept only in the request's
+	// <request>-derived Secret.
+	// +optional
+	// +listType=atomic
+	Derived []DerivedIdentifier `json:"derived,omitempty"`
 }
+
+// DerivedIdentifier counts the values of one derived identifier a store provided; it never holds
+// a value.
+type DerivedIdentifier struct {
+	// Identifier is the name the values go by, e.g. customerId.
+	Identifier string `json:"identifier"`
+	// Values derived that are the subject's alone: they select rows, keys or records to erase.
+	Values int32 `json:"values"`
+	// Shared values are also held by rows that are not the subject's (an address another customer
+	// lives at): a record reached only through them is never changed.
+	// +optional
+	Shared int32 `json:"shared,omitempty"`
+}
+
+// LocationRecords counts records at one location (a table, table.column or key pattern).
+type LocationRecords struct {
+	// Location is the table, column or key pattern; never a value.
+	Location string `json:"location"`
+	// Records there.
+	Records int64 `json:"records"`
+}
+
+// ReasonUnmappedData is the reason of the Warning event a deep verification raises when it finds
+// copies of the subject's identifiers outside the mapping.
+const ReasonUnmappedData = "UnmappedData"
 
 // DeletionStoreStatus is one store's part of a deletion.
 type DeletionStoreStatus struct {
@@ -209,6 +240,24 @@ type DeletionStoreStatus struct {
 	// +optional
 	// +listType=atomic
 	RetainedReasons []RetainedLocation `json:"retainedReasons,omitempty"`
+	// Shared records are reached only through a derived value that also belongs to someone else
+	// (another customer's order shipped to the same address): left untouched, never counted as
+	// remaining.
+	// +optional
+	Shared int64 `json:"shared,omitempty"`
+	// SharedLocations lists where the shared records are.
+	// +optional
+	// +listType=atomic
+	SharedLocations []LocationRecords `json:"sharedLocations,omitempty"`
+	// Unmapped records are copies of the subject's identifier values that the last deep
+	// verification found outside the mapping (spec.verification.deep): findings for a human to
+	// map or erase, not remaining records.
+	// +optional
+	Unmapped int64 `json:"unmapped,omitempty"`
+	// UnmappedLocations lists where, by table and column.
+	// +optional
+	// +listType=atomic
+	UnmappedLocations []LocationRecords `json:"unmappedLocations,omitempty"`
 	// ReErasures counts how often reappeared data was erased again.
 	// +optional
 	ReErasures int32 `json:"reErasures,omitempty"`

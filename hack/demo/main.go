@@ -1,6 +1,8 @@
 // Command demo shows dsr-operator at work on a local control plane (make demo): it starts throwaway
 // PostgreSQL and Redis servers seeded with fictional customers, runs the operator, files a deletion
-// and an access request, waits for them and prints what happened, store by store.
+// and an access request, waits for them and prints what happened, store by store. The portal knows
+// only each person's email: their orders, order items and Redis keys are found through linked data
+// (customers.id provided as customerId, orders.id as orderId).
 package main
 
 import (
@@ -88,7 +90,7 @@ func run(kubeconfig string, keep bool, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	say("seeding the shop database and the session cache with three fictional customers")
+	say("seeding the shop database (customers -> orders -> order_item) and the session cache with three fictional customers")
 	if err := seedPostgres(ctx, dsn); err != nil {
 		return err
 	}
@@ -121,7 +123,7 @@ func run(kubeconfig string, keep bool, timeout time.Duration) error {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
 
-	say("filing a DeletionRequest for Jane Doe (GDPR Art. 17) and an AccessRequest for Max Mustermann (Art. 15)")
+	say("filing a DeletionRequest for Jane Doe (GDPR Art. 17) and an AccessRequest for Max Mustermann (Art. 15), knowing only their emails")
 	for _, obj := range requests(ns) {
 		if err := c.Create(ctx, obj); err != nil {
 			return err
@@ -171,6 +173,7 @@ Explore (the requests stay in the dev cluster):
   kubectl get deletionrequest erase-jane -n %[2]s -o yaml
   bin/kubectl-dsr status erase-jane -n %[2]s          (make build builds the plugin)
   bin/kubectl-dsr receipt verify erase-jane -n %[2]s
+  bin/kubectl-dsr discover --secret %[2]s/shop-postgres   (with --keep-running: a mapping proposed from the catalog)
 Tear down:
   make dev-cluster-down
 `, kubeconfig, ns)
@@ -198,8 +201,10 @@ func seedPostgres(ctx context.Context, dsn string) error {
 	defer db.Close()
 	stmts := []string{
 		`CREATE TABLE customers (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT)`,
-		`CREATE TABLE orders (id SERIAL PRIMARY KEY, customer_email TEXT NOT NULL, shipping_address TEXT, total_cents INT)`,
-		`CREATE INDEX ON orders (customer_email)`,
+		`CREATE TABLE orders (id SERIAL PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers (id), shipping_address TEXT, total_cents INT)`,
+		`CREATE INDEX ON orders (customer_id)`,
+		`CREATE TABLE order_item (id SERIAL PRIMARY KEY, order_id INT NOT NULL REFERENCES orders (id), sku TEXT NOT NULL, quantity INT)`,
+		`CREATE INDEX ON order_item (order_id)`,
 		`CREATE TABLE invoices (id SERIAL PRIMARY KEY, customer_email TEXT NOT NULL, amount_cents INT)`,
 		`CREATE INDEX ON invoices (customer_email)`,
 	}
@@ -213,9 +218,15 @@ func seedPostgres(ctx context.Context, dsn string) error {
 			return err
 		}
 		for j := 0; j <= i%2; j++ {
-			if _, err := db.ExecContext(ctx, `INSERT INTO orders (customer_email, shipping_address, total_cents) VALUES ($1, $2, $3)`,
-				cu.email, fmt.Sprintf("%d Example Street, Springfield", 10+i), 1999+j*500); err != nil {
+			var orderID int
+			if err := db.QueryRowContext(ctx, `INSERT INTO orders (customer_id, shipping_address, total_cents) VALUES ($1, $2, $3) RETURNING id`,
+				cu.id, fmt.Sprintf("%d Example Street, Springfield", 10+i), 1999+j*500).Scan(&orderID); err != nil {
 				return err
+			}
+			for _, sku := range []string{"sku-42", "sku-7"} {
+				if _, err := db.ExecContext(ctx, `INSERT INTO order_item (order_id, sku, quantity) VALUES ($1, $2, 1)`, orderID, sku); err != nil {
+					return err
+				}
 			}
 		}
 		if _, err := db.ExecContext(ctx, `INSERT INTO invoices (customer_email, amount_cents) VALUES ($1, 1999)`, cu.email); err != nil {
@@ -255,10 +266,14 @@ func dataStores(ns, dsn, redisURL string) []client.Object {
 		&privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-postgres"}, Spec: privacyv1alpha1.DataStoreSpec{
 			Type:       privacyv1alpha1.StoreTypePostgres,
 			Connection: privacyv1alpha1.Connection{SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "shop-postgres", Key: "dsn"}},
+			// Linked data: the email finds the customer, whose id (customerId) finds the orders,
+			// whose ids (orderId) find the order items; customerId also finds the Redis keys.
 			Tables: []privacyv1alpha1.TableMapping{
-				{Name: "public.customers", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}, {Column: "id", Identifier: "userId"}}},
-				{Name: "public.orders", Action: privacyv1alpha1.ActionMask, Match: []privacyv1alpha1.ColumnMatch{{Column: "customer_email", Identifier: "email"}},
-					Mask: []privacyv1alpha1.ColumnMask{{Column: "shipping_address", Strategy: privacyv1alpha1.MaskRedact}, {Column: "customer_email", Strategy: privacyv1alpha1.MaskHash}}},
+				{Name: "public.customers", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}},
+					Provides: []privacyv1alpha1.ColumnProvide{{Identifier: "customerId", Column: "id"}}},
+				{Name: "public.orders", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "customer_id", Identifier: "customerId"}},
+					Provides: []privacyv1alpha1.ColumnProvide{{Identifier: "orderId", Column: "id"}}},
+				{Name: "public.order_item", Action: privacyv1alpha1.ActionDelete, Match: []privacyv1alpha1.ColumnMatch{{Column: "order_id", Identifier: "orderId"}}},
 				{Name: "public.invoices", Action: privacyv1alpha1.ActionRetain, Match: []privacyv1alpha1.ColumnMatch{{Column: "customer_email", Identifier: "email"}},
 					RetainReason: "Invoices are kept for the statutory tax retention period (GDPR Art. 17(3)(b))."},
 			},
@@ -268,7 +283,7 @@ func dataStores(ns, dsn, redisURL string) []client.Object {
 		&privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-redis"}, Spec: privacyv1alpha1.DataStoreSpec{
 			Type:        privacyv1alpha1.StoreTypeRedis,
 			Connection:  privacyv1alpha1.Connection{SecretRef: &privacyv1alpha1.SecretKeySelector{Name: "shop-redis", Key: "url"}},
-			Keys:        []privacyv1alpha1.KeyMapping{{Pattern: "session:{userId}:*", Action: privacyv1alpha1.KeyActionDelete}, {Pattern: "cart:{userId}", Action: privacyv1alpha1.KeyActionDelete}},
+			Keys:        []privacyv1alpha1.KeyMapping{{Pattern: "session:{customerId}:*", Action: privacyv1alpha1.KeyActionDelete}, {Pattern: "cart:{customerId}", Action: privacyv1alpha1.KeyActionDelete}},
 			Description: "Session cache and shopping carts.", DataCategories: []string{"Session data", "Shopping cart"}, Retention: "Sessions expire after 30 days.",
 		}},
 	}
@@ -281,9 +296,9 @@ func requests(ns string) []client.Object {
 	}
 	return []client.Object{
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "jane-identifiers", Labels: secretType(privacyv1alpha1.SecretTypeIdentifiers)},
-			StringData: map[string]string{"email": customers[0].email, "userId": customers[0].id}},
+			StringData: map[string]string{"email": customers[0].email}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "max-identifiers", Labels: secretType(privacyv1alpha1.SecretTypeIdentifiers)},
-			StringData: map[string]string{"email": customers[1].email, "userId": customers[1].id}},
+			StringData: map[string]string{"email": customers[1].email}},
 		&privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erase-jane"},
 			Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: subject("jane-identifiers")}},
 		&privacyv1alpha1.AccessRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "access-max"},
@@ -343,8 +358,10 @@ func printRows(ctx context.Context, dsn, redisURL string) error {
 	defer db.Close()
 	fmt.Println("\nWhat the shop database holds now:")
 	rows, err := db.QueryContext(ctx, `SELECT 'customer', email, name FROM customers UNION ALL
-		SELECT 'order', customer_email, shipping_address FROM orders UNION ALL
-		SELECT 'invoice', customer_email, amount_cents::text FROM invoices ORDER BY 1, 2`)
+		SELECT 'order', c.email, o.shipping_address FROM orders o JOIN customers c ON c.id = o.customer_id UNION ALL
+		SELECT 'item', c.email, 'order ' || i.order_id || ' ' || i.sku FROM order_item i
+			JOIN orders o ON o.id = i.order_id JOIN customers c ON c.id = o.customer_id UNION ALL
+		SELECT 'invoice', customer_email, amount_cents::text FROM invoices ORDER BY 1, 2, 3`)
 	if err != nil {
 		return err
 	}

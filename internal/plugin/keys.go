@@ -75,8 +75,10 @@ its public key in ConfigMap dsr-operator-receipt-public-key. The previous public
 ConfigMap's key set (keys.json) with the period it signed in, so every receipt signed before still
 verifies, online and offline. The private key is never printed.
 
-The operator reads the key when it starts: restart it (kubectl rollout restart deployment -n
-dsr-system ...) within an hour, the grace a receipt signed by the old key after the rotation has.
+The running operator re-reads the key Secret every 30 seconds and signs with the new key from
+then on: no restart. Receipts it signs with the old key in between verify too (the old key's
+validity has an hour of grace). Writing a key into the Secret by hand works the same way: the
+operator publishes its public key before it signs with it.
 Needs get and update on that Secret and ConfigMap (a cluster administrator).`,
 		Example: `  kubectl dsr keys rotate
   kubectl dsr keys rotate --private-key our-hsm-export.pem`,
@@ -138,6 +140,6 @@ func rotateKey(ctx context.Context, o *options, keyFile string, stdout io.Writer
 	if err := c.Update(ctx, &secret); err != nil {
 		return fmt.Errorf("writing the new key into Secret %s/%s: %w", ns, receipt.KeySecretName, err)
 	}
-	fmt.Fprintf(stdout, "receipt signing key rotated: %s -> %s; restart the operator to sign with the new key\n", oldID, signer.KeyID())
+	fmt.Fprintf(stdout, "receipt signing key rotated: %s -> %s; the operator signs with it within %s, no restart needed\n", oldID, signer.KeyID(), receipt.DefaultReloadInterval)
 	return nil
 }

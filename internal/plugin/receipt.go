@@ -175,12 +175,9 @@ func verifyOnline(ctx context.Context, o *options, name, keyFile string, stdout 
 	if err := matchRequest(dr, data, sig, rc); err != nil {
 		return err
 	}
-	var erased, masked, retained int64
-	for _, s := range rc.Stores {
-		erased, masked, retained = erased+s.Erased, masked+s.Masked, retained+s.Retained
-	}
-	fmt.Fprintf(stdout, "receipt verified: DeletionRequest %s/%s (uid %s), subject %s, %d stores, %d erased, %d masked, %d retained, 0 remaining; completed %s; signed by key %s\n",
-		dr.Namespace, dr.Name, dr.UID, rc.SubjectDigest, len(rc.Stores), erased, masked, retained, rc.CompletedAt.UTC().Format(time.RFC3339), rc.KeyID)
+	fmt.Fprintf(stdout, "receipt verified: DeletionRequest %s/%s (uid %s), subject %s, %d stores, %s; completed %s; signed by key %s\n",
+		dr.Namespace, dr.Name, dr.UID, rc.SubjectDigest, len(rc.Stores), receiptTotals(rc), rc.CompletedAt.UTC().Format(time.RFC3339), rc.KeyID)
+	printLinkedFindings(stdout, rc)
 	if meta.IsStatusConditionFalse(dr.Status.Conditions, privacyv1alpha1.ConditionVerified) {
 		fmt.Fprintf(stdout, "note: the receipt was true when issued, but a later verification found data again: %s\n",
 			meta.FindStatusCondition(dr.Status.Conditions, privacyv1alpha1.ConditionVerified).Message)
@@ -218,6 +215,7 @@ func verifiedWithoutRequest(ns, name string, rc *receipt.Receipt, stdout io.Writ
 	}
 	fmt.Fprintf(stdout, "receipt verified: DeletionRequest %s/%s (uid %s, request deleted), subject %s, %d stores, 0 remaining; completed %s; signed by key %s\n",
 		ns, name, r.UID, rc.SubjectDigest, len(rc.Stores), rc.CompletedAt.UTC().Format(time.RFC3339), rc.KeyID)
+	printLinkedFindings(stdout, rc)
 	fmt.Fprintln(stdout, "note: the request is gone, so the receipt was checked on its own: compare request.uid and subjectDigest with your records of the request")
 	return nil
 }
@@ -254,6 +252,45 @@ func matchRequest(dr *privacyv1alpha1.DeletionRequest, data, sig []byte, rc *rec
 		return notVerified("the receipt's subject digest %s differs from status.subjectDigest %s", rc.SubjectDigest, orDash(dr.Status.SubjectDigest))
 	}
 	return noneRemaining(rc)
+}
+
+// receiptTotals sums the receipt's stores: erased, masked, retained, shared and unmapped (the
+// last two only when some store has them), and 0 remaining.
+func receiptTotals(rc *receipt.Receipt) string {
+	var erased, masked, retained, shared, unmapped int64
+	for _, s := range rc.Stores {
+		erased, masked, retained = erased+s.Erased, masked+s.Masked, retained+s.Retained
+		shared, unmapped = shared+s.Shared, unmapped+s.Unmapped
+	}
+	out := fmt.Sprintf("%d erased, %d masked, %d retained", erased, masked, retained)
+	if shared > 0 {
+		out += fmt.Sprintf(", %d shared", shared)
+	}
+	if unmapped > 0 {
+		out += fmt.Sprintf(", %d unmapped", unmapped)
+	}
+	return out + ", 0 remaining"
+}
+
+// printLinkedFindings lists, per store, the shared records left untouched and the unmapped
+// copies a deep verification found, by location: what an auditor must look at beyond the counts.
+func printLinkedFindings(w io.Writer, rc *receipt.Receipt) {
+	where := func(locs []receipt.LocationCount) string {
+		parts := make([]string, len(locs))
+		for i, l := range locs {
+			parts[i] = fmt.Sprintf("%s %d", l.Location, l.Records)
+		}
+		return strings.Join(parts, ", ")
+	}
+	for _, s := range rc.Stores {
+		if s.Shared > 0 {
+			fmt.Fprintf(w, "shared: %s %s left %d records untouched that are also someone else's (%s)\n", s.Kind, s.Name, s.Shared, where(s.SharedLocations))
+		}
+		if s.Unmapped > 0 {
+			fmt.Fprintf(w, "unmapped: %s %s holds %d copies of the subject's identifiers outside its mapping (%s); the mapping does not erase them\n",
+				s.Kind, s.Name, s.Unmapped, where(s.UnmappedLocations))
+		}
+	}
 }
 
 func noneRemaining(rc *receipt.Receipt) error {
@@ -296,6 +333,7 @@ func verifyOffline(file, sigFile, keyFile string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "receipt verified: %s %s/%s (uid %s), subject %s, %d stores, completed %s, signed by key %s, %s\n",
 		rc.Request.Kind, rc.Request.Namespace, rc.Request.Name, rc.Request.UID, rc.SubjectDigest, len(rc.Stores),
 		rc.CompletedAt.UTC().Format(time.RFC3339), rc.KeyID, receipt.Digest(data))
+	printLinkedFindings(stdout, rc)
 	fmt.Fprintln(stdout, "offline: compare request.uid and subjectDigest with the request yourself")
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // EnsureSigner loads the installation's signing key, creating it on first start, and publishes its
-// public key. A malformed key is an error, never replaced: replacing it would orphan every receipt
+// public key. The Signer re-reads the key Secret every DefaultReloadInterval (see reload.go). A malformed key is an error, never replaced: replacing it would orphan every receipt
 // signed so far.
 func EnsureSigner(ctx context.Context, c client.Client, reader client.Reader, namespace string) (*Signer, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: KeySecretName}
@@ -58,6 +58,8 @@ func EnsureSigner(ctx context.Context, c client.Client, reader client.Reader, na
 	if err := publish(ctx, c, reader, namespace, signer); err != nil {
 		return nil, err
 	}
+	// A rotation is picked up from the Secret within DefaultReloadInterval, without a restart.
+	signer.followKeySecret(c, reader, namespace)
 	return signer, nil
 }
 

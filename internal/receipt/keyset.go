@@ -15,8 +15,9 @@ import (
 // hold the current key only, as before.
 const KeySetKey = "keys.json"
 
-// RotationGrace is how long after a key's NotAfter a receipt it signed is still accepted: a replica
-// that started before the rotation keeps signing with the old key until it is restarted.
+// RotationGrace is how long after a key's NotAfter a receipt it signed is still accepted: a running
+// operator signs with the old key until it re-reads the key Secret (DefaultReloadInterval), or for
+// longer while that Secret cannot be read.
 const RotationGrace = time.Hour
 
 // PublishedKey is one public key and the period the operator signed with it.

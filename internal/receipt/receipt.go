@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -70,6 +71,21 @@ type Store struct {
 	RetainedReasons []RetainedReason `json:"retainedReasons"`
 	Remaining       int64            `json:"remaining"`
 	VerifiedAt      time.Time        `json:"verifiedAt"`
+	// Shared records (linked data) were reached only through a derived value that also belongs
+	// to someone else, and were left untouched. Omitted when there are none, so that receipts
+	// without linked data keep their exact bytes.
+	Shared          int64           `json:"shared,omitempty"`
+	SharedLocations []LocationCount `json:"sharedLocations,omitempty"`
+	// Unmapped records are copies of the subject's identifiers that a deep verification found
+	// outside the mapping, by table and column: findings for a human, not remaining records.
+	Unmapped          int64           `json:"unmapped,omitempty"`
+	UnmappedLocations []LocationCount `json:"unmappedLocations,omitempty"`
+}
+
+// LocationCount counts records at one location; it never holds a value.
+type LocationCount struct {
+	Location string `json:"location"`
+	Records  int64  `json:"records"`
 }
 
 // RetainedReason is why records at a location were kept.
@@ -108,6 +124,8 @@ func Canonical(r *Receipt) ([]byte, error) {
 			return rr[a].Records < rr[b].Records
 		})
 		s.RetainedReasons = rr
+		s.SharedLocations = sortedLocations(s.SharedLocations)
+		s.UnmappedLocations = sortedLocations(s.UnmappedLocations)
 		c.Stores[i] = s
 	}
 	sort.SliceStable(c.Stores, func(i, j int) bool {
@@ -125,6 +143,22 @@ func Canonical(r *Receipt) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
+// sortedLocations is a sorted copy (by location, then records); nil stays nil (omitted).
+func sortedLocations(locs []LocationCount) []LocationCount {
+	if len(locs) == 0 {
+		return nil
+	}
+	out := make([]LocationCount, len(locs))
+	copy(out, locs)
+	sort.SliceStable(out, func(a, b int) bool {
+		if out[a].Location != out[b].Location {
+			return out[a].Location < out[b].Location
+		}
+		return out[a].Records < out[b].Records
+	})
+	return out
+}
+
 func norm(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 // Signed is a signed receipt.
@@ -136,10 +170,14 @@ type Signed struct {
 	KeyID  string
 }
 
-// Signer signs receipts with the installation's key.
+// Signer signs receipts with the installation's key. A Signer from EnsureSigner follows the key
+// Secret, so that a rotation takes effect without a restart (see reload.go); one from NewSigner
+// keeps its key.
 type Signer struct {
-	key   ed25519.PrivateKey
-	keyID string
+	mu     sync.Mutex
+	key    ed25519.PrivateKey
+	keyID  string
+	follow *keyFollower
 }
 
 // NewSigner wraps a private key.
@@ -153,11 +191,19 @@ func KeyID(pub ed25519.PublicKey) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// KeyID of the signer's key.
-func (s *Signer) KeyID() string { return s.keyID }
+// KeyID of the signer's key, as last read.
+func (s *Signer) KeyID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keyID
+}
 
-// PublicKey of the signer.
-func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+// PublicKey of the signer, as last read.
+func (s *Signer) PublicKey() ed25519.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key.Public().(ed25519.PublicKey)
+}
 
 // Sign fills in KeyID (and IssuedAt when zero, and Version when empty) and signs the canonical
 // bytes. IssuedAt is left as signed (UTC, whole seconds) so that a caller copying it into status
@@ -166,7 +212,11 @@ func (s *Signer) Sign(r *Receipt) (*Signed, error) {
 	if r == nil {
 		return nil, errors.New("no receipt")
 	}
-	r.KeyID = s.keyID
+	key, keyID, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	r.KeyID = keyID
 	if r.IssuedAt.IsZero() {
 		r.IssuedAt = time.Now()
 	}
@@ -179,7 +229,7 @@ func (s *Signer) Sign(r *Receipt) (*Signed, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	return &Signed{JSON: data, Signature: ed25519.Sign(s.key, data), SHA256: "sha256:" + hex.EncodeToString(sum[:]), KeyID: s.keyID}, nil
+	return &Signed{JSON: data, Signature: ed25519.Sign(key, data), SHA256: "sha256:" + hex.EncodeToString(sum[:]), KeyID: keyID}, nil
 }
 
 // EncodeSignature is how signatures are stored: standard base64.

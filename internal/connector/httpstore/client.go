@@ -20,6 +20,10 @@ import (
 // maxRequestIDBytes bounds Request.ID, which travels in the Idempotency-Key header.
 const maxRequestIDBytes = 200
 
+// maxDrainBytes is how much of an answer's unread rest is read so that its connection can be
+// reused; a longer rest closes the connection instead.
+const maxDrainBytes = 64 << 10
+
 // Client talks to one protocol v1 service.
 type Client struct {
 	name        string
@@ -40,16 +44,13 @@ var _ connector.Client = (*Client)(nil)
 func (c *Client) Check(ctx context.Context) (*connector.CheckResult, error) {
 	const op = "check"
 	body, _ := json.Marshal(checkRequest{ProtocolVersion: ProtocolVersion})
-	raw, pending, err := c.post(ctx, call{op: op, body: body, limit: c.opts.MaxResponseBytes})
+	var res checkResponse
+	pending, err := c.post(ctx, call{op: op, body: body, limit: c.opts.MaxResponseBytes}, &res)
 	if err != nil {
 		return nil, err
 	}
 	if pending {
 		return nil, c.protocolError(op, "check must answer 200, not 202")
-	}
-	var res checkResponse
-	if err := c.decode(op, raw, &res, nil); err != nil {
-		return nil, err
 	}
 	if res.OK == nil {
 		return nil, c.protocolError(op, "ok is missing")
@@ -83,16 +84,13 @@ func (c *Client) Check(ctx context.Context) (*connector.CheckResult, error) {
 // Collect asks for every record the service holds about the subject.
 func (c *Client) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
 	const op = "collect"
-	raw, pending, err := c.operation(ctx, op, "collect", req, c.opts.MaxCollectBytes)
+	var res collectResponse
+	pending, err := c.operation(ctx, op, "collect", req, c.opts.MaxCollectBytes, &res)
 	if err != nil {
 		return nil, err
 	}
 	if pending {
 		return &connector.Collection{Pending: true}, nil
-	}
-	var res collectResponse
-	if err := c.decode(op, raw, &res, req.Identifiers); err != nil {
-		return nil, err
 	}
 	if res.Records == nil {
 		return nil, c.protocolError(op, "records is missing")
@@ -123,16 +121,13 @@ func (c *Client) Erase(ctx context.Context, req connector.Request) (*connector.E
 	if req.DryRun {
 		keyOp = "erase-dryrun"
 	}
-	raw, pending, err := c.operation(ctx, op, keyOp, req, c.opts.MaxResponseBytes)
+	var res eraseResponse
+	pending, err := c.operation(ctx, op, keyOp, req, c.opts.MaxResponseBytes, &res)
 	if err != nil {
 		return nil, err
 	}
 	if pending {
 		return &connector.EraseResult{Pending: true}, nil
-	}
-	var res eraseResponse
-	if err := c.decode(op, raw, &res, req.Identifiers); err != nil {
-		return nil, err
 	}
 	var problems []string
 	erased := count(&problems, "erased", res.Erased)
@@ -152,16 +147,13 @@ func (c *Client) Verify(ctx context.Context, req connector.Request) (*connector.
 	if req.Deep {
 		keyOp = "verify-deep"
 	}
-	raw, pending, err := c.operation(ctx, op, keyOp, req, c.opts.MaxResponseBytes)
+	var res verifyResponse
+	pending, err := c.operation(ctx, op, keyOp, req, c.opts.MaxResponseBytes, &res)
 	if err != nil {
 		return nil, err
 	}
 	if pending {
 		return &connector.VerifyResult{Pending: true}, nil
-	}
-	var res verifyResponse
-	if err := c.decode(op, raw, &res, req.Identifiers); err != nil {
-		return nil, err
 	}
 	var problems []string
 	remaining := count(&problems, "remaining", res.Remaining)
@@ -186,9 +178,9 @@ func (c *Client) Close() error {
 // operation posts a collect, erase or verify request. keyOp names the operation in the
 // Idempotency-Key; it tells a dry run from an erasure and a deep verify from a plain one, so
 // that the service never confuses their jobs.
-func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.Request, limit int64) ([]byte, bool, error) {
+func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.Request, limit int64, into answer) (bool, error) {
 	if req.ID == "" || len(req.ID) > maxRequestIDBytes || !isHeaderToken(req.ID) {
-		return nil, false, connector.Errorf(connector.KindRejected, op, "the request ID must be 1 to %d visible ASCII characters: it is sent as the Idempotency-Key", maxRequestIDBytes)
+		return false, connector.Errorf(connector.KindRejected, op, "the request ID must be 1 to %d visible ASCII characters: it is sent as the Idempotency-Key", maxRequestIDBytes)
 	}
 	ids, kinds := map[string]string{}, map[string]string{}
 	for name, v := range req.Identifiers {
@@ -203,7 +195,7 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 	}
 	if len(ids) == 0 && len(values) == 0 {
 		// A careless service could read an empty set of identifiers as "everyone".
-		return nil, false, connector.Errorf(connector.KindRejected, op, "the request has no identifier values; nothing is sent")
+		return false, connector.Errorf(connector.KindRejected, op, "the request has no identifier values; nothing is sent")
 	}
 	body, err := json.Marshal(operationRequest{
 		ProtocolVersion: ProtocolVersion,
@@ -216,9 +208,9 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 		Deep:            req.Deep,
 	})
 	if err != nil {
-		return nil, false, connector.Errorf(connector.KindRejected, op, "the request cannot be encoded as JSON")
+		return false, connector.Errorf(connector.KindRejected, op, "the request cannot be encoded as JSON")
 	}
-	return c.post(ctx, call{op: op, key: req.ID + "-" + keyOp, body: body, limit: limit, ids: scrubIdentifiers(req), pendingOK: true})
+	return c.post(ctx, call{op: op, key: req.ID + "-" + keyOp, body: body, limit: limit, ids: scrubIdentifiers(req), pendingOK: true}, into)
 }
 
 // call is one POST to the service.
@@ -235,12 +227,13 @@ func (c *Client) endpoint(op string) string {
 	return c.base.JoinPath("v1", op).String()
 }
 
-// post sends a call and returns the body of a 200 answer, or pending for a 202.
-func (c *Client) post(ctx context.Context, cl call) ([]byte, bool, error) {
+// post sends a call and decodes the answer into into as it arrives (see answer.go); pending
+// reports a 202.
+func (c *Client) post(ctx context.Context, cl call, into answer) (bool, error) {
 	endpoint := c.endpoint(cl.op)
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(cl.body))
 	if err != nil {
-		return nil, false, connector.Errorf(connector.KindInvalid, cl.op, "POST %s: the request cannot be built", endpoint)
+		return false, connector.Errorf(connector.KindInvalid, cl.op, "POST %s: the request cannot be built", endpoint)
 	}
 	httpReq.Header.Set("Content-Type", "application/json")
 	httpReq.Header.Set("Accept", "application/json")
@@ -257,13 +250,13 @@ func (c *Client) post(ctx context.Context, cl call) ([]byte, bool, error) {
 	if err != nil {
 		var ce *connector.Error
 		if errors.As(err, &ce) && ce.Kind == connector.KindEgressDenied {
-			return nil, false, connector.Wrap(connector.KindEgressDenied, cl.op, fmt.Errorf("POST %s: %w", endpoint, ce.Err))
+			return false, connector.Wrap(connector.KindEgressDenied, cl.op, fmt.Errorf("POST %s: %w", endpoint, ce.Err))
 		}
-		return nil, false, c.transportError(cl.op, err, cl.ids)
+		return false, c.transportError(cl.op, err, cl.ids)
 	}
 	defer func() {
 		// Drain a little so the connection can be reused; a bigger rest is not worth reading.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
 		_ = resp.Body.Close()
 	}()
 
@@ -271,43 +264,47 @@ func (c *Client) post(ctx context.Context, cl call) ([]byte, bool, error) {
 	case http.StatusOK:
 	case http.StatusAccepted:
 		if !cl.pendingOK {
-			return nil, false, c.protocolError(cl.op, "%s must answer 200, not 202", cl.op)
+			return false, c.protocolError(cl.op, "%s must answer 200, not 202", cl.op)
 		}
 	default:
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			return nil, false, c.protocolError(cl.op, "status %d: only 200 and 202 are answers", resp.StatusCode)
+			return false, c.protocolError(cl.op, "status %d: only 200 and 202 are answers", resp.StatusCode)
 		}
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-			return nil, false, connector.Errorf(connector.KindInvalid, cl.op,
+			return false, connector.Errorf(connector.KindInvalid, cl.op,
 				"POST %s: the service redirects (HTTP %d), which the connector does not follow: set connection.url to the service's final address",
 				endpoint, resp.StatusCode)
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, min(maxErrorBodyBytes, c.opts.MaxResponseBytes)))
 		se := statusError(endpoint, resp, body, cl.ids)
-		return nil, false, c.statusFailure(cl.op, se)
+		return false, c.statusFailure(cl.op, se)
 	}
 
 	if !isJSON(resp.Header.Get("Content-Type")) {
-		return nil, false, c.protocolError(cl.op, "the answer is not application/json: is connection.url the base URL of a protocol %s service?", ProtocolVersion)
+		return false, c.protocolError(cl.op, "the answer is not application/json: is connection.url the base URL of a protocol %s service?", ProtocolVersion)
 	}
 	if resp.ContentLength > cl.limit {
-		return nil, false, c.tooLarge(cl.op, cl.limit)
+		return false, c.tooLarge(cl.op, cl.limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, cl.limit+1))
-	if err != nil {
-		return nil, false, c.transportError(cl.op, err, cl.ids)
+	body := newCappedReader(resp.Body, cl.limit)
+	fieldErr, err := decodeAnswer(body, into)
+	switch {
+	case body.over:
+		return false, c.tooLarge(cl.op, cl.limit)
+	case body.readErr != nil:
+		return false, c.transportError(cl.op, body.readErr, cl.ids)
+	case err != nil:
+		return false, c.protocolError(cl.op, "%s", err.Error())
 	}
-	if int64(len(body)) > cl.limit {
-		return nil, false, c.tooLarge(cl.op, cl.limit)
+	accepted := resp.StatusCode == http.StatusAccepted
+	if err := c.checkEnvelope(cl.op, *into.header(), accepted); err != nil {
+		return false, err
 	}
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, false, c.protocolError(cl.op, "the answer is not a JSON object")
+	if fieldErr != nil && !accepted {
+		// The decoder's message names fields and types; scrub it anyway, it may quote input.
+		return false, c.protocolError(cl.op, "%s", sanitize(fieldErr.Error(), cl.ids, MaxMessageBytes))
 	}
-	if err := c.checkEnvelope(cl.op, env, resp.StatusCode == http.StatusAccepted); err != nil {
-		return nil, false, err
-	}
-	return body, resp.StatusCode == http.StatusAccepted, nil
+	return accepted, nil
 }
 
 func (c *Client) checkEnvelope(op string, env envelope, accepted bool) error {
@@ -326,18 +323,6 @@ func (c *Client) checkEnvelope(op string, env envelope, accepted bool) error {
 
 func (c *Client) tooLarge(op string, limit int64) error {
 	return connector.Errorf(connector.KindRejected, op, "POST %s: the answer exceeds the limit of %s", c.endpoint(op), formatBytes(limit))
-}
-
-// decode reads a 200 answer. Numbers in collected data stay json.Number, so that large
-// integer ids are not rounded through float64.
-func (c *Client) decode(op string, raw []byte, v any, ids connector.Identifiers) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		// The decoder's message names fields and types; scrub it anyway, it may quote input.
-		return c.protocolError(op, "%s", sanitize(err.Error(), ids, MaxMessageBytes))
-	}
-	return nil
 }
 
 func isJSON(contentType string) bool {

@@ -26,7 +26,7 @@ type operationRequest struct {
 	Deep          bool   `json:"deep"`
 }
 
-// envelope starts every 200 and 202 answer.
+// envelope starts every 200 and 202 answer; each answer type embeds it.
 type envelope struct {
 	ProtocolVersion string `json:"protocolVersion"`
 	// Status is "pending" in a 202 answer, "done" or absent in a 200 answer.
@@ -34,6 +34,7 @@ type envelope struct {
 }
 
 type checkResponse struct {
+	envelope
 	OK       *bool    `json:"ok"`
 	Warnings []string `json:"warnings"`
 	Message  string   `json:"message"`
@@ -46,6 +47,7 @@ type wireLocationCount struct {
 }
 
 type eraseResponse struct {
+	envelope
 	Erased            *int64              `json:"erased"`
 	Masked            *int64              `json:"masked"`
 	Retained          *int64              `json:"retained"`
@@ -53,6 +55,7 @@ type eraseResponse struct {
 }
 
 type verifyResponse struct {
+	envelope
 	Remaining          *int64              `json:"remaining"`
 	RemainingLocations []wireLocationCount `json:"remainingLocations"`
 	Retained           *int64              `json:"retained"`
@@ -60,8 +63,12 @@ type verifyResponse struct {
 }
 
 type collectResponse struct {
-	Records []wireRecord `json:"records"`
+	envelope
+	Records wireRecords `json:"records"`
 }
+
+// wireRecords are read one record at a time (see answer.go).
+type wireRecords []wireRecord
 
 type wireRecord struct {
 	Location string         `json:"location"`

@@ -88,6 +88,9 @@ func harness(t *testing.T) sqltest.Harness {
 			t.Cleanup(func() { _, _ = raw.Exec("DROP DATABASE " + name) })
 			return name
 		},
+		CaseSensitiveText: "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+		// A case-insensitive collation lets a plain index serve normalised email searches.
+		EmailIndexDDL: "CREATE INDEX `people_email_norm` ON `people` (`email`)",
 	}
 }
 

@@ -70,6 +70,9 @@ func harness(t *testing.T) sqltest.Harness {
 			return name
 		},
 		RejectsNUL: true,
+		// teststore runs initdb with --locale=C.
+		LowerFoldsASCIIOnly: true,
+		EmailIndexDDL:       `CREATE INDEX "people_email_norm" ON "people" ((lower(trim("email"))))`,
 	}
 }
 

@@ -25,8 +25,10 @@ func harness() sqltest.Harness {
 			}
 			return path
 		},
-		Unreachable: func(t *testing.T) string { return filepath.Join(t.TempDir(), "missing.db") },
-		Malformed:   "file:store.db?_pragma=%zz",
+		Unreachable:         func(t *testing.T) string { return filepath.Join(t.TempDir(), "missing.db") },
+		Malformed:           "file:store.db?_pragma=%zz",
+		LowerFoldsASCIIOnly: true,
+		EmailIndexDDL:       `CREATE INDEX "people_email_norm" ON "people" (lower(trim("email")))`,
 	}
 }
 

@@ -58,16 +58,20 @@ func (t *Table) matchValues(i int, m matchColumn, ids connector.Values) []string
 }
 
 // prefilter is a condition that holds for every row whose value of m may normalise to key
-// (and for some that do not); ok is false when there is nothing to narrow by.
+// (and for some that do not); ok is false when there is nothing to narrow by. Its form follows
+// m's search plan, so that the index the plan found serves it.
 func (t *Table) prefilter(b *Builder, m matchColumn, raw, key string) (string, bool) {
 	switch m.kind {
 	case normalize.Email:
 		cands := normalize.EmailCandidates(raw, key)
-		args := make([]string, 0, len(cands))
-		for _, c := range cands {
-			args = append(args, b.Arg(c))
+		switch m.search.plan {
+		case searchShadow:
+			return m.search.shadow + " IN (" + bindAll(b, cands) + ")", true
+		case searchCollation:
+			return collationPrefilter(b, m.quoted, cands), true
+		default:
+			return "LOWER(TRIM(" + m.quoted + ")) IN (" + bindAll(b, cands) + ")", true
 		}
-		return "LOWER(TRIM(" + m.quoted + ")) IN (" + strings.Join(args, ", ") + ")", true
 	case normalize.Phone:
 		digits, ok := normalize.PhoneDigits(key)
 		if !ok {
@@ -77,6 +81,35 @@ func (t *Table) prefilter(b *Builder, m matchColumn, raw, key string) (string, b
 	default:
 		return "", false
 	}
+}
+
+func bindAll(b *Builder, values []string) string {
+	marks := make([]string, 0, len(values))
+	for _, v := range values {
+		marks = append(marks, b.Arg(v))
+	}
+	return strings.Join(marks, ", ")
+}
+
+// leadingSpaces are the white space characters a stored address may start with that the
+// collation prefilter looks for; the normaliser trims all of Unicode's white space, but other
+// leading characters are not searched for (see docs/datastores.md).
+var leadingSpaces = []string{" ", "\t", "\n", "\r"}
+
+// collationPrefilter finds the spellings of an address in a column whose collation folds case,
+// with ranges of its plain index only: the candidates themselves (= under the collation also
+// ignores trailing spaces where it pads), every value starting with a candidate (trailing white
+// space of any kind, and the collation's case folding), and every value starting with white
+// space (leading spaces: rare, so a short range).
+func collationPrefilter(b *Builder, quoted string, cands []string) string {
+	parts := []string{quoted + " IN (" + bindAll(b, cands) + ")"}
+	for _, c := range cands {
+		parts = append(parts, quoted+" LIKE "+b.Arg(likeEscape(c)+"%")+" ESCAPE '!'")
+	}
+	for _, sp := range leadingSpaces {
+		parts = append(parts, quoted+" LIKE "+b.Arg(sp+"%"))
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
 // bind returns a copy of t whose normalised match columns compare each value of ids with the

@@ -27,6 +27,11 @@ type Options struct {
 	// CatalogTTL is how long the mapped tables read from the catalog are reused (default 30s;
 	// negative: read in every operation). Any failed operation forgets them.
 	CatalogTTL time.Duration
+	// UnmappedMaxRelations and UnmappedMaxColumns cap what a deep verification of the whole
+	// database searches outside the mapping (defaults DefaultUnmappedMaxRelations and
+	// DefaultUnmappedMaxColumns); see unmapped.go.
+	UnmappedMaxRelations int
+	UnmappedMaxColumns   int
 }
 
 func (o Options) withDefaults() Options {
@@ -88,6 +93,9 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 		problems = append(problems, p.tableProblems(where, t)...)
 	}
 	problems = append(problems, repeatedTableProblems(spec.Tables)...)
+	if p := deepScopeProblem(p.Dialect, spec); p != "" {
+		problems = append(problems, p)
+	}
 	if len(problems) > 0 {
 		return connector.Hinted(connector.KindMapping, op, strings.Join(problems, "; "))
 	}
@@ -187,6 +195,8 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		opts:    opts,
 		timeout: timeout,
 		norm:    normalize.Normalizer{Region: cfg.PhoneRegion()},
+
+		deepScope: deepScopeOf(cfg.Spec),
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = db.Close()

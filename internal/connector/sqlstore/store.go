@@ -29,6 +29,8 @@ type Store struct {
 	catalog catalogCache
 	// norm compares the values of normalised match columns (see match.go).
 	norm normalize.Normalizer
+	// deepScope says whether deep verification also searches outside the mapping (unmapped.go).
+	deepScope privacyv1alpha1.DeepScope
 }
 
 // catalogCache holds the mapped tables as last resolved. Reading the catalog is most of what a
@@ -133,6 +135,9 @@ func (s *Store) resolveFromCatalog(ctx context.Context, q Querier) ([]*Table, er
 			problems = append(problems, me.Problems...)
 			continue
 		}
+		if err := s.planSearches(ctx, q, t); err != nil {
+			return nil, err
+		}
 		tables = append(tables, t)
 	}
 	if len(problems) > 0 {
@@ -193,10 +198,14 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 			continue
 		}
 		w, err := s.indexWarnings(ctx, t)
+		if err == nil {
+			err = s.planSearches(ctx, s.db, t)
+		}
 		if err != nil {
 			return nil, s.failAt(op, t.Location(), err, connector.Request{})
 		}
 		warnings = append(warnings, w...)
+		warnings = append(warnings, s.searchWarnings(t)...)
 		checked = append(checked, t)
 	}
 	if len(problems) > 0 {
@@ -206,6 +215,11 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 	if err != nil {
 		return nil, s.fail(op, err, connector.Request{})
 	}
+	deepWarnings, err := s.unmappedWarnings(ctx)
+	if err != nil {
+		return nil, s.fail(op, err, connector.Request{})
+	}
+	w = append(w, deepWarnings...)
 	return &connector.CheckResult{Warnings: append(warnings, w...)}, nil
 }
 
@@ -533,6 +547,11 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 			for _, loc := range found {
 				res.Remaining += loc.Records
 				res.RemainingLocations = append(res.RemainingLocations, loc)
+			}
+		}
+		if s.searchesDatabase() {
+			if res.Unmapped, res.UnmappedLocations, err = s.searchUnmapped(ctx, tables, ids); err != nil {
+				return nil, s.fail(op, err, req)
 			}
 		}
 	}

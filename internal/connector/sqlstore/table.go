@@ -33,6 +33,8 @@ type matchColumn struct {
 	quoted     string
 	identifier string
 	kind       normalize.Kind
+	// search is how the spellings of a value are found when kind is not exact (see indexes.go).
+	search search
 }
 
 type maskColumn struct {

@@ -43,6 +43,14 @@ type Harness struct {
 	NewSchema func(t *testing.T, raw *sql.DB) string
 	// RejectsNUL: the database's text cannot hold NUL (PostgreSQL).
 	RejectsNUL bool
+	// CaseSensitiveText is a column type whose comparisons respect letter case where the
+	// default text type's do not (MySQL: a _bin collation); empty for VARCHAR(255).
+	CaseSensitiveText string
+	// LowerFoldsASCIIOnly: the database's lower() folds ASCII letters only (SQLite, PostgreSQL
+	// under the C locale), so a non-ASCII letter in another case escapes the SQL prefilter.
+	LowerFoldsASCIIOnly bool
+	// EmailIndexDDL is the statement Check must advise for people.email without any index.
+	EmailIndexDDL string
 }
 
 // testSalt salts the hash strategy in every test.

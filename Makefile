@@ -112,15 +112,28 @@ test: manifests generate fmt vet check-generated k8s-binaries test-deps ## Run e
 	go test $$(go list $(TEST_PACKAGES) | grep -v -e '/controllers' -e '/internal/') -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 
 ## Benchmark (docs/benchmarks.md): N deletion requests over PostgreSQL, MariaDB and Redis against the
-## store and API floors. Ends with one "bench: ..." summary line.
+## store and API floors. Ends with one "bench: ..." summary line per round, and with several rounds a
+## "bench-median: ..." line (median and min-max of every figure).
+## BENCH_MODE: requests (default), linked-requests (the SQL stores map customers -> orders ->
+## order_item), linked (one subject with BENCH_LINKED_ROWS linked rows against a plain Go program).
+## BENCH_ROUNDS: rounds, each its own run of floors and operator, so floors and operator interleave.
 BENCH_REQUESTS ?= 1000
 BENCH_DIAG ?=
+BENCH_MODE ?= requests
+BENCH_ROUNDS ?= 1
+BENCH_LINKED_ROWS ?= 10000
 .PHONY: bench
-bench: k8s-binaries test-deps ## Run the end-to-end benchmark (BENCH_REQUESTS, default 1000; BENCH_DIAG=1 profiles).
-	@mkdir -p test/bench/out && rm -f test/bench/out/summary.txt
-	BENCH_REQUESTS=$(BENCH_REQUESTS) BENCH_DIAG=$(BENCH_DIAG) BENCH_SUMMARY="$(CURDIR)/test/bench/out/summary.txt" \
-		go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 90m
-	@cat test/bench/out/summary.txt
+bench: k8s-binaries test-deps ## Run the end-to-end benchmark (BENCH_MODE, BENCH_REQUESTS, BENCH_ROUNDS, BENCH_LINKED_ROWS; BENCH_DIAG=1 profiles).
+	@mkdir -p test/bench/out && rm -f test/bench/out/summary.txt test/bench/out/summaries.txt
+	@for round in $$(seq 1 $(BENCH_ROUNDS)); do \
+		echo "==> bench round $$round of $(BENCH_ROUNDS), mode $(BENCH_MODE)"; \
+		BENCH_REQUESTS=$(BENCH_REQUESTS) BENCH_DIAG=$(BENCH_DIAG) BENCH_MODE=$(BENCH_MODE) BENCH_LINKED_ROWS=$(BENCH_LINKED_ROWS) \
+			BENCH_SUMMARY="$(CURDIR)/test/bench/out/summary.txt" \
+			go test ./test/bench -run '^TestBench$$' -count=1 -v -timeout 90m || exit 1; \
+		cat test/bench/out/summary.txt >> test/bench/out/summaries.txt; \
+	done
+	@cat test/bench/out/summaries.txt
+	@if [ $(BENCH_ROUNDS) -gt 1 ]; then go run ./test/bench/benchmedian < test/bench/out/summaries.txt; fi
 
 ##@ Build
 

@@ -4,6 +4,17 @@
 // Environment:
 //
 //	BENCH_REQUESTS=N     requests (and subjects); required
+//	BENCH_MODE=requests  what is measured (docs/benchmarks.md):
+//	                     requests         N requests over PostgreSQL, MariaDB and Redis (the default)
+//	                     linked-requests  the same, with the SQL stores mapping customers -> orders ->
+//	                                      order_item through provides/match (7 rows per subject)
+//	                     linked           one subject with BENCH_LINKED_ROWS rows over customers,
+//	                                      orders, order_item and login in both SQL stores, against a
+//	                                      plain Go program doing the same deletes (BENCH_REQUESTS is
+//	                                      ignored)
+//	BENCH_LINKED_ROWS=10000  the linked mode's rows per store
+//	BENCH_LINKED_STORES_ONLY=1  the linked mode without the control plane and the operator: the
+//	                     floor and the connector alone, three times each, interleaved
 //	BENCH_GRACE=5m       how long to wait beyond N*200ms for every request to be Verified
 //	BENCH_DIAG=1         serve the manager's pprof and metrics on loopback, save CPU profiles of the
 //	                     manager and the API server during the run, the manager's heap profile and
@@ -64,6 +75,10 @@ func TestBench(t *testing.T) {
 		t.Fatalf("BENCH_REQUESTS=%q is not a positive number", nStr)
 	}
 	diag := os.Getenv("BENCH_DIAG") != "" && os.Getenv("BENCH_DIAG") != "0"
+	mode, err := benchMode()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	root, err := testenv.ModuleRoot()
 	if err != nil {
@@ -76,13 +91,19 @@ func TestBench(t *testing.T) {
 	logf := func(format string, args ...any) { fmt.Printf("bench: "+format+"\n", args...) }
 	ctrllog.SetLogger(logr.Discard())
 
-	logf("starting the control plane, PostgreSQL, MariaDB and Redis")
+	if mode == modeLinked {
+		// The control plane starts after the floor and the connector runs (see runLinked).
+		logf("mode %s: starting PostgreSQL, MariaDB and Redis", mode)
+		runLinked(t, ctx, startStores(t, ctx, mode), root, outDir, diag, logf)
+		return
+	}
+	logf("mode %s: starting the control plane, PostgreSQL, MariaDB and Redis", mode)
 	env, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	st := startStores(t, ctx)
+	st := startStores(t, ctx, mode)
 
 	// Two sets of subjects, each with as many bystanders: "a" for the store floor, "b" for the
 	// operator, so that neither finds the other's work done.
@@ -112,7 +133,7 @@ func TestBench(t *testing.T) {
 
 	mgr := startManager(t, root, outDir, env.KubeConfig, diag)
 	createDataStores(t, ctx, c, st, benchNamespace)
-	waitDataStoresReady(t, ctx, c, benchNamespace)
+	waitDataStoresReady(t, ctx, c, benchNamespace, len(specs(mode)))
 	w := watchVerified(t, ctx, cfg, benchNamespace, "r", n)
 	defer w.stop()
 
@@ -278,9 +299,15 @@ func TestBench(t *testing.T) {
 	e2eCPU, storeCPU, apiCPU := cpuUsed.ours(), storeFloorCPU.ours(), apiFloorCPU.ours()
 	fmt.Printf("CPU core-seconds    end to end %.1f, store floor %.1f, API floor %.1f; ratio %.2f to the larger, %.2f to their sum\n",
 		e2eCPU, storeCPU, apiCPU, e2eCPU/math.Max(storeCPU, apiCPU), e2eCPU/(storeCPU+apiCPU))
-	summary := fmt.Sprintf("bench: requests=%d stores=3 seconds=%.2f throughput=%.2f p50=%.3f p99=%.3f api_writes_per_request=%.2f manager_peak_rss_mib=%.1f store_floor_seconds=%.2f api_floor_seconds=%.2f ratio_to_floor=%.2f\n",
-		n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), p50, p99, perRequest, rss, storeFloor.Seconds(), apiFloor.Seconds(), ratio)
-	// make bench prints the summary after go test's own closing lines, so that it is the last line.
+	summary := fmt.Sprintf("bench: mode=%s requests=%d stores=3 seconds=%.2f throughput=%.2f p50=%.3f p99=%.3f api_writes_per_request=%.2f manager_peak_rss_mib=%.1f store_floor_seconds=%.2f api_floor_seconds=%.2f ratio_to_floor=%.2f\n",
+		mode, n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), p50, p99, perRequest, rss, storeFloor.Seconds(), apiFloor.Seconds(), ratio)
+	writeSummary(t, summary)
+}
+
+// writeSummary prints the summary line, or writes it to BENCH_SUMMARY: make bench prints it after
+// go test's own closing lines, so that it is the last line.
+func writeSummary(t *testing.T, summary string) {
+	t.Helper()
 	if file := os.Getenv("BENCH_SUMMARY"); file != "" {
 		if err := os.WriteFile(file, []byte(summary), 0o644); err != nil {
 			t.Fatal(err)
@@ -288,6 +315,24 @@ func TestBench(t *testing.T) {
 		return
 	}
 	fmt.Print(summary)
+}
+
+const (
+	modeRequests       = "requests"
+	modeLinkedRequests = "linked-requests"
+	modeLinked         = "linked"
+)
+
+// benchMode is BENCH_MODE, by default requests.
+func benchMode() (string, error) {
+	switch m := os.Getenv("BENCH_MODE"); m {
+	case "":
+		return modeRequests, nil
+	case modeRequests, modeLinkedRequests, modeLinked:
+		return m, nil
+	default:
+		return "", fmt.Errorf("BENCH_MODE=%q: want %s, %s or %s", m, modeRequests, modeLinkedRequests, modeLinked)
+	}
 }
 
 // reportStuck fails with what the requests that are not Verified say about themselves.

@@ -33,6 +33,7 @@ import (
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
+	"github.com/dsr-operator/dsr-operator/internal/requests"
 )
 
 // requestName is the name of request i, and of its identifiers Secret.
@@ -129,6 +130,8 @@ func createRequests(t *testing.T, ctx context.Context, c client.Client, ns, set 
 // floorWrites is the operator's writes per request by kind, which the API floor repeats.
 type floorWrites struct {
 	statusPatches, configMaps, configMapUpdates, events int
+	// secretCreates are the derived values Secrets of linked data, written at acceptance.
+	secretCreates int
 	// secretGets are reads of the identifiers Secret; the floor proper has none (diagnostic
 	// variants add the operator's).
 	secretGets int
@@ -136,10 +139,14 @@ type floorWrites struct {
 	status    *privacyv1alpha1.DeletionRequestStatus
 	configMap *corev1.ConfigMap
 	event     *eventsv1.Event
+	secret    *corev1.Secret
 }
 
 func (f floorWrites) String() string {
 	s := fmt.Sprintf("%d status patches, %d ConfigMap creates, %d ConfigMap updates and %d Event creates", f.statusPatches, f.configMaps, f.configMapUpdates, f.events)
+	if f.secretCreates > 0 {
+		s += fmt.Sprintf(", %d Secret creates", f.secretCreates)
+	}
 	if f.secretGets > 0 {
 		s += fmt.Sprintf(", %d Secret GETs", f.secretGets)
 	}
@@ -162,6 +169,8 @@ func floorWritesFrom(counts apiCounts, n int) floorWrites {
 			f.configMapUpdates += per
 		case "POST events":
 			f.events += per
+		case "POST secrets":
+			f.secretCreates += per
 		default:
 			f.statusPatches += per
 		}
@@ -185,7 +194,18 @@ func (f *floorWrites) templates(t *testing.T, ctx context.Context, c client.Clie
 	if len(evs.Items) > 0 {
 		f.event = &evs.Items[0]
 	}
+	if f.secretCreates > 0 {
+		var secret corev1.Secret
+		name := requests.DerivedName(dr.Name, derivedSecretSuffix)
+		if err := c.Get(ctx, client.ObjectKey{Namespace: dr.Namespace, Name: name}, &secret); err != nil {
+			t.Fatalf("the operator created Secrets, but not the derived values Secret %s: %v", name, err)
+		}
+		f.secret = &secret
+	}
 }
+
+// derivedSecretSuffix names the Secret holding a request's derived values (controllers/request_linked.go).
+const derivedSecretSuffix = "-derived"
 
 // runAPIFloor is floor (b): a plain client creates the same objects as the portal (Secret and
 // DeletionRequest, portalConcurrency at a time) while requestConcurrency workers make the
@@ -248,13 +268,21 @@ func floorWrite(ctx context.Context, c client.Client, dr *privacyv1alpha1.Deleti
 			return err
 		}
 	}
+	owner := []metav1.OwnerReference{{APIVersion: privacyv1alpha1.GroupVersion.String(), Kind: "DeletionRequest", Name: dr.Name, UID: dr.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	// Linked data: the derived values are written at acceptance, before anything else.
+	for k := range f.secretCreates {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: dr.Namespace, Name: fmt.Sprintf("%s-derived-%d", dr.Name, k),
+			Labels: f.secret.Labels, OwnerReferences: owner}, Type: f.secret.Type, Data: f.secret.Data}
+		if err := c.Create(ctx, secret); err != nil {
+			return err
+		}
+	}
 	for k := 0; k < f.statusPatches-1; k++ {
 		if err := patch(k); err != nil {
 			return err
 		}
 	}
-	owner := []metav1.OwnerReference{{APIVersion: privacyv1alpha1.GroupVersion.String(), Kind: "DeletionRequest", Name: dr.Name, UID: dr.UID,
-		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
 	// With updates, the operator creates its receipt ConfigMap holding the plan and adds the
 	// receipt to it.
 	created := f.configMap.Data

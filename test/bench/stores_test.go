@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,11 +24,15 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/teststore"
 )
 
-// stores are the three servers the harness started, with a "customers" table in both SQL servers.
+// stores are the three servers the harness started, with a "customers" table in both SQL servers
+// (and, in the linked modes, the tables that hang off it).
 type stores struct {
+	mode                   string
 	pgDSN, myDSN, redisURL string
 	pg, my                 *sql.DB
 	rdb                    *goredis.Client
+	// linked hands out and remembers the linked modes' child rows.
+	linked *linkedSeeder
 }
 
 func (st *stores) close() {
@@ -48,7 +53,7 @@ func identifiers(set string, i int) connector.Identifiers {
 // redisKeys are the keys one subject has in Redis, as the mapping of specs names them.
 func redisKeys(id string) []string { return []string{"session:" + id + ":web", "cart:" + id} }
 
-func startStores(t *testing.T, ctx context.Context) *stores {
+func startStores(t *testing.T, ctx context.Context, mode string) *stores {
 	t.Helper()
 	pg, err := teststore.StartPostgres(ctx)
 	if err != nil {
@@ -65,7 +70,7 @@ func startStores(t *testing.T, ctx context.Context) *stores {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rd.Close() })
-	st := &stores{redisURL: rd.URL(0)}
+	st := &stores{mode: mode, redisURL: rd.URL(0), linked: newLinkedSeeder()}
 	if st.pgDSN, err = pg.CreateDatabase(ctx, "bench"); err != nil {
 		t.Fatal(err)
 	}
@@ -84,20 +89,30 @@ func startStores(t *testing.T, ctx context.Context) *stores {
 	}
 	st.rdb = goredis.NewClient(opts)
 	t.Cleanup(st.close)
+	schema := []string{
+		`CREATE TABLE customers (id VARCHAR(32) NOT NULL, email VARCHAR(255) NOT NULL, name VARCHAR(255))`,
+		`CREATE INDEX customers_email ON customers (email)`,
+		`CREATE INDEX customers_id ON customers (id)`,
+	}
+	switch mode {
+	case modeLinkedRequests:
+		schema = linkedSchema
+	case modeLinked:
+		schema = append(slices.Clone(linkedSchema), loginSchema...)
+	}
 	for _, db := range []*sql.DB{st.pg, st.my} {
-		for _, s := range []string{
-			`CREATE TABLE customers (id VARCHAR(32) NOT NULL, email VARCHAR(255) NOT NULL, name VARCHAR(255))`,
-			`CREATE INDEX customers_email ON customers (email)`,
-			`CREATE INDEX customers_id ON customers (id)`,
-		} {
+		for _, s := range schema {
 			if _, err := db.ExecContext(ctx, s); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	// Email matching compares normalised spellings (docs/datastores.md): the expression index lets
-	// PostgreSQL serve its prefilter, as the docs advise. MariaDB 10.11 has no expression indexes;
-	// its prefilter scans the bench's small table.
+	// Email matching compares normalised spellings (docs/datastores.md). Its prefilter,
+	// LOWER(TRIM(email)) (internal/connector/sqlstore/match.go), is served in PostgreSQL by an
+	// expression index on that very expression, as the docs advise. MariaDB 10.11 has no
+	// expression indexes: there the prefilter either scans the table or, where the dialect
+	// compares under the column's case-insensitive collation (the database's default,
+	// utf8mb4_unicode_ci, set by internal/teststore), uses the plain index customers_email.
 	if _, err := st.pg.ExecContext(ctx, `CREATE INDEX customers_email_norm ON customers ((LOWER(TRIM(email))))`); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +125,11 @@ func seed(t *testing.T, ctx context.Context, st *stores, set string, n int) {
 	t.Helper()
 	const batch = 500
 	for _, who := range []string{set, "x" + set} {
+		if st.mode == modeLinkedRequests {
+			st.linked.seedLinked(t, ctx, st, who, n, requestsShape)
+			seedRedis(t, ctx, st, who, n)
+			continue
+		}
 		for from := 0; from < n; from += batch {
 			to := min(from+batch, n)
 			var pgVals, myVals []string
@@ -127,15 +147,24 @@ func seed(t *testing.T, ctx context.Context, st *stores, set string, n int) {
 			if _, err := st.my.ExecContext(ctx, "INSERT INTO customers (id, email, name) VALUES "+strings.Join(myVals, ","), args...); err != nil {
 				t.Fatal(err)
 			}
-			pipe := st.rdb.Pipeline()
-			for i := from; i < to; i++ {
-				id := subjectID(who, i)
-				pipe.Set(ctx, redisKeys(id)[0], id+"@example.com", 0)
-				pipe.Set(ctx, redisKeys(id)[1], "sku", 0)
-			}
-			if _, err := pipe.Exec(ctx); err != nil {
-				t.Fatal(err)
-			}
+		}
+		seedRedis(t, ctx, st, who, n)
+	}
+}
+
+// seedRedis sets the two keys of each of set's n subjects, pipelined.
+func seedRedis(t *testing.T, ctx context.Context, st *stores, set string, n int) {
+	t.Helper()
+	const batch = 500
+	for from := 0; from < n; from += batch {
+		pipe := st.rdb.Pipeline()
+		for i := from; i < min(from+batch, n); i++ {
+			id := subjectID(set, i)
+			pipe.Set(ctx, redisKeys(id)[0], id+"@example.com", 0)
+			pipe.Set(ctx, redisKeys(id)[1], "sku", 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -172,6 +201,9 @@ func present(t *testing.T, ctx context.Context, st *stores, set string, n int) (
 // bystanders are all still there: a fast run that erased the wrong records proves nothing.
 func checkErased(t *testing.T, ctx context.Context, st *stores, set string, n int) {
 	t.Helper()
+	if st.mode == modeLinkedRequests {
+		st.linked.checkLinkedErased(t, ctx, st, set, "x"+set)
+	}
 	if pg, my, rd := present(t, ctx, st, set, n); pg+my+rd != 0 {
 		t.Fatalf("set %s: subjects left after erasure: postgres %d rows, mariadb %d rows, redis %d keys", set, pg, my, rd)
 	}
@@ -180,22 +212,33 @@ func checkErased(t *testing.T, ctx context.Context, st *stores, set string, n in
 	}
 }
 
-func specs() map[string]privacyv1alpha1.DataStoreSpec {
-	tables := []privacyv1alpha1.TableMapping{{Name: "customers", Action: privacyv1alpha1.ActionDelete,
-		Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}, {Column: "id", Identifier: "userId"}}}}
+// specs are the DataStores of mode: PostgreSQL, MariaDB and Redis; the linked mode has only the
+// two SQL stores, found by email alone (what a portal usually knows).
+func specs(mode string) map[string]privacyv1alpha1.DataStoreSpec {
+	byEmailAndID := []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}, {Column: "id", Identifier: "userId"}}
+	tables := []privacyv1alpha1.TableMapping{{Name: "customers", Action: privacyv1alpha1.ActionDelete, Match: byEmailAndID}}
+	switch mode {
+	case modeLinkedRequests:
+		tables = linkedTables(byEmailAndID, false)
+	case modeLinked:
+		tables = linkedTables([]privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}}, true)
+	}
 	ref := func(name string) *privacyv1alpha1.SecretKeySelector {
 		return &privacyv1alpha1.SecretKeySelector{Name: name, Key: "secret"}
 	}
-	return map[string]privacyv1alpha1.DataStoreSpec{
+	out := map[string]privacyv1alpha1.DataStoreSpec{
 		"pg": {Type: privacyv1alpha1.StoreTypePostgres, Connection: privacyv1alpha1.Connection{SecretRef: ref("pg")}, Tables: tables},
 		"my": {Type: privacyv1alpha1.StoreTypeMySQL, Connection: privacyv1alpha1.Connection{SecretRef: ref("my")}, Tables: tables},
-		"rd": {Type: privacyv1alpha1.StoreTypeRedis, Connection: privacyv1alpha1.Connection{SecretRef: ref("rd")},
+	}
+	if mode != modeLinked {
+		out["rd"] = privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeRedis, Connection: privacyv1alpha1.Connection{SecretRef: ref("rd")},
 			// Exact keys: a glob pattern walks the whole keyspace per subject (see docs/benchmarks.md).
 			Keys: []privacyv1alpha1.KeyMapping{
 				{Pattern: "session:{userId}:web", Action: privacyv1alpha1.KeyActionDelete},
 				{Pattern: "cart:{userId}", Action: privacyv1alpha1.KeyActionDelete},
-			}},
+			}}
 	}
+	return out
 }
 
 func (st *stores) secrets() map[string]string {
@@ -205,7 +248,7 @@ func (st *stores) secrets() map[string]string {
 // createDataStores creates one DataStore per store in ns, with its connection Secret.
 func createDataStores(t *testing.T, ctx context.Context, c client.Client, st *stores, ns string) {
 	t.Helper()
-	for name, spec := range specs() {
+	for name, spec := range specs(st.mode) {
 		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
 			Labels: map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeConnection}},
 			StringData: map[string]string{"secret": st.secrets()[name]}}); err != nil {
@@ -217,7 +260,7 @@ func createDataStores(t *testing.T, ctx context.Context, c client.Client, st *st
 	}
 }
 
-func waitDataStoresReady(t *testing.T, ctx context.Context, c client.Client, ns string) {
+func waitDataStoresReady(t *testing.T, ctx context.Context, c client.Client, ns string, want int) {
 	t.Helper()
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		var list privacyv1alpha1.DataStoreList
@@ -230,7 +273,7 @@ func waitDataStoresReady(t *testing.T, ctx context.Context, c client.Client, ns 
 				ready++
 			}
 		}
-		if ready == len(specs()) {
+		if ready == want {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -245,20 +288,7 @@ func waitDataStoresReady(t *testing.T, ctx context.Context, c client.Client, ns 
 // concurrently), and no Kubernetes.
 func runStoreFloor(t *testing.T, ctx context.Context, st *stores, set string, n int) time.Duration {
 	t.Helper()
-	var clients []connector.Client
-	for name, spec := range specs() {
-		p, err := connector.ProviderFor(spec.Type)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := spec
-		cl, err := p.NewClient(ctx, connector.Config{Name: "floor " + name, Spec: &s, Secret: []byte(st.secrets()[name])})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		clients = append(clients, cl)
-	}
+	clients := floorClients(t, ctx, st)
 	start := time.Now()
 	parallel(n, requestConcurrency, func(i int) {
 		req := connector.Request{ID: fmt.Sprintf("floor-%d", i), Identifiers: identifiers(set, i)}
@@ -267,6 +297,17 @@ func runStoreFloor(t *testing.T, ctx context.Context, st *stores, set string, n 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				req := req
+				// Linked data: a store that provides identifiers derives them first, as the
+				// operator does at acceptance.
+				if d, ok := cl.(connector.Deriver); ok && st.mode != modeRequests {
+					der, err := d.Derive(ctx, req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					req.Values, req.Shared = der.Values, der.Shared
+				}
 				res, err := cl.Erase(ctx, req)
 				if err != nil {
 					t.Error(err)
@@ -283,4 +324,25 @@ func runStoreFloor(t *testing.T, ctx context.Context, st *stores, set string, n 
 		wg.Wait()
 	})
 	return time.Since(start)
+}
+
+// floorClients are the connector clients of every store of the mode, as the manager makes them,
+// closed at the end of the test.
+func floorClients(t *testing.T, ctx context.Context, st *stores) map[string]connector.Client {
+	t.Helper()
+	clients := map[string]connector.Client{}
+	for name, spec := range specs(st.mode) {
+		p, err := connector.ProviderFor(spec.Type)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := spec
+		cl, err := p.NewClient(ctx, connector.Config{Name: "floor " + name, Spec: &s, Secret: []byte(st.secrets()[name])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cl.Close() })
+		clients[name] = cl
+	}
+	return clients
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ForeignKey is a single-column foreign key of the database's catalog. Keys over several columns
@@ -33,15 +34,27 @@ type ForeignKeyReader interface {
 	ForeignKeys(ctx context.Context, q Querier) ([]ForeignKey, error)
 }
 
-// foreignKeys reads the catalog's foreign keys, or none when the dialect cannot.
+// foreignKeys reads the catalog's foreign keys, or none when the dialect cannot. Like the
+// mapped tables they are reused within CatalogTTL; a failed statement forgets them, so a
+// constraint added meanwhile is seen by the retry.
 func (s *Store) foreignKeys(ctx context.Context, q Querier) ([]ForeignKey, error) {
 	r, ok := s.d.(ForeignKeyReader)
 	if !ok {
 		return nil, nil
 	}
+	if s.opts.CatalogTTL > 0 {
+		if fks, ok := s.catalog.getForeignKeys(time.Now()); ok {
+			return fks, nil
+		}
+	}
+	start := time.Now()
 	ctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
-	return r.ForeignKeys(ctx, q)
+	fks, err := r.ForeignKeys(ctx, q)
+	if err == nil && s.opts.CatalogTTL > 0 {
+		s.catalog.setForeignKeys(fks, start.Add(s.opts.CatalogTTL))
+	}
+	return fks, err
 }
 
 // sameTable compares table names as the dialect does: case-insensitively where column names are.

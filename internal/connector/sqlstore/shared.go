@@ -79,12 +79,13 @@ func (s *Store) heldByOthers(ctx context.Context, q Querier, tables []*Table, h 
 	}
 	quoted := s.d.QuoteIdent(col.Name)
 	b := NewBuilder(s.d)
-	var preds []string
+	var equalities []string
 	for _, v := range values {
 		if p, ok := s.d.Equal(b, *col, quoted, v); ok {
-			preds = append(preds, "("+p+")")
+			equalities = append(equalities, p)
 		}
 	}
+	preds := foldEqualities(quoted, equalities)
 	if len(preds) == 0 {
 		return nil, nil
 	}

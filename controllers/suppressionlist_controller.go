@@ -54,6 +54,9 @@ type suppressionScope struct {
 	storage suppression.Storage
 	now     time.Time
 	effect  *effects
+	// sourceProblem: the DROP download Secret is missing, not opted in or refused; Ready says so
+	// until it is fixed, whatever the sweeps find.
+	sourceProblem bool
 }
 
 // Reconcile applies a new DROP download, then sweeps when due.
@@ -104,6 +107,11 @@ func (r *SuppressionListReconciler) reconcileList(ctx context.Context, s *suppre
 		if err := r.applyDownload(ctx, s, ref.Name); err != nil {
 			return err
 		}
+		if c := readyCondition(list); !s.sourceProblem && c != nil &&
+			(c.Reason == privacyv1alpha1.ReasonEntriesInvalid || c.Reason == privacyv1alpha1.ReasonSourceInvalid) {
+			setCondition(&list.Status.Conditions, list.Generation, privacyv1alpha1.ConditionReady, metav1.ConditionTrue,
+				privacyv1alpha1.ReasonDownloadApplied, "the DROP download Secret was read and applied")
+		}
 	}
 	if list.Spec.Source.DropSecretRef != nil {
 		// Secrets are not watched: a new download is noticed within a minute.
@@ -144,6 +152,7 @@ func (r *SuppressionListReconciler) applyDownload(ctx context.Context, s *suppre
 			setCondition(&list.Status.Conditions, list.Generation, privacyv1alpha1.ConditionReady, metav1.ConditionFalse,
 				privacyv1alpha1.ReasonSourceInvalid, msg)
 			s.effect.after(time.Minute)
+			s.sourceProblem = true
 			return nil
 		}
 		return err
@@ -153,6 +162,7 @@ func (r *SuppressionListReconciler) applyDownload(ctx context.Context, s *suppre
 		setCondition(&list.Status.Conditions, list.Generation, privacyv1alpha1.ConditionReady, metav1.ConditionFalse,
 			privacyv1alpha1.ReasonEntriesInvalid, fmt.Sprintf("DROP download Secret %q refused, nothing stored was changed: %v", name, err))
 		s.effect.warn(privacyv1alpha1.ReasonEntriesInvalid, "Load", fmt.Sprintf("DROP download refused: %v", err))
+		s.sourceProblem = true
 		return nil
 	}
 	if download.Digest == s.loaded.Index.SourceDigest {

@@ -81,7 +81,7 @@ func (r *SuppressionListReconciler) recordSweep(ctx context.Context, s *suppress
 		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonSweepFailed,
 			"the sweep failed in "+joinNames(failed)+"; see status.stores")
 		s.effect.warn(privacyv1alpha1.ReasonSweepFailed, "Sweep", "the sweep failed in "+joinNames(failed))
-	} else if c := readyCondition(list); c == nil || c.Reason != privacyv1alpha1.ReasonEntriesInvalid && c.Reason != privacyv1alpha1.ReasonSourceInvalid {
+	} else if !s.sourceProblem {
 		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonSwept,
 			fmt.Sprintf("%d stores swept for %d entries", len(results), s.loaded.Set.Len()))
 	}

@@ -30,6 +30,8 @@ const (
 type DeletionRequestReconciler struct {
 	Dependencies
 	Signer *receipt.Signer
+	// SuppressionKey keys the hashes added to SuppressionLists fed by DeletionRequests.
+	SuppressionKey []byte
 }
 
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=deletionrequests,verbs=get;list;watch

@@ -151,6 +151,9 @@ func (r *DeletionRequestReconciler) endVerification(ctx context.Context, s *dele
 		s.effect.normal(privacyv1alpha1.ReasonVerificationEnded, "Verify", "re-verification period ended; identifiers Secret kept as spec.verification.keepIdentifiersSecret asks")
 		return nil
 	}
+	if err := r.feedSuppressionLists(ctx, s); err != nil {
+		return err
+	}
 	// Only a Secret marked as identifiers (or the operator's own) is deleted: a requester must not
 	// be able to destroy another Secret by naming it.
 	deleted, err := secretref.DeleteIdentifiers(ctx, r.Client, r.APIReader, dr, dr.Namespace, dr.Spec.Subject.IdentifiersSecretRef.Name)

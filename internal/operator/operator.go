@@ -28,6 +28,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 	"github.com/dsr-operator/dsr-operator/internal/stores"
 	"github.com/dsr-operator/dsr-operator/internal/subject"
+	"github.com/dsr-operator/dsr-operator/internal/suppression"
 )
 
 // Options configure the operator.
@@ -134,7 +135,14 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if err := (&controllers.ReceiptRetentionReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), RecordsPeriod: opts.ReceiptRecordsPeriod}).SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.DeletionRequestReconciler{Dependencies: shared("deletionrequest-controller"), Signer: signer}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
+	suppressionKey, err := suppression.EnsureKey(ctx, direct, opts.OperatorNamespace)
+	if err != nil {
+		return nil, nil, fmt.Errorf("suppression key: %w", err)
+	}
+	if err := (&controllers.DeletionRequestReconciler{Dependencies: shared("deletionrequest-controller"), Signer: signer, SuppressionKey: suppressionKey}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
+		return nil, nil, err
+	}
+	if err := (&controllers.SuppressionListReconciler{Dependencies: shared("suppressionlist-controller"), Key: suppressionKey}).SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}
 	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {

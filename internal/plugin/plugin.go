@@ -178,7 +178,8 @@ Identifier values are never printed.`,
 		RunE:  func(*cobra.Command, []string) error { return nil },
 	}
 	receiptCmd.AddCommand(newReceiptShow(o, stdout), newReceiptVerify(o, stdout))
-	root.AddCommand(newStatus(o, stdout), receiptCmd, newFile(o, stdout, true), newFile(o, stdout, false), newExport(o, stdout), newKeys(o, stdout), newDiscover(o, stdout))
+	root.AddCommand(newStatus(o, stdout), receiptCmd, newFile(o, stdout, true), newFile(o, stdout, false), newExport(o, stdout), newKeys(o, stdout),
+		newDiscover(o, stdout), newSuppression(o, stdout))
 	return root
 }
 

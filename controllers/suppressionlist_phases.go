@@ -1,0 +1,182 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
+	"github.com/dsr-operator/dsr-operator/internal/requests"
+	"github.com/dsr-operator/dsr-operator/internal/stores"
+	"github.com/dsr-operator/dsr-operator/internal/suppression"
+)
+
+// listMatcher normalises and hashes a stored value the way the list's entries were made.
+type listMatcher struct {
+	set   *suppression.Set
+	drop  bool
+	keyed suppression.KeyedHasher
+}
+
+// hash is value's hash as the list holds it; ok is false when the list cannot hold it.
+func (m *listMatcher) hash(kind normalize.Kind, value string) (suppression.Hash, suppression.Kind, bool) {
+	k := suppression.KindOf(kind)
+	if m.drop {
+		h, ok := suppression.DropHash(k, value)
+		return h, k, ok
+	}
+	h, ok := m.keyed.Hash(kind, value)
+	return h, k, ok
+}
+
+func (m *listMatcher) match(_ string, kind normalize.Kind, value string) bool {
+	h, k, ok := m.hash(kind, value)
+	return ok && m.set.Contains(h, k)
+}
+
+// sweptSubject is one person found in a store: the values found of them, and where.
+type sweptSubject struct {
+	values   connector.Values
+	entries  []int
+	retained int64
+	live     int64
+}
+
+// storeSweep is what one store's sweep found and did.
+type storeSweep struct {
+	status privacyv1alpha1.SuppressionStoreStatus
+	// erasedEntries and exemptEntries are the list entries found erased, or held only under a
+	// legal hold, in this store.
+	erasedEntries, exemptEntries []int
+	// foundEntries were found and left in place (action report): no status is decided for them.
+	foundEntries []int
+	failed       bool
+}
+
+// sweep reads every selected store for the list's entries, erases what it finds when the list
+// asks for it, and records the outcome.
+func (r *SuppressionListReconciler) sweep(ctx context.Context, s *suppressionScope) error {
+	list := s.list
+	found, err := stores.Resolve(ctx, r.Client, list.Namespace, list.Spec.StoreSelector)
+	if err != nil {
+		return err
+	}
+	m := &listMatcher{set: s.loaded.Set, drop: list.Spec.Source.DropSecretRef != nil,
+		keyed: suppression.KeyedHasher{Key: r.Key, Norm: normalize.Normalizer{Region: r.phoneRegion()}}}
+	var results []storeSweep
+	for i := range found {
+		results = append(results, r.sweepStore(ctx, s, &found[i], m))
+	}
+	return r.recordSweep(ctx, s, results)
+}
+
+// sweepStore sweeps one store. Its failure is recorded in its status, never hidden: the sweep
+// of the other stores goes on and Ready says which store failed.
+func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressionScope, st *stores.Store, m *listMatcher) storeSweep {
+	out := storeSweep{status: privacyv1alpha1.SuppressionStoreStatus{Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type}}
+	fail := func(what string, err error) storeSweep {
+		f := requests.Classify(err, nil)
+		out.failed = true
+		out.status.Message = fmt.Sprintf("%s: %s", what, f.Message)
+		return out
+	}
+	lease, err := r.Pool.Acquire(ctx, st, false)
+	if err != nil {
+		return fail("connecting", err)
+	}
+	defer lease.Release()
+	cl := lease.Client()
+	sweeper, ok := cl.(connector.Sweeper)
+	if !ok {
+		out.status.Message = fmt.Sprintf("a %s store cannot be swept", st.Spec.Type)
+		return out
+	}
+	out.status.Supported = true
+	subjects := map[string]*sweptSubject{}
+	var order []string
+	rate := r.RowsPerSecond
+	if rate == 0 {
+		rate = DefaultSweepRowsPerSecond
+	}
+	stats, err := sweeper.Sweep(ctx, connector.SweepOptions{Match: m.match, PageSize: r.PageSize, RowsPerSecond: max(rate, 0)},
+		func(hit connector.SweepHit) error {
+			h, k, ok := m.hash(hit.Kind, hit.Value)
+			if !ok {
+				return nil
+			}
+			key := fmt.Sprintf("%x/%d", h, k)
+			sub := subjects[key]
+			if sub == nil {
+				sub = &sweptSubject{values: connector.Values{}, entries: m.set.Lookup(h, k)}
+				subjects[key] = sub
+				order = append(order, key)
+			}
+			sub.values.Add(hit.Identifier, hit.Value)
+			if hit.Retained {
+				sub.retained++
+			} else {
+				sub.live++
+			}
+			return nil
+		})
+	if stats != nil {
+		out.status.Scanned = stats.Scanned
+	}
+	if err != nil {
+		return fail("sweeping", err)
+	}
+	for n, key := range order {
+		sub := subjects[key]
+		out.status.Matched += sub.live + sub.retained
+		out.status.Retained += sub.retained
+		if sub.live == 0 {
+			out.exemptEntries = append(out.exemptEntries, sub.entries...)
+			continue
+		}
+		if s.list.Spec.Action != privacyv1alpha1.SuppressionErase {
+			out.foundEntries = append(out.foundEntries, sub.entries...)
+			continue
+		}
+		req := connector.Request{ID: fmt.Sprintf("%s/sweep/%d/%d", s.list.UID, s.list.Status.Sweeps+1, n), Values: sub.values}
+		erased, err := eraseFound(ctx, cl, req)
+		if err != nil {
+			return fail("erasing what the sweep found", err)
+		}
+		out.status.Erased += erased
+		if erased > 0 {
+			out.erasedEntries = append(out.erasedEntries, sub.entries...)
+		} else {
+			out.exemptEntries = append(out.exemptEntries, sub.entries...)
+		}
+	}
+	return out
+}
+
+// eraseFound erases a person the sweep found through the store's own mapping: their linked
+// values derived first (so that linked rows go too), then Erase, which applies retain rules and
+// the shared-value rule, then Verify. It returns what was deleted or masked.
+func eraseFound(ctx context.Context, cl connector.Client, req connector.Request) (int64, error) {
+	if d, ok := cl.(connector.Deriver); ok {
+		der, err := d.Derive(ctx, req)
+		if err != nil {
+			return 0, err
+		}
+		if der != nil {
+			req.Values.Merge(der.Values)
+			req.Shared = der.Shared
+		}
+	}
+	res, err := cl.Erase(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	ver, err := cl.Verify(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	if ver.Remaining > 0 {
+		return 0, connector.Errorf(connector.KindRejected, "verify", "%d records remain after the erasure", ver.Remaining)
+	}
+	return res.Erased + res.Masked, nil
+}

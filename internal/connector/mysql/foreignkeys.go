@@ -40,3 +40,14 @@ ORDER BY k.CONSTRAINT_NAME`)
 	}
 	return fks, rows.Err()
 }
+
+var _ sqlstore.DefaultSchemaReader = Dialect{}
+
+// DefaultSchema is the DSN's database, which unqualified names resolve to.
+func (Dialect) DefaultSchema(ctx context.Context, q sqlstore.Querier) (string, error) {
+	var schema *string
+	if err := q.QueryRowContext(ctx, `SELECT DATABASE()`).Scan(&schema); err != nil || schema == nil {
+		return "", err
+	}
+	return *schema, nil
+}

@@ -41,3 +41,14 @@ ORDER BY c.conname`)
 	}
 	return fks, rows.Err()
 }
+
+var _ sqlstore.DefaultSchemaReader = Dialect{}
+
+// DefaultSchema is the schema unqualified names resolve to: the first of the search_path.
+func (Dialect) DefaultSchema(ctx context.Context, q sqlstore.Querier) (string, error) {
+	var schema *string
+	if err := q.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil || schema == nil {
+		return "", err
+	}
+	return *schema, nil
+}

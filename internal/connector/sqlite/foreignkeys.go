@@ -41,3 +41,8 @@ ORDER BY m.name, f.id`)
 	}
 	return fks, rows.Err()
 }
+
+var _ sqlstore.DefaultSchemaReader = Dialect{}
+
+// DefaultSchema is main, the database unqualified names resolve to first.
+func (Dialect) DefaultSchema(context.Context, sqlstore.Querier) (string, error) { return "main", nil }

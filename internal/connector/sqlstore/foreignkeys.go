@@ -51,6 +51,9 @@ func (s *Store) foreignKeys(ctx context.Context, q Querier) ([]ForeignKey, error
 	ctx, cancel := s.stmtCtx(ctx)
 	defer cancel()
 	fks, err := r.ForeignKeys(ctx, q)
+	if err == nil {
+		fks, err = s.spellAsMapped(ctx, q, fks)
+	}
 	if err == nil && s.opts.CatalogTTL > 0 {
 		s.catalog.setForeignKeys(fks, start.Add(s.opts.CatalogTTL))
 	}
@@ -76,4 +79,50 @@ func mapped(d Dialect, tables []*Table, name TableName) bool {
 		}
 	}
 	return false
+}
+
+// DefaultSchemaReader is implemented by dialects whose foreign-key readers return tables of the
+// default schema unqualified: it names that schema (current_schema(), DATABASE(), main).
+type DefaultSchemaReader interface {
+	DefaultSchema(ctx context.Context, q Querier) (string, error)
+}
+
+// spellAsMapped names the default schema's tables in fks as the mapping does: a mapping that
+// writes "public.customer" must meet the keys the catalog lists for "customer", or the erase
+// order, shared rows and coverage would not see them.
+func (s *Store) spellAsMapped(ctx context.Context, q Querier, fks []ForeignKey) ([]ForeignKey, error) {
+	r, ok := s.d.(DefaultSchemaReader)
+	if !ok || len(fks) == 0 {
+		return fks, nil
+	}
+	var qualified []TableName
+	for _, m := range s.tables {
+		if name, err := ParseTableName(m.Name); err == nil && name.Schema != "" {
+			qualified = append(qualified, name)
+		}
+	}
+	if len(qualified) == 0 {
+		return fks, nil
+	}
+	schema, err := r.DefaultSchema(ctx, q)
+	if err != nil || schema == "" {
+		return fks, err
+	}
+	spelled := func(n TableName) TableName {
+		if n.Schema != "" {
+			return n
+		}
+		for _, name := range qualified {
+			if sameTable(s.d, name, TableName{Schema: schema, Table: n.Table}) {
+				return name
+			}
+		}
+		return n
+	}
+	out := make([]ForeignKey, len(fks))
+	for i, fk := range fks {
+		fk.From, fk.To = spelled(fk.From), spelled(fk.To)
+		out[i] = fk
+	}
+	return out, nil
 }

@@ -20,6 +20,7 @@ func RunLinked(t *testing.T, h Harness, enforceKeys func(secret string) string) 
 	t.Run("WithoutForeignKeys", func(t *testing.T) { h.testShop(t, false, enforceKeys) })
 	t.Run("UnmappedForeignKey", func(t *testing.T) { h.testUnmappedForeignKey(t, enforceKeys) })
 	t.Run("HostileDerivedValues", h.testHostileDerived)
+	t.Run("QualifiedNames", func(t *testing.T) { h.testQualifiedNames(t, enforceKeys) })
 }
 
 func (h Harness) shop(t *testing.T, foreignKeys bool, enforceKeys func(string) string) (*db, connector.Client) {

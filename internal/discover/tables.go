@@ -33,20 +33,7 @@ func listTables(ctx context.Context, d sqlstore.Dialect, q sqlstore.Querier) ([]
 	if !ok {
 		return nil, fmt.Errorf("discover does not read %s catalogs", d.Type())
 	}
-	rows, err := q.QueryContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
+	return sqlstore.QueryStrings(ctx, q, query)
 }
 
 func lower(s string) string { return strings.ToLower(s) }

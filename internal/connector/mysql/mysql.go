@@ -123,22 +123,9 @@ func isInteger(dataType string) bool {
 
 // IndexedColumns lists the first column of every index.
 func (Dialect) IndexedColumns(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `
+	return sqlstore.QueryStrings(ctx, q, `
 SELECT COLUMN_NAME FROM information_schema.STATISTICS
 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND SEQ_IN_INDEX = 1`, schemaArg(table), table.Table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
 }
 
 // exactText is the column's text as utf8mb4 bytes: comparing it with the parameter's bytes

@@ -116,24 +116,11 @@ func regclassName(table sqlstore.TableName) string {
 
 // IndexedColumns lists the first column of every index of the table.
 func (Dialect) IndexedColumns(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `
+	return sqlstore.QueryStrings(ctx, q, `
 SELECT a.attname
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 WHERE i.indrelid = to_regclass($1::text)`, regclassName(table))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
 }
 
 // bindable: PostgreSQL text cannot hold NUL or invalid UTF-8, so such a value matches nothing

@@ -207,22 +207,10 @@ func (Dialect) Columns(ctx context.Context, q sqlstore.Querier, table sqlstore.T
 // the rowid itself.
 func (Dialect) IndexedColumns(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]string, error) {
 	schema := schemaArg(table)
-	rows, err := q.QueryContext(ctx, `
+	names, err := sqlstore.QueryStrings(ctx, q, `
 SELECT ii.name FROM pragma_index_list(?, ?) AS il, pragma_index_info(il.name, ?) AS ii
 WHERE ii.seqno = 0 AND ii.name IS NOT NULL`, table.Table, schema, schema)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var pkCount int

@@ -308,6 +308,8 @@ func TestSuppressionListDropDownloadAndWithdrawal(t *testing.T) {
 	// Carol exists only in the retained invoices; Dave arrives with the second download.
 	f.exec(t, `INSERT INTO invoices (id, customer_email, amount) VALUES (300, 'carol@example.com', 9)`)
 	f.exec(t, `INSERT INTO customers (id, email, name) VALUES ('400', 'Dave@Example.com', 'Dave')`)
+	// Erin's only row is an order already masked: erased, not under a legal hold.
+	f.exec(t, `INSERT INTO orders (id, customer_email, address) VALUES (500, 'erin@example.com', NULL)`)
 	startOperator(t)
 	ns := newNamespace(t, nil)
 	f.dataStore(t, ns, "pg")
@@ -339,23 +341,23 @@ func TestSuppressionListDropDownloadAndWithdrawal(t *testing.T) {
 		t.Errorf("Dave, not on the list yet, was erased")
 	}
 
-	// The next download withdraws B-2 and adds Dave.
+	// The next download withdraws B-2 and adds Dave and Erin.
 	var dl corev1.Secret
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "drop-download"}, &dl); err != nil {
 		t.Fatal(err)
 	}
 	dl.Data = map[string][]byte{
-		"email.csv":     []byte("ID,Hash\nD-4," + dropHash("dave@example.com") + "\n"),
+		"email.csv":     []byte("ID,Hash\nD-4," + dropHash("dave@example.com") + "\nE-5," + dropHash("erin@example.com") + "\n"),
 		"withdrawn.csv": []byte("ID\nB-2\n"),
 	}
 	if err := env.Client.Update(context.Background(), &dl); err != nil {
 		t.Fatal(err)
 	}
-	want = map[string]string{"A-1": "3", "C-3": "2", "D-4": "3"}
+	want = map[string]string{"A-1": "3", "C-3": "2", "D-4": "3", "E-5": "3"}
 	// Downloads are read every minute at the latest.
 	l = waitSupl(t, ns, "drop", 100*time.Second, func(l *privacyv1alpha1.SuppressionList) bool {
 		report = reportOf(t, l)
-		return l.Status.Entries == 3 && sameReport(report, want)
+		return l.Status.Entries == 4 && sameReport(report, want)
 	})
 	t.Logf("second download: %s; report %s", describeSupl(l), describeReport(report))
 	if n := f.count(t, `SELECT COUNT(*) FROM customers WHERE id = '400'`); n != 0 {
@@ -364,5 +366,16 @@ func TestSuppressionListDropDownloadAndWithdrawal(t *testing.T) {
 	f.assertErased(t)
 	if n := f.count(t, `SELECT COUNT(*) FROM invoices WHERE customer_email = 'carol@example.com'`); n != 1 {
 		t.Errorf("Carol's retained invoice: %d, want 1", n)
+	}
+	// The report is the list's, and holds IDs and codes only.
+	var rep corev1.Secret
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: l.Status.ReportSecretName}, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !metav1.IsControlledBy(&rep, l) {
+		t.Errorf("the report Secret is not owned by the list: %+v", rep.OwnerReferences)
+	}
+	if namespaceHolds(t, ns, "pg-conn", subjectIDs["email"], "carol@example.com", "dave@example.com", "erin@example.com") {
+		t.Errorf("an object of namespace %s holds an email in clear", ns)
 	}
 }

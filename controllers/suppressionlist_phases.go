@@ -19,19 +19,20 @@ type listMatcher struct {
 	keyed suppression.KeyedHasher
 }
 
-// hash is value's hash as the list holds it; ok is false when the list cannot hold it.
-func (m *listMatcher) hash(kind normalize.Kind, value string) (suppression.Hash, suppression.Kind, bool) {
+// hash is value's hash, as identifier compared as kind, as the list holds it; ok is false when
+// the list cannot hold it.
+func (m *listMatcher) hash(identifier string, kind normalize.Kind, value string) (suppression.Hash, suppression.Kind, bool) {
 	k := suppression.KindOf(kind)
 	if m.drop {
 		h, ok := suppression.DropHash(k, value)
 		return h, k, ok
 	}
-	h, ok := m.keyed.Hash(kind, value)
+	h, ok := m.keyed.HashOf(identifier, kind, value)
 	return h, k, ok
 }
 
-func (m *listMatcher) match(_ string, kind normalize.Kind, value string) bool {
-	h, k, ok := m.hash(kind, value)
+func (m *listMatcher) match(identifier string, kind normalize.Kind, value string) bool {
+	h, k, ok := m.hash(identifier, kind, value)
 	return ok && m.set.Contains(h, k)
 }
 
@@ -105,7 +106,7 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 	}
 	stats, err := sweeper.Sweep(ctx, connector.SweepOptions{Match: m.match, PageSize: r.PageSize, RowsPerSecond: max(rate, 0)},
 		func(hit connector.SweepHit) error {
-			h, k, ok := m.hash(hit.Kind, hit.Value)
+			h, k, ok := m.hash(hit.Identifier, hit.Kind, hit.Value)
 			if !ok {
 				return nil
 			}

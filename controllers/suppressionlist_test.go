@@ -379,3 +379,68 @@ func TestSuppressionListDropDownloadAndWithdrawal(t *testing.T) {
 		t.Errorf("an object of namespace %s holds an email in clear", ns)
 	}
 }
+
+// The person comes back with linked rows (a new customer id, an order, an order item): the
+// sweep finds them by the email and erases the linked rows through the store's links. A
+// bystander whose customer id equals one of the person's old order ids keeps their order: an
+// order id on the list is no customer id.
+func TestSuppressionListErasesLinkedRowsAndOnlyThem(t *testing.T) {
+	db, dsn := linkedShop(t)
+	for _, stmt := range []string{
+		`INSERT INTO customer VALUES (10, 'bob@example.org')`,
+		`INSERT INTO orders VALUES (40, 10)`,
+		`INSERT INTO order_item VALUES (400, 40, 'E')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
+	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
+	create(t, suppressionList(ns, "erased", privacyv1alpha1.SuppressionSource{DeletionRequests: &privacyv1alpha1.DeletionRequestsSource{}}))
+	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	create(t, deletionRequest(ns, "forget", "jane", func(dr *privacyv1alpha1.DeletionRequest) {
+		dr.Spec.Verification = &privacyv1alpha1.Verification{ReverifyInterval: &metav1.Duration{Duration: time.Second},
+			ReverifyPeriod: &metav1.Duration{Duration: 3 * time.Second}}
+	}))
+	eventually(t, settle, func() (bool, string) {
+		dr := getDR(t, ns, "forget")
+		return dr.Status.Verification != nil && dr.Status.Verification.IdentifiersSecretDeleted, storesString(dr)
+	})
+	l := waitSupl(t, ns, "erased", 40*time.Second, func(l *privacyv1alpha1.SuppressionList) bool {
+		return l.Status.Entries > 0 && strings.Contains(condition(l.Status.Conditions, privacyv1alpha1.ConditionReady), fmt.Sprintf("for %d entries", l.Status.Entries))
+	})
+	if isTrue(l.Status.Conditions, privacyv1alpha1.ConditionDataReappeared) {
+		t.Errorf("a sweep before anyone came back: %s", describeSupl(l))
+	}
+	for _, stmt := range []string{
+		`INSERT INTO customer VALUES (3, ' JANE.Doe@Example.com  ')`,
+		`INSERT INTO orders VALUES (30, 3)`,
+		`INSERT INTO order_item VALUES (300, 30, 'F')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	l = waitSupl(t, ns, "erased", 40*time.Second, func(l *privacyv1alpha1.SuppressionList) bool {
+		return isTrue(l.Status.Conditions, privacyv1alpha1.ConditionDataReappeared)
+	})
+	t.Logf("%s", describeSupl(l))
+	if st := suplStore(t, l, "shop"); st.Erased != 3 {
+		t.Errorf("erased: %s", describeSupl(l))
+	}
+	for query, want := range map[string]int{
+		`SELECT COUNT(*) FROM customer WHERE id IN (1, 3)`:       0,
+		`SELECT COUNT(*) FROM orders WHERE id = 30`:              0,
+		`SELECT COUNT(*) FROM order_item WHERE id = 300`:         0,
+		`SELECT COUNT(*) FROM customer WHERE id IN (2, 10)`:      2,
+		`SELECT COUNT(*) FROM orders WHERE id IN (20, 40)`:       2,
+		`SELECT COUNT(*) FROM order_item WHERE id IN (200, 400)`: 2,
+	} {
+		if got := countRows(t, db, query); got != want {
+			t.Errorf("%s: %d, want %d", query, got, want)
+		}
+	}
+}

@@ -80,7 +80,7 @@ func subjectEntries(key []byte, region string, values connector.Values) []suppre
 				if _, ok := h.Norm.Normalize(kind, v); !ok {
 					continue
 				}
-				if hash, ok := h.Hash(kind, v); ok {
+				if hash, ok := h.HashOf(name, kind, v); ok {
 					out = append(out, suppression.Entry{Hash: hash, Kind: suppression.KindOf(kind)})
 				}
 			}

@@ -19,19 +19,20 @@ type listMatcher struct {
 	keyed suppression.KeyedHasher
 }
 
-// hash is value's hash as the list holds it; ok is false when the list cannot hold it.
-func (m *listMatcher) hash(kind normalize.Kind, value string) (suppression.Hash, suppression.Kind, bool) {
+// hash is value's hash, as identifier compared as kind, as the list holds it; ok is false when
+// the list cannot hold it.
+func (m *listMatcher) hash(identifier string, kind normalize.Kind, value string) (suppression.Hash, suppression.Kind, bool) {
 	k := suppression.KindOf(kind)
 	if m.drop {
 		h, ok := suppression.DropHash(k, value)
 		return h, k, ok
 	}
-	h, ok := m.keyed.Hash(kind, value)
+	h, ok := m.keyed.HashOf(identifier, kind, value)
 	return h, k, ok
 }
 
-func (m *listMatcher) match(_ string, kind normalize.Kind, value string) bool {
-	h, k, ok := m.hash(kind, value)
+func (m *listMatcher) match(identifier string, kind normalize.Kind, value string) bool {
+	h, k, ok := m.hash(identifier, kind, value)
 	return ok && m.set.Contains(h, k)
 }
 
@@ -51,7 +52,11 @@ type storeSweep struct {
 	erasedEntries, exemptEntries []int
 	// foundEntries were found and left in place (action report): no status is decided for them.
 	foundEntries []int
-	failed       bool
+	// reappeared counts the records a sweep found outside their erased state: erased now
+	// (action erase) or still to erase (action report). Rows a request masked keep the identifier
+	// the sweep reads, and retained rows keep everything: neither is data that came back.
+	reappeared int64
+	failed     bool
 }
 
 // sweep reads every selected store for the list's entries, erases what it finds when the list
@@ -101,7 +106,7 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 	}
 	stats, err := sweeper.Sweep(ctx, connector.SweepOptions{Match: m.match, PageSize: r.PageSize, RowsPerSecond: max(rate, 0)},
 		func(hit connector.SweepHit) error {
-			h, k, ok := m.hash(hit.Kind, hit.Value)
+			h, k, ok := m.hash(hit.Identifier, hit.Kind, hit.Value)
 			if !ok {
 				return nil
 			}
@@ -134,38 +139,71 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			out.exemptEntries = append(out.exemptEntries, sub.entries...)
 			continue
 		}
+		req := connector.Request{ID: fmt.Sprintf("%s/sweep/%d/%d", s.list.UID, s.list.Status.Sweeps+1, n), Values: sub.values}
 		if s.list.Spec.Action != privacyv1alpha1.SuppressionErase {
+			remaining, err := remainingOf(ctx, cl, req)
+			if err != nil {
+				return fail("counting what the sweep found", err)
+			}
+			out.reappeared += remaining
 			out.foundEntries = append(out.foundEntries, sub.entries...)
 			continue
 		}
-		req := connector.Request{ID: fmt.Sprintf("%s/sweep/%d/%d", s.list.UID, s.list.Status.Sweeps+1, n), Values: sub.values}
 		erased, err := eraseFound(ctx, cl, req)
 		if err != nil {
 			return fail("erasing what the sweep found", err)
 		}
 		out.status.Erased += erased
-		if erased > 0 {
+		out.reappeared += erased
+		switch {
+		case erased > 0:
 			out.erasedEntries = append(out.erasedEntries, sub.entries...)
-		} else {
+		case sub.retained > 0:
 			out.exemptEntries = append(out.exemptEntries, sub.entries...)
+		default:
+			// Found only in rows already in their erased state (masked, verified just now).
+			out.erasedEntries = append(out.erasedEntries, sub.entries...)
 		}
 	}
 	return out
+}
+
+// remainingOf counts a found person's records still to erase, linked ones included, without
+// changing anything: what action erase would act on.
+func remainingOf(ctx context.Context, cl connector.Client, req connector.Request) (int64, error) {
+	if err := deriveFound(ctx, cl, &req); err != nil {
+		return 0, err
+	}
+	ver, err := cl.Verify(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	return ver.Remaining, nil
+}
+
+// deriveFound adds a found person's linked values to req, so that linked rows are reached too.
+func deriveFound(ctx context.Context, cl connector.Client, req *connector.Request) error {
+	d, ok := cl.(connector.Deriver)
+	if !ok {
+		return nil
+	}
+	der, err := d.Derive(ctx, *req)
+	if err != nil {
+		return err
+	}
+	if der != nil {
+		req.Values.Merge(der.Values)
+		req.Shared = der.Shared
+	}
+	return nil
 }
 
 // eraseFound erases a person the sweep found through the store's own mapping: their linked
 // values derived first (so that linked rows go too), then Erase, which applies retain rules and
 // the shared-value rule, then Verify. It returns what was deleted or masked.
 func eraseFound(ctx context.Context, cl connector.Client, req connector.Request) (int64, error) {
-	if d, ok := cl.(connector.Deriver); ok {
-		der, err := d.Derive(ctx, req)
-		if err != nil {
-			return 0, err
-		}
-		if der != nil {
-			req.Values.Merge(der.Values)
-			req.Shared = der.Shared
-		}
+	if err := deriveFound(ctx, cl, &req); err != nil {
+		return 0, err
 	}
 	res, err := cl.Erase(ctx, req)
 	if err != nil {

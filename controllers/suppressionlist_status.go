@@ -58,7 +58,7 @@ func (r *SuppressionListReconciler) recordSweep(ctx context.Context, s *suppress
 			result = "unsupported"
 		}
 		suppressionSweeps.WithLabelValues(string(res.status.Type), result).Inc()
-		if res.status.Matched > res.status.Retained {
+		if res.reappeared > 0 {
 			reappeared = append(reappeared, label)
 			suppressionReappeared.WithLabelValues(string(res.status.Type)).Inc()
 		}

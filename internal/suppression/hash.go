@@ -61,6 +61,15 @@ type KeyedHasher struct {
 // id never matches an email that happens to have the same spelling. ok is false for an empty
 // value.
 func (h KeyedHasher) Hash(kind normalize.Kind, value string) (Hash, bool) {
+	return h.HashOf("", kind, value)
+}
+
+// HashOf is the keyed hash of value as identifier, compared as kind. An exact value is hashed
+// with its identifier's name: an opaque value means something only as the identifier it is of
+// (order id 10 is not customer id 10), and a sweep that matched it under another identifier
+// would erase a bystander. Emails and phone numbers mean the same person whatever the
+// identifier is called, so their hashes leave the name out.
+func (h KeyedHasher) HashOf(identifier string, kind normalize.Kind, value string) (Hash, bool) {
 	key := h.Norm.Key(kind, value)
 	if strings.TrimSpace(key) == "" {
 		return Hash{}, false
@@ -68,6 +77,10 @@ func (h KeyedHasher) Hash(kind normalize.Kind, value string) (Hash, bool) {
 	mac := hmac.New(sha256.New, h.Key)
 	mac.Write([]byte(KindOf(kind).String()))
 	mac.Write([]byte{0})
+	if KindOf(kind) == KindExact && identifier != "" {
+		mac.Write([]byte(identifier))
+		mac.Write([]byte{0})
+	}
 	mac.Write([]byte(key))
 	var out Hash
 	copy(out[:], mac.Sum(nil))

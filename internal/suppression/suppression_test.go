@@ -44,6 +44,23 @@ func TestKeyedHashNormalisesAndSeparatesKinds(t *testing.T) {
 	}
 }
 
+// An opaque id means something only as the identifier it is of; an email is the same person
+// whatever its identifier is called.
+func TestKeyedHashScopesExactValuesToTheirIdentifier(t *testing.T) {
+	h := KeyedHasher{Key: []byte("0123456789abcdef0123456789abcdef")}
+	order, _ := h.HashOf("orderId", normalize.Exact, "10")
+	customer, _ := h.HashOf("customerId", normalize.Exact, "10")
+	again, _ := h.HashOf("orderId", normalize.Exact, "10")
+	if order == customer || order != again {
+		t.Fatalf("exact values must hash per identifier")
+	}
+	a, _ := h.HashOf("email", normalize.Email, "jane@example.com")
+	b, _ := h.HashOf("contactEmail", normalize.Email, "Jane@Example.com")
+	if a != b {
+		t.Fatalf("an email must hash alike under any identifier name")
+	}
+}
+
 func TestDropHash(t *testing.T) {
 	got, ok := DropHash(KindEmail, "  Jane.Doe@Example.com ")
 	if !ok || base64.StdEncoding.EncodeToString(got[:]) != b64("jane.doe@example.com") {

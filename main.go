@@ -38,6 +38,8 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for https, :8080 for http, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint for profiling (empty: off).")
+	var enableSuppressionLists bool
+	flag.BoolVar(&enableSuppressionLists, "enable-suppression-lists", false, "Run the SuppressionList controller (experimental; grant it RBAC on suppressionlists and Secrets first).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over https, with authentication and authorization by the API server.")
 	flag.StringVar(&namespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the salt, the receipt signing key and the Secrets of ClusterDataStores.")
@@ -92,12 +94,13 @@ func main() {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, pool, err := operator.New(ctx, cfg, operator.Options{
-		OperatorNamespace:    namespace,
-		RequestConcurrency:   requestConcurrency,
-		StoreConcurrency:     storeConc,
-		ReceiptRecordsPeriod: receiptRecordsPeriod,
-		DefaultPhoneRegion:   *phoneRegion,
-		Egress:               policy,
+		EnableSuppressionLists: enableSuppressionLists,
+		OperatorNamespace:      namespace,
+		RequestConcurrency:     requestConcurrency,
+		StoreConcurrency:       storeConc,
+		ReceiptRecordsPeriod:   receiptRecordsPeriod,
+		DefaultPhoneRegion:     *phoneRegion,
+		Egress:                 policy,
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,
 			HealthProbeBindAddress:        probeAddr,

@@ -42,11 +42,6 @@ type SuppressionListReconciler struct {
 	PageSize int
 }
 
-// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=suppressionlists,verbs=get;list;watch
-// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=suppressionlists/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;create;update;delete
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-
 // suppressionScope is what one reconcile of a list works with.
 type suppressionScope struct {
 	list    *privacyv1alpha1.SuppressionList

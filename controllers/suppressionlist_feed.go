@@ -14,8 +14,6 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/suppression"
 )
 
-// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=suppressionlists,verbs=get;list;watch
-
 // feedKinds are the kinds each value is hashed under: a store may match the same identifier as
 // an email in one column and exactly in another (spec.tables[].match[].as), and the sweep hashes
 // each stored value under its column's kind.
@@ -26,6 +24,9 @@ var feedKinds = []normalize.Kind{normalize.Email, normalize.Phone, normalize.Exa
 // by DeletionRequests, before the identifiers Secret is deleted. An error keeps the Secret: the
 // period's end is tried again, and nobody falls off the lists on a failed write.
 func (r *DeletionRequestReconciler) feedSuppressionLists(ctx context.Context, s *deletionScope) error {
+	if r.SuppressionKey == nil {
+		return nil // suppression lists are not enabled (--enable-suppression-lists)
+	}
 	var lists privacyv1alpha1.SuppressionListList
 	if err := r.List(ctx, &lists, client.InNamespace(s.request.Namespace)); err != nil {
 		return fmt.Errorf("listing SuppressionLists: %w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/dsr-operator/dsr-operator/internal/operator"
 	"sort"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func suplStore(t *testing.T, l *privacyv1alpha1.SuppressionList, name string) pr
 // alone, and nothing of the namespace holds their identifiers in clear.
 func TestSuppressionListKeepsAnErasedPersonErased(t *testing.T) {
 	f := startPostgresFixture(t)
-	startOperator(t)
+	startOperator(t, func(o *operator.Options) { o.EnableSuppressionLists = true })
 	ns := newNamespace(t, nil)
 	f.dataStore(t, ns, "pg")
 	create(t, suppressionList(ns, "erased", privacyv1alpha1.SuppressionSource{DeletionRequests: &privacyv1alpha1.DeletionRequestsSource{}}))
@@ -164,7 +165,7 @@ func TestSuppressionListKeepsAnErasedPersonErased(t *testing.T) {
 // masked are not counted as reappeared.
 func TestSuppressionListReportCountsAndChangesNothing(t *testing.T) {
 	f := startPostgresFixture(t)
-	startOperator(t)
+	startOperator(t, func(o *operator.Options) { o.EnableSuppressionLists = true })
 	ns := newNamespace(t, nil)
 	f.dataStore(t, ns, "pg")
 	list := suppressionList(ns, "watch", privacyv1alpha1.SuppressionSource{DeletionRequests: &privacyv1alpha1.DeletionRequestsSource{}})
@@ -310,7 +311,7 @@ func TestSuppressionListDropDownloadAndWithdrawal(t *testing.T) {
 	f.exec(t, `INSERT INTO customers (id, email, name) VALUES ('400', 'Dave@Example.com', 'Dave')`)
 	// Erin's only row is an order already masked: erased, not under a legal hold.
 	f.exec(t, `INSERT INTO orders (id, customer_email, address) VALUES (500, 'erin@example.com', NULL)`)
-	startOperator(t)
+	startOperator(t, func(o *operator.Options) { o.EnableSuppressionLists = true })
 	ns := newNamespace(t, nil)
 	f.dataStore(t, ns, "pg")
 	create(t, dropSecret(ns, "drop-download", map[string]string{"email.csv": "ID,Hash\n" +
@@ -395,7 +396,7 @@ func TestSuppressionListErasesLinkedRowsAndOnlyThem(t *testing.T) {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	startOperator(t)
+	startOperator(t, func(o *operator.Options) { o.EnableSuppressionLists = true })
 	ns := newNamespace(t, nil)
 	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
 	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})

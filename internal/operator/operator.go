@@ -37,6 +37,9 @@ type Options struct {
 	OperatorNamespace string
 	// RequestConcurrency is how many requests of each kind are worked on at once.
 	RequestConcurrency int
+	// EnableSuppressionLists runs the SuppressionList controller and feeds lists from
+	// DeletionRequests (experimental; its RBAC is not in the shipped roles yet).
+	EnableSuppressionLists bool
 	// StoreConcurrency bounds how many stores one request works on at once.
 	StoreConcurrency int
 	// DefaultPhoneRegion places phone numbers without a country code for stores that set no
@@ -135,15 +138,19 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if err := (&controllers.ReceiptRetentionReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), RecordsPeriod: opts.ReceiptRecordsPeriod}).SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}
-	suppressionKey, err := suppression.EnsureKey(ctx, direct, opts.OperatorNamespace)
-	if err != nil {
-		return nil, nil, fmt.Errorf("suppression key: %w", err)
+	var suppressionKey []byte
+	if opts.EnableSuppressionLists {
+		if suppressionKey, err = suppression.EnsureKey(ctx, direct, opts.OperatorNamespace); err != nil {
+			return nil, nil, fmt.Errorf("suppression key: %w", err)
+		}
 	}
 	if err := (&controllers.DeletionRequestReconciler{Dependencies: shared("deletionrequest-controller"), Signer: signer, SuppressionKey: suppressionKey}).SetupWithManager(ctx, mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.SuppressionListReconciler{Dependencies: shared("suppressionlist-controller"), Key: suppressionKey}).SetupWithManager(mgr); err != nil {
-		return nil, nil, err
+	if opts.EnableSuppressionLists {
+		if err := (&controllers.SuppressionListReconciler{Dependencies: shared("suppressionlist-controller"), Key: suppressionKey}).SetupWithManager(mgr); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err

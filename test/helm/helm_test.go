@@ -401,8 +401,8 @@ func TestChartDefaultsAreAcceptedByTheAPIServer(t *testing.T) {
 	for _, r := range []string{"metrics-reader", "requester", "editor", "viewer", "portal"} {
 		find(t, objs, "ClusterRole", full+"-"+r)
 	}
-	if crds := kinds(objs, "CustomResourceDefinition"); len(crds) != 4 {
-		t.Errorf("%d CRDs rendered with --include-crds, want 4", len(crds))
+	if crds := kinds(objs, "CustomResourceDefinition"); len(crds) != 5 {
+		t.Errorf("%d CRDs rendered with --include-crds, want 5", len(crds))
 	}
 }
 

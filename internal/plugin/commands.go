@@ -176,6 +176,8 @@ func printDeletion(w io.Writer, dr *privacyv1alpha1.DeletionRequest) {
 		fmt.Fprintln(w, "Retained (legal hold):")
 		fmt.Fprintln(w, strings.Join(reasons, "\n"))
 	}
+	printDerived(w, dr.Name, deletionProgress(st.Stores))
+	printLocations(w, st.Stores)
 	printConditions(w, st.Conditions)
 	if v := st.Verification; v != nil {
 		fmt.Fprintf(w, "Re-verification: %d runs, last %s, next %s, until %s, reappearances %d, identifiers Secret deleted: %t\n",
@@ -196,6 +198,7 @@ func printAccess(w io.Writer, ar *privacyv1alpha1.AccessRequest) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Kind, s.Type, s.Phase, s.Records, s.Attempts, stamp(s.CollectedAt), s.Message)
 	}
 	_ = tw.Flush()
+	printDerived(w, ar.Name, accessProgress(st.Stores))
 	printConditions(w, st.Conditions)
 	if e := st.Export; e != nil {
 		fmt.Fprintf(w, "Export: Secret %s, key %s, %d bytes (%s), %s, expires %s (kubectl dsr export %s)\n", e.SecretName, e.Key, e.Bytes, e.Encoding, e.SHA256, stamp(e.ExpiresAt), ar.Name)

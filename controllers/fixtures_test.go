@@ -18,8 +18,8 @@ import (
 
 // The subject and a bystander whose identifiers differ from the subject's only slightly.
 var (
-	subjectIDs   = map[string]string{"email": "jane.doe@example.com", "userId": "4711"}
-	bystanderIDs = map[string]string{"email": "jane.doe@example.co", "userId": "47110"}
+	subjectIDs   = map[string]string{"email": "jane.doe@example.com", "userId": "u-4711"}
+	bystanderIDs = map[string]string{"email": "jane.doe@example.co", "userId": "u-47110"}
 )
 
 // sqlFixture is a SQL database seeded with the subject's and the bystander's rows: customers are

@@ -59,6 +59,8 @@ type search struct {
 	shadow string
 	// index names the index the plan uses, for tests and advice.
 	index string
+	// scan is the key a searchScan reads the table by in batches; nil: in one statement.
+	scan *ScanKey
 }
 
 // lowerTrim is the expression the email prefilter compares and an index must hold.
@@ -92,22 +94,40 @@ func canonicalExpr(expr string) string {
 }
 
 // planSearches reads the table's indexes and plans the search of every normalised match
-// column. A dialect without an Indexer, or a table without normalised columns, is left as is.
+// column; the columns left to scan get the table's scan key. A dialect without an Indexer
+// scans, and a table without normalised columns is left as is.
 func (s *Store) planSearches(ctx context.Context, q Querier, t *Table) error {
-	ix, ok := s.d.(Indexer)
-	if !ok || !t.hasNormalised() {
+	if !t.hasNormalised() {
 		return nil
 	}
-	ctx, cancel := s.stmtCtx(ctx)
-	defer cancel()
-	indexes, err := ix.Indexes(ctx, q, t.Name)
-	if err != nil {
-		return err
-	}
-	for i, m := range t.match {
-		if m.normalised() {
-			t.match[i].search = planSearch(s.d, ix, m, indexes)
+	if ix, ok := s.d.(Indexer); ok {
+		ictx, cancel := s.stmtCtx(ctx)
+		indexes, err := ix.Indexes(ictx, q, t.Name)
+		cancel()
+		if err != nil {
+			return err
 		}
+		for i, m := range t.match {
+			if m.normalised() {
+				t.match[i].search = planSearch(s.d, ix, m, indexes)
+			}
+		}
+	}
+	var key *ScanKey
+	for i, m := range t.match {
+		if !m.normalised() || m.search.plan != searchScan {
+			continue
+		}
+		if key == nil {
+			var err error
+			if key, err = s.scanKey(ctx, q, t); err != nil {
+				return err
+			}
+			if key == nil {
+				return nil
+			}
+		}
+		t.match[i].search.scan = key
 	}
 	return nil
 }
@@ -149,15 +169,19 @@ func planSearch(d Dialect, ix Indexer, m matchColumn, indexes []Index) search {
 }
 
 // searchWarnings names, for every normalised match column that a request would scan, what to
-// create so that an index serves it.
+// create so that an index serves it, and where the table has no key to scan it in batches,
+// that it is read in one statement.
 func (s *Store) searchWarnings(t *Table) []string {
-	ix, ok := s.d.(Indexer)
-	if !ok {
-		return nil
-	}
 	var warnings []string
 	for _, m := range t.match {
 		if !m.normalised() || m.search.plan != searchScan {
+			continue
+		}
+		if m.search.scan == nil {
+			warnings = append(warnings, s.noScanKeyWarning(t, m))
+		}
+		ix, ok := s.d.(Indexer)
+		if !ok {
 			continue
 		}
 		switch m.kind {

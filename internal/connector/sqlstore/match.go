@@ -148,41 +148,28 @@ func (s *Store) bind(ctx context.Context, q Querier, t *Table, ids connector.Val
 }
 
 // findSpellings reads the values of m that pass the prefilter and keeps the distinct ones that
-// normalise to key. Rows are streamed, so memory holds only the subject's spellings.
+// normalise to key. Rows are streamed, so memory holds only the subject's spellings. A column
+// that no index serves is read in key-range batches where the table has a scan key (scan.go).
 func (s *Store) findSpellings(ctx context.Context, q Querier, t *Table, m matchColumn, raw, key string) ([]string, error) {
-	b := NewBuilder(t.d)
-	cond, ok := t.prefilter(b, m, raw, key)
-	if !ok {
+	if _, ok := t.prefilter(NewBuilder(t.d), m, raw, key); !ok {
 		return []string{raw}, nil
 	}
-	ctx, cancel := s.stmtCtx(ctx)
-	defer cancel()
-	// No DISTINCT: under a case-insensitive collation it would return one spelling of several.
-	query := "SELECT " + m.quoted + " FROM " + t.quoted + " WHERE " + cond
-	if s.opts.OnSpellingSearch != nil {
-		s.opts.OnSpellingSearch(query, len(b.Args()))
-	}
-	rows, err := q.QueryContext(ctx, query, b.Args()...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	seen := map[string]bool{}
-	for rows.Next() {
-		var v *string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
+	search := func(batch scanBatch) error {
+		cond, _ := t.prefilter(batch.b, m, raw, key)
+		if batch.cond != "" {
+			cond = batch.cond + " AND (" + cond + ")"
 		}
-		if v == nil || seen[*v] || s.norm.Key(m.kind, *v) != key {
-			continue
-		}
-		seen[*v] = true
-		if len(seen) > MaxSpellings {
-			return nil, &MappingError{Problems: []string{fmt.Sprintf(
-				"column %s of table %s holds more than %d spellings of one identifier", m.col.Name, t.Name, MaxSpellings)}}
-		}
+		// No DISTINCT: under a case-insensitive collation it would return one spelling of several.
+		return s.readSpellings(ctx, q, t, m, key, "SELECT "+m.quoted+" FROM "+t.quoted+" WHERE "+cond, batch.b.Args(), seen)
 	}
-	if err := rows.Err(); err != nil {
+	var err error
+	if scan := m.search.scan; m.search.plan == searchScan && scan != nil {
+		err = s.scanBatches(ctx, q, t, scan, s.opts.ScanBatchRows, search)
+	} else {
+		err = search(scanBatch{b: NewBuilder(t.d)})
+	}
+	if err != nil {
 		return nil, err
 	}
 	spellings := make([]string, 0, len(seen))
@@ -191,6 +178,37 @@ func (s *Store) findSpellings(ctx context.Context, q Querier, t *Table, m matchC
 	}
 	sort.Strings(spellings)
 	return spellings, nil
+}
+
+// readSpellings runs one search statement and adds to seen every value it returns that
+// normalises to key.
+func (s *Store) readSpellings(ctx context.Context, q Querier, t *Table, m matchColumn, key, query string, args []any,
+	seen map[string]bool) error {
+	ctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	if s.opts.OnSpellingSearch != nil {
+		s.opts.OnSpellingSearch(query, len(args))
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v *string
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		if v == nil || seen[*v] || s.norm.Key(m.kind, *v) != key {
+			continue
+		}
+		seen[*v] = true
+		if len(seen) > MaxSpellings {
+			return &MappingError{Problems: []string{fmt.Sprintf(
+				"column %s of table %s holds more than %d spellings of one identifier", m.col.Name, t.Name, MaxSpellings)}}
+		}
+	}
+	return rows.Err()
 }
 
 // bindAll binds every table; see bind. The bound copies point at each other where the tables

@@ -16,6 +16,9 @@ type Options struct {
 	// BatchSize is the most rows one DELETE or UPDATE touches (default 1000), so that no single
 	// statement locks many rows for long.
 	BatchSize int
+	// ScanBatchRows is about how many rows one statement reads when a normalised column that
+	// no index serves is scanned (default DefaultScanBatchRows; see scan.go).
+	ScanBatchRows int
 	// MaxAtomicRows is the most rows an erasure changes in a single transaction (default 10000);
 	// above it every batch commits on its own. See Store.Erase.
 	MaxAtomicRows int64
@@ -41,6 +44,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
+	}
+	if o.ScanBatchRows <= 0 {
+		o.ScanBatchRows = DefaultScanBatchRows
 	}
 	if o.MaxAtomicRows <= 0 {
 		o.MaxAtomicRows = 10000

@@ -1,0 +1,17 @@
+package mysql
+
+import (
+	"testing"
+
+	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore/sqltest"
+)
+
+// An erasure reads one snapshot (REPEATABLE READ): a row appended while it scans is left for
+// the next request, which verification reports.
+func TestScans(t *testing.T) {
+	sqltest.RunScans(t, harness(t), sqltest.ScanCase{
+		RangeKey:   "`id`",
+		NoKeyTable: []string{"CREATE TABLE nokey (id INTEGER, email VARCHAR(255), phone VARCHAR(64), notes TEXT)"},
+		Append:     sqltest.AppendAfterSnapshot,
+	})
+}

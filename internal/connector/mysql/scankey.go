@@ -39,7 +39,7 @@ WHERE s.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND s.TABLE_NAME = ? AND s.INDEX_
 	if len(columns) != 1 || !isInteger(types[0]) && types[0] != "char" && types[0] != "varchar" {
 		return nil, nil
 	}
-	return &sqlstore.ScanKey{Name: "primary key " + columns[0], Column: d.QuoteIdent(columns[0])}, nil
+	return &sqlstore.ScanKey{Column: d.QuoteIdent(columns[0])}, nil
 }
 
 // ScanKeys names the keys ScanKey uses.

@@ -12,6 +12,9 @@ func TestScans(t *testing.T) {
 	sqltest.RunScans(t, harness(t), sqltest.ScanCase{
 		RangeKey:   "`id`",
 		NoKeyTable: []string{"CREATE TABLE nokey (id INTEGER, email VARCHAR(255), phone VARCHAR(64), notes TEXT)"},
-		Append:     sqltest.AppendAfterSnapshot,
+		// Under the database's case-insensitive collation.
+		TextKeyTable: []string{"CREATE TABLE textkey (id INTEGER, code VARCHAR(16) PRIMARY KEY, email VARCHAR(255), phone VARCHAR(64), notes TEXT)"},
+		TextRangeKey: "`code`",
+		Append:       sqltest.AppendAfterSnapshot,
 	})
 }

@@ -44,7 +44,7 @@ WHERE c.oid = to_regclass($1::text)`, regclassName(table), tidRangeScans).Scan(&
 		if relpages > 0 && reltuples > 0 {
 			perPage = max(int64(reltuples)/relpages, 1)
 		}
-		return &sqlstore.ScanKey{Name: "ctid", Column: "ctid", Pages: pages, RowsPerPage: perPage,
+		return &sqlstore.ScanKey{Column: "ctid", Pages: pages, RowsPerPage: perPage,
 			PageStart: func(b *sqlstore.Builder, page int64) string {
 				return b.Arg("("+strconv.FormatInt(page, 10)+",0)") + "::tid"
 			}}, nil
@@ -63,7 +63,7 @@ WHERE i.indrelid = to_regclass($1::text) AND i.indisprimary AND i.indnkeyatts = 
 	if err != nil {
 		return nil, err
 	}
-	return &sqlstore.ScanKey{Name: "primary key " + column, Column: d.QuoteIdent(column)}, nil
+	return &sqlstore.ScanKey{Column: d.QuoteIdent(column)}, nil
 }
 
 // ScanKeys names the keys ScanKey uses.

@@ -23,7 +23,13 @@ func TestScans(t *testing.T) {
 			"CREATE TABLE nokey (id INTEGER, email VARCHAR(255), phone VARCHAR(64), notes TEXT) PARTITION BY RANGE (id)",
 			"CREATE TABLE nokey_all PARTITION OF nokey FOR VALUES FROM (0) TO (1000)",
 		},
-		Append: sqltest.AppendSeen,
+		// A partitioned table is read by its primary key.
+		TextKeyTable: []string{
+			"CREATE TABLE textkey (id INTEGER, code VARCHAR(16) PRIMARY KEY, email VARCHAR(255), phone VARCHAR(64), notes TEXT) PARTITION BY RANGE (code)",
+			"CREATE TABLE textkey_all PARTITION OF textkey DEFAULT",
+		},
+		TextRangeKey: `"code"`,
+		Append:       sqltest.AppendSeen,
 	})
 }
 

@@ -55,13 +55,13 @@ func (d Dialect) ScanKey(ctx context.Context, q sqlstore.Querier, table sqlstore
 	if !withoutRowid {
 		for _, name := range rowidNames {
 			if !taken[name] {
-				return &sqlstore.ScanKey{Name: "rowid", Column: name}, nil
+				return &sqlstore.ScanKey{Column: name}, nil
 			}
 		}
 	}
 	// The primary key of a WITHOUT ROWID table is NOT NULL; a rowid table's may hold NULLs.
 	if withoutRowid && len(pk) == 1 && (pkType == "integer" || pkType == "text") {
-		return &sqlstore.ScanKey{Name: "primary key " + pk[0], Column: d.QuoteIdent(pk[0])}, nil
+		return &sqlstore.ScanKey{Column: d.QuoteIdent(pk[0])}, nil
 	}
 	return nil, nil
 }

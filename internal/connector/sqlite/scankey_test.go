@@ -12,6 +12,9 @@ func TestScans(t *testing.T) {
 		RangeKey: "rowid",
 		// Its primary key has two columns: no rowid, no single-column key.
 		NoKeyTable: []string{"CREATE TABLE nokey (id INTEGER NOT NULL, email TEXT, phone TEXT, notes TEXT, PRIMARY KEY (id, notes)) WITHOUT ROWID"},
-		Append:     sqltest.AppendBlocked,
+		// Stored by its primary key, compared under NOCASE.
+		TextKeyTable: []string{"CREATE TABLE textkey (id INTEGER, code TEXT COLLATE NOCASE PRIMARY KEY, email TEXT, phone TEXT, notes TEXT) WITHOUT ROWID"},
+		TextRangeKey: `"code"`,
+		Append:       sqltest.AppendBlocked,
 	})
 }

@@ -31,8 +31,8 @@ type Options struct {
 	// negative: read in every operation). Any failed operation forgets them.
 	CatalogTTL time.Duration
 	// OnSpellingSearch, when set, is called with the text of every statement that searches a
-	// normalised column for the subject's spellings, and its number of arguments (never their
-	// values); tests EXPLAIN it to prove which index serves it.
+	// normalised column for the subject's spellings (each batch of a scan, see scan.go), and its
+	// number of arguments (never their values); tests EXPLAIN it to prove which index serves it.
 	OnSpellingSearch func(query string, args int)
 	// UnmappedMaxRelations and UnmappedMaxColumns cap what a deep verification of the whole
 	// database searches outside the mapping (defaults DefaultUnmappedMaxRelations and

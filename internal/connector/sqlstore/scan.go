@@ -37,8 +37,6 @@ type KeyRanger interface {
 // primary key) or paged (PageStart: rows split by the page that holds them, such as
 // PostgreSQL's ctid).
 type ScanKey struct {
-	// Name says what the key is, for messages and tests: "rowid", "primary key id", "ctid".
-	Name string
 	// Column is the key as SQL writes it, quoted. Its values must read back into Go values that
 	// compare the same way when bound again (integers and text).
 	Column string
@@ -96,7 +94,9 @@ func (s *Store) scanBatches(ctx context.Context, q Querier, t *Table, key *ScanK
 
 // nextBound is the key of the rows-th row after lo (from the first row when lo is nil), which
 // ends the batch that starts after lo; nil when fewer rows remain, so that the batch is the
-// last. The key's index serves it: it reads rows index entries and no table rows.
+// last. The key's index serves it. Each bound passes "> lo" under the very comparison the
+// batches use, so the ranges cover the table even where ORDER BY would sort otherwise (a
+// collation): only the batches' sizes would suffer.
 func (s *Store) nextBound(ctx context.Context, q Querier, t *Table, key *ScanKey, lo any, rows int) (any, error) {
 	b := NewBuilder(t.d)
 	query := "SELECT " + key.Column + " FROM " + t.quoted
@@ -118,7 +118,7 @@ func (s *Store) nextBound(ctx context.Context, q Querier, t *Table, key *ScanKey
 		return nil, errNullScanKey
 	}
 	if raw, ok := v.([]byte); ok {
-		// Bound as text, so that the comparison follows the column's collation as ORDER BY did.
+		// Bound again as text, which the column's collation compares.
 		v = string(raw)
 	}
 	return v, nil

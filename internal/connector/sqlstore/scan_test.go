@@ -28,7 +28,7 @@ func TestPagedBatches(t *testing.T) {
 			"ctid < 1", "ctid >= 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			key := &ScanKey{Name: "ctid", Column: "ctid", Pages: tc.pages, RowsPerPage: tc.rowsPerPage, PageStart: pageStart}
+			key := &ScanKey{Column: "ctid", Pages: tc.pages, RowsPerPage: tc.rowsPerPage, PageStart: pageStart}
 			var got []string
 			err := pagedBatches(stubDialect{}, key, tc.rows, func(batch scanBatch) error {
 				// Write the bound pages into the condition to compare it as text.

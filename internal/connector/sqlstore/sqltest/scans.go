@@ -1,6 +1,7 @@
 package sqltest
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -28,9 +29,13 @@ const (
 type ScanCase struct {
 	// RangeKey is how a batch statement names its key: "rowid", "ctid", "`id`".
 	RangeKey string
-	// NoKeyTable are statements creating table nokey (id, email, phone) with no scan key.
+	// NoKeyTable are statements creating table nokey (id, email, phone, notes) with no scan key.
 	NoKeyTable []string
-	Append     AppendMode
+	// TextKeyTable are statements creating table textkey (id, code, email, phone, notes) whose
+	// scan key is its text primary key code; TextRangeKey is how a batch names it.
+	TextKeyTable []string
+	TextRangeKey string
+	Append       AppendMode
 }
 
 // scanBatchRows is the batch size of the tests: rows of one table spread over many batches.
@@ -44,9 +49,21 @@ var (
 	scanNote        = strings.Repeat("n", 1500)
 )
 
+// scanCode is the text key of a row of table textkey: letter case alternates, so that a
+// case-insensitive collation orders the keys otherwise than their bytes.
+func scanCode(id int64) string {
+	if id%2 == 0 {
+		return fmt.Sprintf("k%03d", id)
+	}
+	return fmt.Sprintf("K%03d", id)
+}
+
 func (d *db) seedScanned(t *testing.T, table string) {
 	t.Helper()
 	cols := []string{"id", "email", "phone", "notes"}
+	if table == "textkey" {
+		cols = append(cols, "code")
+	}
 	spelled := map[int64][2]any{
 		1:  {"Customer-1@Example.com", nil},
 		2:  {"customer-11@example.com", nil},
@@ -63,6 +80,9 @@ func (d *db) seedScanned(t *testing.T, table string) {
 		row := []any{id, "filler-" + string(rune('a'+id)) + "@example.org", "+1 666 000 00" + string(rune('0'+id%10)) + "0", scanNote}
 		if s, ok := spelled[id]; ok {
 			row[1], row[2] = s[0], s[1]
+		}
+		if table == "textkey" {
+			row = append(row, scanCode(id))
 		}
 		d.insert(t, table, cols, row)
 	}
@@ -121,17 +141,25 @@ func (l *searchLog) take() []string {
 // batches that together find every spelling of the subject, and that a table without a key
 // is still searched, in one statement, with a warning.
 func RunScans(t *testing.T, h Harness, sc ScanCase) {
-	t.Run("Batched", func(t *testing.T) { h.testBatchedScan(t, sc) })
+	t.Run("Batched", func(t *testing.T) {
+		h.testBatchedScan(t, "scanned", sc.RangeKey, sc.Append,
+			"CREATE TABLE scanned (id INTEGER PRIMARY KEY, email VARCHAR(255), phone VARCHAR(64), notes TEXT)")
+	})
+	if sc.TextKeyTable != nil {
+		t.Run("TextKey", func(t *testing.T) { h.testBatchedScan(t, "textkey", sc.TextRangeKey, sc.Append, sc.TextKeyTable...) })
+	}
 	t.Run("NoKey", func(t *testing.T) { h.testNoKeyScan(t, sc) })
 }
 
-func (h Harness) testBatchedScan(t *testing.T, sc ScanCase) {
+func (h Harness) testBatchedScan(t *testing.T, table, rangeKey string, appendMode AppendMode, create ...string) {
 	d := h.newDB(t)
-	d.exec(t, "CREATE TABLE scanned (id INTEGER PRIMARY KEY, email VARCHAR(255), phone VARCHAR(64), notes TEXT)")
-	d.seedScanned(t, "scanned")
+	for _, stmt := range create {
+		d.exec(t, stmt)
+	}
+	d.seedScanned(t, table)
 	q := h.Dialect.QuoteIdent
-	log := &searchLog{prefix: "SELECT " + q("email") + " FROM " + q("scanned") + " WHERE "}
-	c := h.client(t, d.secret, scansSpec(h.Dialect.Type(), "scanned"),
+	log := &searchLog{prefix: "SELECT " + q("email") + " FROM " + q(table) + " WHERE "}
+	c := h.client(t, d.secret, scansSpec(h.Dialect.Type(), table),
 		sqlstore.Options{ScanBatchRows: scanBatchRows, OnSpellingSearch: log.add})
 	ctx := ctxFor(t)
 
@@ -149,18 +177,18 @@ func (h Harness) testBatchedScan(t *testing.T, sc ScanCase) {
 	if err != nil {
 		t.Fatalf("Verify before: %v", err)
 	}
-	sameCounts(t, "remaining before erase", map[string]int64{"scanned": int64(len(scanSubjectRows))}, v.RemainingLocations)
+	sameCounts(t, "remaining before erase", map[string]int64{table: int64(len(scanSubjectRows))}, v.RemainingLocations)
 	searches := log.take()
 	if len(searches) < 3 {
 		t.Fatalf("the email column was searched in %d statements, want a batch of %d rows each:\n%s",
 			len(searches), scanBatchRows, strings.Join(searches, "\n"))
 	}
 	for _, s := range searches {
-		if !strings.Contains(s, sc.RangeKey) {
-			t.Errorf("a search statement names no %s range: %s", sc.RangeKey, s)
+		if !strings.Contains(s, rangeKey) {
+			t.Errorf("a search statement names no %s range: %s", rangeKey, s)
 		}
 	}
-	if first, last := searches[0], searches[len(searches)-1]; first == last || strings.Count(last, sc.RangeKey) != 1 {
+	if first, last := searches[0], searches[len(searches)-1]; first == last || strings.Count(last, rangeKey) != 1 {
 		t.Errorf("want the first batch bounded above and the last one unbounded above:\nfirst: %s\nlast: %s", first, last)
 	}
 
@@ -168,17 +196,21 @@ func (h Harness) testBatchedScan(t *testing.T, sc ScanCase) {
 	if err != nil {
 		t.Fatalf("Collect: %v", err)
 	}
-	checkCollected(t, col, map[string][]int64{"scanned": scanSubjectRows})
+	checkCollected(t, col, map[string][]int64{table: scanSubjectRows})
 
 	// A row in a new spelling appended while the erasure scans, after its first batch.
 	const appended = 100
 	log.take()
 	log.setHook(func(n int) {
-		if n == 2 && sc.Append != AppendBlocked {
-			d.insert(t, "scanned", []string{"id", "email", "notes"}, []any{appended, "  customer-1@Example.COM", scanNote})
+		if n == 2 && appendMode != AppendBlocked {
+			cols, row := []string{"id", "email", "notes"}, []any{appended, "  customer-1@Example.COM", scanNote}
+			if table == "textkey" {
+				cols, row = append(cols, "code"), append(row, "z999")
+			}
+			d.insert(t, table, cols, row)
 		}
 	})
-	before := d.rows(t, "scanned")
+	before := d.rows(t, table)
 	erased, err := c.Erase(ctx, scanRequest())
 	log.setHook(nil)
 	if err != nil {
@@ -186,11 +218,11 @@ func (h Harness) testBatchedScan(t *testing.T, sc ScanCase) {
 	}
 	want := int64(len(scanSubjectRows))
 	after := without(before, scanSubjectRows...)
-	switch sc.Append {
+	switch appendMode {
 	case AppendSeen:
 		want++
 	case AppendAfterSnapshot:
-		after[appended] = d.rows(t, "scanned")[appended]
+		after[appended] = d.rows(t, table)[appended]
 		if after[appended] == nil {
 			t.Fatalf("the row appended during the erasure is gone, though its snapshot could not see it")
 		}
@@ -199,7 +231,7 @@ func (h Harness) testBatchedScan(t *testing.T, sc ScanCase) {
 		t.Errorf("Erase: erased %d, want %d", erased.Erased, want)
 	}
 	// The near misses, and every other row, byte for byte as they were.
-	sameRows(t, "scanned", after, d.rows(t, "scanned"))
+	sameRows(t, table, after, d.rows(t, table))
 
 	v, err = c.Verify(ctx, scanRequest())
 	if err != nil {

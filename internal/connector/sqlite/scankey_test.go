@@ -1,7 +1,10 @@
 package sqlite
 
 import (
+	"context"
 	"testing"
+
+	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore/sqltest"
 )
@@ -17,4 +20,34 @@ func TestScans(t *testing.T) {
 		TextRangeKey: `"code"`,
 		Append:       sqltest.AppendBlocked,
 	})
+}
+
+// The rowid under a name no column takes; a WITHOUT ROWID table's single-column primary key;
+// nothing for a view, a composite key or a table that does not exist.
+func TestScanKey(t *testing.T) {
+	_, raw := setup(t,
+		"CREATE TABLE plain (email TEXT)",
+		"CREATE TABLE shadowed (rowid TEXT, email TEXT)",
+		"CREATE TABLE allshadowed (rowid TEXT, _rowid_ TEXT, OID TEXT, email TEXT)",
+		"CREATE TABLE keyed (code TEXT PRIMARY KEY, email TEXT) WITHOUT ROWID",
+		"CREATE TABLE blobkey (code BLOB PRIMARY KEY, email TEXT) WITHOUT ROWID",
+		"CREATE TABLE twokeys (a INTEGER, b INTEGER, email TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID",
+		"CREATE VIEW v AS SELECT email FROM plain",
+	)
+	for table, want := range map[string]string{
+		"plain": "rowid", "shadowed": "_rowid_", "allshadowed": "", "keyed": `"code"`,
+		"blobkey": "", "twokeys": "", "v": "", "missing": "",
+	} {
+		key, err := Dialect{}.ScanKey(context.Background(), raw, sqlstore.TableName{Table: table})
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		got := ""
+		if key != nil {
+			got = key.Column
+		}
+		if got != want {
+			t.Errorf("%s: scan key %q, want %q", table, got, want)
+		}
+	}
 }

@@ -12,7 +12,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 version="${FERRETDB_VERSION:-v1.24.2}"
 destdir="$root/bin/ferretdb/$version"
 dest="$destdir/ferretdb"
-if [[ -x "$dest" ]] && "$dest" --version 2>/dev/null | grep -q "version: $version"; then
+# The output is captured first: grep -q closing the pipe early would fail the pipeline (pipefail).
+if [[ -x "$dest" ]] && [[ "$("$dest" --version 2>/dev/null)" == *"version: $version"* ]]; then
 	echo "build-ferretdb: $dest present"
 	exit 0
 fi

@@ -28,6 +28,9 @@ type Mongo struct {
 	Host string
 	Port int
 
+	// extraArgs are passed to ferretdb after the defaults (StartMongoWithArgs).
+	extraArgs []string
+
 	mu      sync.Mutex
 	baseDir string
 	proc    *process
@@ -65,7 +68,13 @@ func ferretDBBinary() (string, error) {
 
 // StartMongo starts FerretDB with the SQLite handler in a fresh directory and waits until it
 // answers ping.
-func StartMongo(ctx context.Context) (_ *Mongo, err error) {
+func StartMongo(ctx context.Context) (*Mongo, error) {
+	return StartMongoWithArgs(ctx)
+}
+
+// StartMongoWithArgs is StartMongo with further ferretdb flags, e.g. "--repl-set-name=rs0" (hello
+// then names a replica set, although FerretDB has no transactions).
+func StartMongoWithArgs(ctx context.Context, extraArgs ...string) (_ *Mongo, err error) {
 	bin, err := ferretDBBinary()
 	if err != nil {
 		return nil, err
@@ -78,7 +87,7 @@ func StartMongo(ctx context.Context) (_ *Mongo, err error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
-	m := &Mongo{Host: "127.0.0.1", baseDir: base}
+	m := &Mongo{Host: "127.0.0.1", baseDir: base, extraArgs: extraArgs}
 	defer func() {
 		if err != nil {
 			_ = m.Close()
@@ -108,6 +117,7 @@ func (m *Mongo) launch(ctx context.Context) error {
 		"--telemetry=disable",
 		"--log-level=warn",
 	}
+	m.proc.args = append(m.proc.args, m.extraArgs...)
 	return m.proc.startAndWait(ctx, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()

@@ -13,11 +13,13 @@ import (
 
 // Erase deletes and masks the subject's documents and counts the retained and shared ones.
 //
-// FerretDB and a standalone MongoDB have no multi-document transactions, so an erasure is a
-// sequence of single-document changes in a fixed order (doc.go): every delete and every masked
-// document is atomic on its own, and the mappings that provide identifiers go last, so that an
-// erasure cut short leaves the documents that lead to the rest in place and the next Erase,
-// deriving again, finds and finishes everything.
+// On a replica set or sharded MongoDB an erasure of at most Options.MaxAtomicDocuments documents
+// is one transaction (txn.go). FerretDB and a standalone MongoDB have no multi-document
+// transactions, and a larger erasure would hold one for too long, so there it is a sequence of
+// single-document changes in a fixed order (doc.go): every delete and every masked document is
+// atomic on its own, and the mappings that provide identifiers go last, so that an erasure cut
+// short leaves the documents that lead to the rest in place and the next Erase, deriving again,
+// finds and finishes everything.
 func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
 	const op = "erase"
 	owned := req.AllValues()
@@ -48,22 +50,23 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	if req.DryRun {
 		return res, nil
 	}
+	total := res.Erased + res.Masked
 	res.Erased, res.Masked = 0, 0
-	for _, p := range s.eraseOrder(plans) {
-		switch p.m.action() {
-		case privacyv1alpha1.ActionDelete:
-			n, err := s.deleteDocs(ctx, p, owned)
-			res.Erased += n
-			if err != nil {
-				return nil, classify(op, locate(err, p.m), req)
-			}
-		case privacyv1alpha1.ActionMask:
-			n, err := s.maskDocs(ctx, p)
-			res.Masked += n
-			if err != nil {
-				return nil, classify(op, locate(err, p.m), req)
-			}
-		}
+	if total == 0 {
+		return res, nil
+	}
+	useTxn, err := s.transactional(ctx)
+	if err != nil {
+		return nil, classify(op, err, req)
+	}
+	if useTxn && total <= int64(s.opts.MaxAtomicDocuments) {
+		err = s.applyInTransaction(ctx, plans, owned, res)
+	} else {
+		err = s.applyInOrder(ctx, plans, owned, res)
+	}
+	if err != nil {
+		s.txn.forget()
+		return nil, classify(op, err, req)
 	}
 	return res, nil
 }

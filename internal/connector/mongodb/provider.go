@@ -28,6 +28,9 @@ type Options struct {
 	BatchSize int
 	// MaxDocuments is the most documents of one subject one mapping may match (default 100000).
 	MaxDocuments int
+	// MaxAtomicDocuments is the most documents an erasure changes in one transaction, where the
+	// deployment has transactions (default 10000); above it the per-document order applies.
+	MaxAtomicDocuments int
 	// AfterWrite, when set, is called after every delete batch and every masked document with the
 	// collection's location; tests use it to interrupt an erasure at a known point.
 	AfterWrite func(location connector.Location)
@@ -36,6 +39,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 500
+	}
+	if o.MaxAtomicDocuments <= 0 {
+		o.MaxAtomicDocuments = 10000
 	}
 	if o.MaxDocuments <= 0 {
 		o.MaxDocuments = 100000

@@ -22,6 +22,7 @@ type Store struct {
 	opts     Options
 	timeout  time.Duration
 	norm     normalize.Normalizer
+	txn      txnSupport
 }
 
 var (

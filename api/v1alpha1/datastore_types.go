@@ -225,7 +225,8 @@ type DataStoreVerification struct {
 	// names).
 	// Copies outside the mapping are reported as unmapped findings by table and column; they
 	// never count as remaining, since the mapping cannot erase them until someone maps them.
-	// database is for postgres, mysql and sqlite stores, and scans every table it searches.
+	// database is for postgres, mysql, sqlite and mongodb stores (mongodb: every other collection
+	// of the databases the mapping names), and scans every table or collection it searches.
 	// +optional
 	// +kubebuilder:default=mapped
 	DeepScope DeepScope `json:"deepScope,omitempty"`
@@ -242,7 +243,7 @@ type DataStoreVerification struct {
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || !has(self.connection.allowInsecureHTTP) || !self.connection.allowInsecureHTTP",message="connection.allowInsecureHTTP is only allowed for http stores",fieldPath=".connection.allowInsecureHTTP"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite and redis stores",fieldPath=".connection.secretRef"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http stores",fieldPath=".connection"
-// +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite'] || !has(self.verification) || !has(self.verification.deepScope) || self.verification.deepScope == 'mapped'",message="verification.deepScope database is only allowed for postgres, mysql and sqlite stores",fieldPath=".verification.deepScope"
+// +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite', 'mongodb'] || !has(self.verification) || !has(self.verification.deepScope) || self.verification.deepScope == 'mapped'",message="verification.deepScope database is only allowed for postgres, mysql, sqlite and mongodb stores",fieldPath=".verification.deepScope"
 type DataStoreSpec struct {
 	// Type of the store; it picks the connector.
 	Type StoreType `json:"type"`

@@ -41,6 +41,11 @@ func TestMongoDBStores(t *testing.T) {
 	if err := env.Client.Create(ctx, object(t, mongoStore, "valid", namespace)); err != nil {
 		t.Fatalf("a valid mongodb store was refused: %v", err)
 	}
+	wholeDatabase := object(t, mongoStore, "deep-database", namespace)
+	set("spec.verification", map[string]any{"deepScope": "database"})(wholeDatabase.Object)
+	if err := env.Client.Create(ctx, wholeDatabase); err != nil {
+		t.Fatalf("deepScope database on a mongodb store was refused: %v", err)
+	}
 	refused := []struct {
 		name string
 		base string
@@ -67,8 +72,6 @@ func TestMongoDBStores(t *testing.T) {
 			[]string{"spec.collections[1].retainReason", "retainReason is required when action is retain"}},
 		{"mask without fields", mongoStore, del("spec.collections[0].mask"),
 			[]string{"spec.collections[0].mask", "mask is required when action is mask"}},
-		{"deep scope database", mongoStore, set("spec.verification", map[string]any{"deepScope": "database"}),
-			[]string{"spec.verification.deepScope", "only allowed for postgres, mysql and sqlite stores"}},
 	}
 	for i, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {

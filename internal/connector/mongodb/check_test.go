@@ -67,8 +67,8 @@ func TestValidateSpec(t *testing.T) {
 			s.Collections[0].Mask = append(s.Collections[0].Mask, s.Collections[0].Mask[0])
 		},
 		"takes collections": func(s *privacyv1alpha1.DataStoreSpec) { s.Keys = []privacyv1alpha1.KeyMapping{{Pattern: "u:{id}"}} },
-		"deepScope database is not": func(s *privacyv1alpha1.DataStoreSpec) {
-			s.Verification = &privacyv1alpha1.DataStoreVerification{DeepScope: privacyv1alpha1.DeepScopeDatabase}
+		"neither mapped nor database": func(s *privacyv1alpha1.DataStoreSpec) {
+			s.Verification = &privacyv1alpha1.DataStoreVerification{DeepScope: "everything"}
 		},
 	}
 	for want, mutate := range cases {

@@ -160,3 +160,30 @@ func TestServerStoppedMidErase(t *testing.T) {
 		t.Fatal("the re-run must leave only Bob's customer and order")
 	}
 }
+
+// TestDeepVerifyOfTheWholeDatabase: with deepScope database, copies in collections the mapping
+// does not name are unmapped findings by collection and field path, never remaining; without it
+// they are not searched.
+func TestDeepVerifyOfTheWholeDatabase(t *testing.T) {
+	e := newEnv(t, nil)
+	e.insert("users", bson.D{{Key: "email", Value: "bob@example.com"}})
+	e.insert("audit", bson.D{{Key: "payload", Value: bson.D{{Key: "to", Value: "mail to ALICE@example.com"}}}}, bson.D{{Key: "payload", Value: "nothing"}})
+	e.insert("logs", bson.D{{Key: "line", Value: "alice@example.com logged in"}}, bson.D{{Key: "line", Value: "alice@example.com logged out"}})
+	spec := e.spec(privacyv1alpha1.CollectionMapping{Name: e.name("users"), Match: match("email", "email"), Action: privacyv1alpha1.ActionDelete})
+	r := req(map[string]string{"email": "alice@example.com"})
+	r.Deep = true
+	if v := mustVerify(t, e.client(spec, mongodb.Options{}), r); v.Unmapped != 0 || v.Remaining != 0 {
+		t.Fatalf("deepScope mapped: %+v", v)
+	}
+	spec.Verification = &privacyv1alpha1.DataStoreVerification{DeepScope: privacyv1alpha1.DeepScopeDatabase}
+	v := mustVerify(t, e.client(spec, mongodb.Options{}), r)
+	want := map[string]int64{e.name("audit") + ".payload.to": 1, e.name("logs") + ".line": 2}
+	if v.Remaining != 0 || v.Unmapped != 3 || len(v.UnmappedLocations) != 2 {
+		t.Fatalf("deepScope database: %+v", v)
+	}
+	for _, loc := range v.UnmappedLocations {
+		if want[loc.Location] != loc.Records {
+			t.Fatalf("deepScope database: unexpected %+v", loc)
+		}
+	}
+}

@@ -31,6 +31,9 @@ type Options struct {
 	// MaxAtomicDocuments is the most documents an erasure changes in one transaction, where the
 	// deployment has transactions (default 10000); above it the per-document order applies.
 	MaxAtomicDocuments int
+	// UnmappedMaxCollections caps what a deep verification of the whole database searches outside
+	// the mapping (default DefaultUnmappedMaxCollections).
+	UnmappedMaxCollections int
 	// AfterWrite, when set, is called after every delete batch and every masked document with the
 	// collection's location; tests use it to interrupt an erasure at a known point.
 	AfterWrite func(location connector.Location)
@@ -42,6 +45,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxAtomicDocuments <= 0 {
 		o.MaxAtomicDocuments = 10000
+	}
+	if o.UnmappedMaxCollections <= 0 {
+		o.UnmappedMaxCollections = DefaultUnmappedMaxCollections
 	}
 	if o.MaxDocuments <= 0 {
 		o.MaxDocuments = 100000
@@ -87,8 +93,8 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 	if err := normalize.ValidateRegion(spec.DefaultRegion); err != nil {
 		problems = append(problems, err.Error())
 	}
-	if spec.Verification != nil && spec.Verification.DeepScope == privacyv1alpha1.DeepScopeDatabase {
-		problems = append(problems, "verification.deepScope database is not supported for mongodb stores")
+	if scope := deepScopeOf(spec); scope != privacyv1alpha1.DeepScopeMapped && scope != privacyv1alpha1.DeepScopeDatabase {
+		problems = append(problems, fmt.Sprintf("verification.deepScope %q is neither mapped nor database", scope))
 	}
 	seen := map[string]bool{}
 	for i, c := range spec.Collections {
@@ -230,6 +236,8 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		opts:     p.opts.withDefaults(),
 		timeout:  timeout,
 		norm:     normalize.Normalizer{Region: cfg.PhoneRegion()},
+
+		deepScope: deepScopeOf(cfg.Spec),
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = client.Disconnect(context.Background())

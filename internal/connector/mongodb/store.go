@@ -23,6 +23,8 @@ type Store struct {
 	timeout  time.Duration
 	norm     normalize.Normalizer
 	txn      txnSupport
+	// deepScope says whether deep verification also searches outside the mapping (unmapped.go).
+	deepScope privacyv1alpha1.DeepScope
 }
 
 var (
@@ -213,6 +215,11 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		for _, loc := range found {
 			res.Remaining += loc.Records
 			res.RemainingLocations = append(res.RemainingLocations, loc)
+		}
+		if s.deepScope == privacyv1alpha1.DeepScopeDatabase {
+			if res.Unmapped, res.UnmappedLocations, err = s.searchUnmapped(ctx, owned); err != nil {
+				return nil, classify(op, err, req)
+			}
 		}
 	}
 	return res, nil

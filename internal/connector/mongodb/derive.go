@@ -28,13 +28,13 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 	for round := 0; ; round++ {
 		derived, err := s.deriveOnce(ctx, given, shared)
 		if err != nil {
-			return nil, classify(op, err, req)
+			return nil, s.fail(op, err, req)
 		}
 		owned := given.Clone()
 		owned.Merge(derived)
 		found, err := s.sharedValues(ctx, derived, owned)
 		if err != nil {
-			return nil, classify(op, err, req)
+			return nil, s.fail(op, err, req)
 		}
 		if found.Count() == 0 || round == maxDeriveRounds {
 			return &connector.Derivation{Values: derived, Shared: shared}, nil

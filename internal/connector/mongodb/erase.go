@@ -25,7 +25,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	owned := req.AllValues()
 	plans, err := s.planAll(ctx, owned, req.Shared)
 	if err != nil {
-		return nil, classify(op, err, req)
+		return nil, s.fail(op, err, req)
 	}
 	res := &connector.EraseResult{}
 	for _, p := range plans {
@@ -57,7 +57,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	}
 	useTxn, err := s.transactional(ctx)
 	if err != nil {
-		return nil, classify(op, err, req)
+		return nil, s.fail(op, err, req)
 	}
 	if useTxn && total <= int64(s.opts.MaxAtomicDocuments) {
 		err = s.applyInTransaction(ctx, plans, owned, res)
@@ -66,7 +66,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	}
 	if err != nil {
 		s.txn.forget()
-		return nil, classify(op, err, req)
+		return nil, s.fail(op, err, req)
 	}
 	return res, nil
 }

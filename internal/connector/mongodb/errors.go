@@ -45,15 +45,15 @@ func classify(op string, err error, req connector.Request) error {
 	}
 	var ce *connector.Error
 	if errors.As(err, &ce) {
-		if ce.Location == "" {
-			var le *locatedError
-			if errors.As(err, &le) {
-				cp := *ce
-				cp.Location = le.location
-				return &cp
-			}
+		cp := *ce
+		if cp.Op == "find" {
+			cp.Op = op
 		}
-		return ce
+		var le *locatedError
+		if cp.Location == "" && errors.As(err, &le) {
+			cp.Location = le.location
+		}
+		return &cp
 	}
 	out := &connector.Error{Op: op, Kind: connector.KindUnavailable, Err: errors.New(req.ScrubAll(err.Error()))}
 	var le *locatedError

@@ -2,9 +2,11 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -186,11 +188,38 @@ func mappingProblems(where string, c privacyv1alpha1.CollectionMapping) []string
 	return problems
 }
 
-// dialer hands the driver the egress-checked dial function.
-type dialer connector.DialFunc
+// dialer hands the driver the egress-checked dial function, and remembers a refusal: the driver
+// reports a failed server selection with the dial error as text only, so the refusal would
+// otherwise read as an unreachable server.
+type dialer struct {
+	dial   connector.DialFunc
+	denied atomic.Pointer[connector.Error]
+}
 
-func (d dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	return d(ctx, network, address)
+func (d *dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	conn, err := d.dial(ctx, network, address)
+	var ce *connector.Error
+	switch {
+	case errors.As(err, &ce) && ce.Kind == connector.KindEgressDenied:
+		d.denied.Store(ce)
+	case err == nil:
+		d.denied.Store(nil)
+	}
+	return conn, err
+}
+
+// fail is classify, except that an unavailable store whose last dial the egress policy refused
+// is reported as that refusal.
+func (d *dialer) fail(op string, err error, req connector.Request) error {
+	out := classify(op, err, req)
+	if connector.KindOf(out) == connector.KindUnavailable {
+		if denied := d.denied.Load(); denied != nil {
+			cp := *denied
+			cp.Op = op
+			return &cp
+		}
+	}
+	return out
 }
 
 // NewClient validates the spec, connects with the URI in the Secret and pings the server.
@@ -216,7 +245,8 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		// The driver's text would quote the URI, password included.
 		return nil, connector.Hinted(connector.KindInvalid, op, "the connection Secret does not hold a valid MongoDB URI (mongodb:// or mongodb+srv://)")
 	}
-	clientOpts.SetDialer(dialer(cfg.DialContext(timeout))).
+	dial := &dialer{dial: cfg.DialContext(timeout)}
+	clientOpts.SetDialer(dial).
 		SetServerSelectionTimeout(timeout).
 		SetConnectTimeout(timeout).
 		SetAppName("dsr-operator")
@@ -238,10 +268,11 @@ func (p *Provider) NewClient(ctx context.Context, cfg connector.Config) (connect
 		norm:     normalize.Normalizer{Region: cfg.PhoneRegion()},
 
 		deepScope: deepScopeOf(cfg.Spec),
+		dialer:    dial,
 	}
 	if err := s.ping(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
-		return nil, classify(op, err, connector.Request{})
+		return nil, s.fail(op, err, connector.Request{})
 	}
 	return s, nil
 }

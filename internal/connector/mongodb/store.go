@@ -25,6 +25,7 @@ type Store struct {
 	txn      txnSupport
 	// deepScope says whether deep verification also searches outside the mapping (unmapped.go).
 	deepScope privacyv1alpha1.DeepScope
+	dialer    *dialer
 }
 
 var (
@@ -47,6 +48,11 @@ func (s *Store) ping(ctx context.Context) error {
 	return s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
 }
 
+// fail classifies err (see dialer.fail).
+func (s *Store) fail(op string, err error, req connector.Request) error {
+	return s.dialer.fail(op, err, req)
+}
+
 // Close disconnects the client.
 func (s *Store) Close() error { return s.client.Disconnect(context.Background()) }
 
@@ -55,7 +61,7 @@ func (s *Store) Close() error { return s.client.Disconnect(context.Background())
 func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 	const op = "check"
 	if err := s.ping(ctx); err != nil {
-		return nil, classify(op, err, connector.Request{})
+		return nil, s.fail(op, err, connector.Request{})
 	}
 	res := &connector.CheckResult{}
 	var problems []string
@@ -69,7 +75,7 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		names, err := s.client.Database(m.name.database).ListCollectionNames(octx, bson.D{{Key: "name", Value: m.name.collection}})
 		cancel()
 		if err != nil {
-			return nil, classify(op, locate(err, m), connector.Request{})
+			return nil, s.fail(op, locate(err, m), connector.Request{})
 		}
 		if len(names) == 0 {
 			problems = append(problems, fmt.Sprintf("collection %s does not exist", m.location()))
@@ -77,7 +83,7 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		}
 		w, err := s.indexWarnings(ctx, m)
 		if err != nil {
-			return nil, classify(op, locate(err, m), connector.Request{})
+			return nil, s.fail(op, locate(err, m), connector.Request{})
 		}
 		res.Warnings = append(res.Warnings, w...)
 	}
@@ -143,7 +149,7 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 	const op = "collect"
 	plans, err := s.planAll(ctx, req.AllValues(), nil)
 	if err != nil {
-		return nil, classify(op, err, req)
+		return nil, s.fail(op, err, req)
 	}
 	out := &connector.Collection{Records: []connector.Record{}}
 	seen := map[string]bool{}
@@ -156,7 +162,7 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 			doc := p.docs.docs[key]
 			data, err := jsonData(doc)
 			if err != nil {
-				return nil, classify(op, locate(err, p.m), req)
+				return nil, s.fail(op, locate(err, p.m), req)
 			}
 			rec := connector.Record{Location: p.m.location(), Data: data}
 			if text, ok := identifierText(idOf(doc)); ok {
@@ -187,7 +193,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 	owned := req.AllValues()
 	plans, err := s.planAll(ctx, owned, req.Shared)
 	if err != nil {
-		return nil, classify(op, err, req)
+		return nil, s.fail(op, err, req)
 	}
 	res := &connector.VerifyResult{}
 	for _, p := range plans {
@@ -210,7 +216,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 	if req.Deep {
 		found, err := s.deepSearch(ctx, plans, owned)
 		if err != nil {
-			return nil, classify(op, err, req)
+			return nil, s.fail(op, err, req)
 		}
 		for _, loc := range found {
 			res.Remaining += loc.Records
@@ -218,7 +224,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		}
 		if s.deepScope == privacyv1alpha1.DeepScopeDatabase {
 			if res.Unmapped, res.UnmappedLocations, err = s.searchUnmapped(ctx, owned); err != nil {
-				return nil, classify(op, err, req)
+				return nil, s.fail(op, err, req)
 			}
 		}
 	}

@@ -53,7 +53,7 @@ func (s *Store) deriveOnce(ctx context.Context, given, shared connector.Values) 
 			if len(m.provides) == 0 || m.action() == privacyv1alpha1.ActionMask {
 				continue
 			}
-			docs, err := s.find(ctx, m, known)
+			docs, err := s.find(ctx, m, known, false)
 			if err != nil {
 				return nil, locate(err, m)
 			}

@@ -23,7 +23,7 @@ import (
 func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
 	const op = "erase"
 	owned := req.AllValues()
-	plans, err := s.planAll(ctx, owned, req.Shared)
+	plans, err := s.planAll(ctx, owned, req.Shared, false)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}

@@ -20,7 +20,7 @@ func TestEraseMaskRetainVerifyCollect(t *testing.T) {
 		bson.D{{Key: "_id", Value: 2}, {Key: "email", Value: "bob@example.com"}, {Key: "name", Value: "Bob"}},
 	)
 	e.insert("reviews",
-		bson.D{{Key: "_id", Value: "r1"}, {Key: "author", Value: bson.D{{Key: "email", Value: "alice@example.com"}, {Key: "name", Value: "Alice"}}}, {Key: "text", Value: "great"}, {Key: "phone", Value: "555-0100"}},
+		bson.D{{Key: "_id", Value: "r1"}, {Key: "author", Value: bson.D{{Key: "email", Value: "alice@example.com"}, {Key: "name", Value: "Alice"}, {Key: "since", Value: 2020}}}, {Key: "text", Value: "great"}, {Key: "phone", Value: "555-0100"}},
 		bson.D{{Key: "_id", Value: "r2"}, {Key: "author", Value: bson.D{{Key: "email", Value: "bob@example.com"}, {Key: "name", Value: "Bob"}}}, {Key: "text", Value: "meh"}, {Key: "phone", Value: "555-0101"}},
 	)
 	e.insert("invoices",
@@ -76,7 +76,7 @@ func TestEraseMaskRetainVerifyCollect(t *testing.T) {
 	review := e.get("reviews", "r1")
 	author := review["author"].(bson.D)
 	hashed := author[0].Value.(string)
-	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(hashed) || author[1].Value != privacyv1alpha1.RedactedMarker || review["phone"] != nil || review["text"] != "great" {
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(hashed) || author[1].Value != privacyv1alpha1.RedactedMarker || len(author) != 3 || author[2].Value != int32(2020) || review["phone"] != nil || review["text"] != "great" {
 		t.Fatalf("masked review: %+v", review)
 	}
 	if b := e.get("reviews", "r2"); b["phone"] != "555-0101" || b["author"].(bson.D)[0].Value != "bob@example.com" {

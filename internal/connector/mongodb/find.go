@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/normalize"
@@ -166,9 +167,11 @@ func idOf(doc bson.D) any {
 	return nil
 }
 
-// find returns m's documents matching values, read whole. Their number is bounded by
-// MaxDocuments: more is not one person's data but a mapping matching something else.
-func (s *Store) find(ctx context.Context, m *mapping, values connector.Values) (*docSet, error) {
+// find returns m's documents matching values: whole for collect, otherwise only the top-level
+// fields that hold m's match, provides and mask paths, so that erasing a subject with large
+// documents does not read them whole. Their number is bounded by MaxDocuments: more is not one
+// person's data but a mapping matching something else.
+func (s *Store) find(ctx context.Context, m *mapping, values connector.Values, whole bool) (*docSet, error) {
 	set := &docSet{}
 	filter, ok := s.filterFor(m, values)
 	if !ok {
@@ -176,7 +179,11 @@ func (s *Store) find(ctx context.Context, m *mapping, values connector.Values) (
 	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	cur, err := s.coll(m).Find(ctx, filter)
+	opts := options.Find()
+	if !whole {
+		opts.SetProjection(projection(m))
+	}
+	cur, err := s.coll(m).Find(ctx, filter, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +205,29 @@ func (s *Store) find(ctx context.Context, m *mapping, values connector.Values) (
 	return set, cur.Err()
 }
 
+// projection includes the top-level fields of m's paths (and _id, always returned).
+func projection(m *mapping) bson.D {
+	seen := map[string]bool{}
+	var out bson.D
+	add := func(path string) {
+		top, _, _ := strings.Cut(path, ".")
+		if !seen[top] {
+			seen[top] = true
+			out = append(out, bson.E{Key: top, Value: 1})
+		}
+	}
+	for _, f := range m.match {
+		add(f.field)
+	}
+	for _, p := range m.provides {
+		add(p.Field)
+	}
+	for _, f := range m.mask {
+		add(f.Field)
+	}
+	return out
+}
+
 // plan is what one mapping holds of the subject, after the same collection's mappings that
 // outrank it took theirs (retain beats delete beats mask), and what it reaches only through
 // shared values.
@@ -209,10 +239,10 @@ type plan struct {
 
 // planAll finds every mapping's documents of the subject (owned values) and counts those reached
 // only through shared values.
-func (s *Store) planAll(ctx context.Context, owned, shared connector.Values) ([]*plan, error) {
+func (s *Store) planAll(ctx context.Context, owned, shared connector.Values, whole bool) ([]*plan, error) {
 	found := make([]*docSet, len(s.mappings))
 	for i, m := range s.mappings {
-		set, err := s.find(ctx, m, owned)
+		set, err := s.find(ctx, m, owned, whole)
 		if err != nil {
 			return nil, locate(err, m)
 		}
@@ -227,7 +257,7 @@ func (s *Store) planAll(ctx context.Context, owned, shared connector.Values) ([]
 			}
 		}
 		if len(shared) > 0 && rank(m.action()) < rank("retain") {
-			viaShared, err := s.find(ctx, m, shared)
+			viaShared, err := s.find(ctx, m, shared, false)
 			if err != nil {
 				return nil, locate(err, m)
 			}

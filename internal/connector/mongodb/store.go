@@ -147,7 +147,7 @@ func (s *Store) indexWarnings(ctx context.Context, m *mapping) ([]string, error)
 // each once, as relaxed extended JSON.
 func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
 	const op = "collect"
-	plans, err := s.planAll(ctx, req.AllValues(), nil)
+	plans, err := s.planAll(ctx, req.AllValues(), nil, true)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
@@ -191,7 +191,7 @@ func jsonData(doc bson.D) (map[string]any, error) {
 func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
 	const op = "verify"
 	owned := req.AllValues()
-	plans, err := s.planAll(ctx, owned, req.Shared)
+	plans, err := s.planAll(ctx, owned, req.Shared, false)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}

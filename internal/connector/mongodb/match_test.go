@@ -97,3 +97,43 @@ func TestHostileValuesAreOnlyValues(t *testing.T) {
 		})
 	}
 }
+
+// TestMaskThroughArrays: a masked path through an array of subdocuments masks every element's
+// field and keeps its siblings; nullify of an array field nulls it; a second erasure changes
+// nothing.
+func TestMaskThroughArrays(t *testing.T) {
+	e := newEnv(t, nil)
+	e.insert("accounts",
+		bson.D{{Key: "_id", Value: 1}, {Key: "owner", Value: "alice@example.com"},
+			{Key: "contacts", Value: bson.A{bson.D{{Key: "email", Value: "a@x.com"}, {Key: "kind", Value: "work"}}, bson.D{{Key: "email", Value: "b@x.com"}, {Key: "kind", Value: "home"}}}},
+			{Key: "phones", Value: bson.A{"555-0100", "555-0101"}}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "owner", Value: "bob@example.com"},
+			{Key: "contacts", Value: bson.A{bson.D{{Key: "email", Value: "c@x.com"}}}}, {Key: "phones", Value: bson.A{"555-0199"}}},
+	)
+	c := e.client(e.spec(privacyv1alpha1.CollectionMapping{Name: e.name("accounts"), Match: match("owner", "email"), Action: privacyv1alpha1.ActionMask,
+		Mask: []privacyv1alpha1.FieldMask{{Field: "contacts.email", Strategy: privacyv1alpha1.MaskRedact}, {Field: "phones", Strategy: privacyv1alpha1.MaskNullify}}}), mongodb.Options{})
+	r := req(map[string]string{"email": "alice@example.com"})
+	if res := mustErase(t, c, r); res.Masked != 1 {
+		t.Fatalf("erase: %+v", res)
+	}
+	got := e.get("accounts", 1)
+	contacts := got["contacts"].(bson.A)
+	for i, kind := range []string{"work", "home"} {
+		el := contacts[i].(bson.D)
+		if el[0].Value != privacyv1alpha1.RedactedMarker || el[1].Value != kind {
+			t.Fatalf("contact %d: %v", i, el)
+		}
+	}
+	if got["phones"] != nil {
+		t.Fatalf("phones: %v", got["phones"])
+	}
+	if b := e.get("accounts", 2); b["contacts"].(bson.A)[0].(bson.D)[0].Value != "c@x.com" || len(b["phones"].(bson.A)) != 1 {
+		t.Fatalf("bystander changed: %v", b)
+	}
+	if res := mustErase(t, c, r); res.Masked != 0 {
+		t.Fatalf("second erase: %+v", res)
+	}
+	if v := mustVerify(t, c, r); v.Remaining != 0 {
+		t.Fatalf("verify: %+v", v)
+	}
+}

@@ -107,7 +107,7 @@ check-generated: manifests generate ## Fail when generated files (CRDs, role.yam
 	fi
 
 .PHONY: test
-test: manifests generate fmt vet check-generated k8s-binaries test-deps ## Run every test against real control planes and databases.
+test: manifests generate fmt vet check-generated k8s-binaries test-deps ferretdb ## Run every test against real control planes and databases.
 	go test -race $(RACE_PACKAGES) -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 	go test $$(go list $(TEST_PACKAGES) | grep -v -e '/controllers' -e '/internal/') -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 	go test ./internal/connector/sqlite/ -run '^TestMillionRowsWithoutIndexInBoundedMemory$$' -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
@@ -213,6 +213,10 @@ k8s-binaries: ## Build kube-apiserver and etcd (K8S_VERSION) from source into bi
 	else \
 		K8S_VERSION="$(K8S_VERSION)" KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS)" hack/build-k8s.sh; \
 	fi
+
+.PHONY: ferretdb
+ferretdb: ## Build FerretDB (the MongoDB wire protocol over SQLite, for the mongodb connector's tests) from source into bin/ferretdb/ (skipped when present).
+	hack/build-ferretdb.sh
 
 ## Tool Binaries
 KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(KUBEBUILDER_ASSETS)/kubectl)

@@ -5,7 +5,7 @@ import (
 )
 
 // StoreType names the connector that talks to a store.
-// +kubebuilder:validation:Enum=postgres;mysql;sqlite;redis;http
+// +kubebuilder:validation:Enum=postgres;mysql;sqlite;redis;http;mongodb
 type StoreType string
 
 const (
@@ -225,7 +225,8 @@ type DataStoreVerification struct {
 	// names).
 	// Copies outside the mapping are reported as unmapped findings by table and column; they
 	// never count as remaining, since the mapping cannot erase them until someone maps them.
-	// database is for postgres, mysql and sqlite stores, and scans every table it searches.
+	// database is for postgres, mysql, sqlite and mongodb stores (mongodb: every other collection
+	// of the databases the mapping names), and scans every table or collection it searches.
 	// +optional
 	// +kubebuilder:default=mapped
 	DeepScope DeepScope `json:"deepScope,omitempty"`
@@ -236,11 +237,13 @@ type DataStoreVerification struct {
 // +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite'] || !has(self.tables) || size(self.tables) == 0",message="tables is only allowed for postgres, mysql and sqlite stores",fieldPath=".tables"
 // +kubebuilder:validation:XValidation:rule="self.type != 'redis' || (has(self.keys) && size(self.keys) > 0)",message="keys is required for redis stores",fieldPath=".keys"
 // +kubebuilder:validation:XValidation:rule="self.type == 'redis' || !has(self.keys) || size(self.keys) == 0",message="keys is only allowed for redis stores",fieldPath=".keys"
+// +kubebuilder:validation:XValidation:rule="self.type != 'mongodb' || (has(self.collections) && size(self.collections) > 0)",message="collections is required for mongodb stores",fieldPath=".collections"
+// +kubebuilder:validation:XValidation:rule="self.type == 'mongodb' || !has(self.collections) || size(self.collections) == 0",message="collections is only allowed for mongodb stores",fieldPath=".collections"
 // +kubebuilder:validation:XValidation:rule="self.type != 'http' || (has(self.connection.url) && size(self.connection.url) > 0)",message="connection.url is required for http stores",fieldPath=".connection.url"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || !has(self.connection.allowInsecureHTTP) || !self.connection.allowInsecureHTTP",message="connection.allowInsecureHTTP is only allowed for http stores",fieldPath=".connection.allowInsecureHTTP"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite and redis stores",fieldPath=".connection.secretRef"
 // +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http stores",fieldPath=".connection"
-// +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite'] || !has(self.verification) || !has(self.verification.deepScope) || self.verification.deepScope == 'mapped'",message="verification.deepScope database is only allowed for postgres, mysql and sqlite stores",fieldPath=".verification.deepScope"
+// +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite', 'mongodb'] || !has(self.verification) || !has(self.verification.deepScope) || self.verification.deepScope == 'mapped'",message="verification.deepScope database is only allowed for postgres, mysql, sqlite and mongodb stores",fieldPath=".verification.deepScope"
 type DataStoreSpec struct {
 	// Type of the store; it picks the connector.
 	Type StoreType `json:"type"`
@@ -261,6 +264,11 @@ type DataStoreSpec struct {
 	// +kubebuilder:validation:MaxItems=128
 	// +listType=atomic
 	Keys []KeyMapping `json:"keys,omitempty"`
+	// Collections maps a subject to documents (mongodb).
+	// +optional
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=atomic
+	Collections []CollectionMapping `json:"collections,omitempty"`
 
 	// Description of the store for access reports (GDPR Art. 15), e.g. "Customer relationship database".
 	// +optional

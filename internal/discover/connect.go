@@ -38,6 +38,8 @@ func DetectType(dsn string) (privacyv1alpha1.StoreType, error) {
 	switch {
 	case s == "":
 		return "", errors.New("the DSN is empty")
+	case strings.HasPrefix(lowered, "mongodb://") || strings.HasPrefix(lowered, "mongodb+srv://"):
+		return privacyv1alpha1.StoreTypeMongoDB, nil
 	case strings.HasPrefix(lowered, "postgres://") || strings.HasPrefix(lowered, "postgresql://"):
 		return privacyv1alpha1.StoreTypePostgres, nil
 	case strings.Contains(lowered, "host=") || strings.Contains(lowered, "dbname="):
@@ -48,7 +50,7 @@ func DetectType(dsn string) (privacyv1alpha1.StoreType, error) {
 		strings.HasSuffix(lowered, ".db") || strings.HasSuffix(lowered, ".sqlite") || strings.HasSuffix(lowered, ".sqlite3"):
 		return privacyv1alpha1.StoreTypeSQLite, nil
 	}
-	return "", errors.New("cannot tell the database type from the DSN's form; pass --type postgres, mysql or sqlite")
+	return "", errors.New("cannot tell the database type from the DSN's form; pass --type postgres, mysql, sqlite or mongodb")
 }
 
 // Open opens the database with the connector's own dialect (and so its DSN rules). A SQLite file

@@ -279,6 +279,16 @@ func FromSpec(store string, spec *privacyv1alpha1.DataStoreSpec) []Node {
 		}
 		nodes = append(nodes, n)
 	}
+	for i, c := range spec.Collections {
+		n := Node{Store: store, Mapping: fmt.Sprintf("collection %s (collections[%d])", c.Name, i), Index: i}
+		for _, m := range c.Match {
+			n.Match = union(n.Match, []string{m.Identifier})
+		}
+		for _, p := range c.Provides {
+			n.Provides = union(n.Provides, []string{p.Identifier})
+		}
+		nodes = append(nodes, n)
+	}
 	for i, k := range spec.Keys {
 		n := Node{Store: store, Mapping: fmt.Sprintf("key pattern %s (keys[%d])", k.Pattern, i), Index: i}
 		for _, m := range placeholder.FindAllStringSubmatch(k.Pattern, -1) {

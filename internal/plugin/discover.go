@@ -62,7 +62,7 @@ from --dsn; it is never printed. The proposal's connection names the Secret give
 	fl.StringVar(&f.key, "key", "", "key of the DSN in the Secret (default: its only key, else dsn)")
 	fl.StringVar(&f.dsnFile, "dsn-file", "", "file holding the DSN; - reads standard input")
 	fl.StringVar(&f.dsn, "dsn", "", "the DSN itself (it stays in your shell history: prefer --secret or --dsn-file)")
-	fl.StringVar(&f.typ, "type", "", "postgres, mysql or sqlite (default: from the DSN's form)")
+	fl.StringVar(&f.typ, "type", "", "postgres, mysql, sqlite or mongodb (default: from the DSN's form)")
 	fl.StringVar(&f.name, "name", "", "name of the proposed DataStore (default: the Secret's name, else discovered)")
 	fl.BoolVar(&f.noInfer, "no-infer", false, "follow declared foreign keys only, not columns named after a table's id (customer_id)")
 	fl.StringSliceVar(&f.identifiers, "identifiers", []string{discover.IdentifierEmail},
@@ -118,8 +118,20 @@ func runDiscover(cmd *cobra.Command, o *options, f *discoverFlags, stdout io.Wri
 		if typ, err = discover.DetectType(dsn); err != nil {
 			return &ExitError{Code: exitUsage, Msg: err.Error()}
 		}
-	} else if !typ.IsSQL() {
-		return usageErr(cmd, "--type must be postgres, mysql or sqlite")
+	} else if !typ.IsSQL() && typ != privacyv1alpha1.StoreTypeMongoDB {
+		return usageErr(cmd, "--type must be postgres, mysql, sqlite or mongodb")
+	}
+	if typ == privacyv1alpha1.StoreTypeMongoDB {
+		p, err := discover.DiscoverMongo(cmd.Context(), dsn, discover.Options{Known: f.identifiers})
+		if err != nil {
+			return &ExitError{Code: exitFailed, Msg: "discover: " + err.Error()}
+		}
+		var out bytes.Buffer
+		if err := discover.RenderMongo(&out, p, header); err != nil {
+			return err
+		}
+		_, err = stdout.Write(out.Bytes())
+		return err
 	}
 	p, err := discover.Discover(cmd.Context(), typ, dsn, discover.Options{Known: f.identifiers, NoInference: f.noInfer})
 	if err != nil {

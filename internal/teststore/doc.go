@@ -1,4 +1,5 @@
-// Package teststore starts real, throwaway PostgreSQL, MariaDB and Redis servers for tests.
+// Package teststore starts real, throwaway PostgreSQL, MariaDB and Redis servers, and FerretDB (a
+// server of the MongoDB wire protocol over SQLite, built into bin/ by `make ferretdb`), for tests.
 //
 // Every server listens on a free port on 127.0.0.1, keeps its data in a fresh directory under
 // os.TempDir(), and never touches a system instance or its configuration. Connector tests run

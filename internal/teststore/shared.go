@@ -60,6 +60,7 @@ var (
 	sharedPostgres = shared[*Postgres]{start: StartPostgres}
 	sharedMariaDB  = shared[*MariaDB]{start: StartMariaDB}
 	sharedRedis    = shared[*Redis]{start: StartRedis}
+	sharedMongo    = shared[*Mongo]{start: StartMongo}
 )
 
 // SharedPostgres returns the test binary's PostgreSQL server, starting it on first use.
@@ -81,10 +82,16 @@ func SharedRedis(t testing.TB) *Redis {
 	return sharedRedis.get(t, "redis")
 }
 
+// SharedMongo returns the test binary's FerretDB server, starting it on first use.
+func SharedMongo(t testing.TB) *Mongo {
+	t.Helper()
+	return sharedMongo.get(t, "mongo")
+}
+
 // CloseShared stops and removes every shared server; call it from TestMain after m.Run().
 // A later Shared* call starts a new server.
 func CloseShared() {
-	err := errors.Join(sharedPostgres.close(), sharedMariaDB.close(), sharedRedis.close())
+	err := errors.Join(sharedPostgres.close(), sharedMariaDB.close(), sharedRedis.close(), sharedMongo.close())
 	if err != nil {
 		// TestMain has no testing.TB to report to, and a failed cleanup must not hide test results.
 		fmt.Fprintf(os.Stderr, "teststore: CloseShared: %v\n", err)

@@ -24,7 +24,7 @@ func TestDeepScope(t *testing.T) {
 		{"unknown deep scope", postgresStore, set("spec.verification", map[string]any{"deepScope": "everything"}),
 			[]string{"spec.verification.deepScope", `Unsupported value: "everything"`}},
 		{"deep scope database on a redis store", redisStore, set("spec.verification", map[string]any{"deepScope": "database"}),
-			[]string{"spec.verification.deepScope", "verification.deepScope database is only allowed for postgres, mysql and sqlite stores"}},
+			[]string{"spec.verification.deepScope", "verification.deepScope database is only allowed for postgres, mysql, sqlite and mongodb stores"}},
 	}
 	for i, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {

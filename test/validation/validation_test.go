@@ -104,8 +104,8 @@ type invalidCase struct {
 }
 
 var invalidCases = []invalidCase{
-	{"unknown store type", postgresStore, set("spec.type", "mongodb"),
-		[]string{"spec.type", `Unsupported value: "mongodb"`}},
+	{"unknown store type", postgresStore, set("spec.type", "cassandra"),
+		[]string{"spec.type", `Unsupported value: "cassandra"`}},
 	{"SQL injection in a table name", postgresStore, set("spec.tables[0].name", "users; drop table x"),
 		[]string{"spec.tables[0].name", "should match"}},
 	{"table name with three parts", postgresStore, set("spec.tables[0].name", "db.public.users"),

@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/httpstore"
+	_ "github.com/dsr-operator/dsr-operator/internal/connector/mongodb"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/mysql"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/postgres"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/redis"

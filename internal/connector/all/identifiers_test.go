@@ -35,6 +35,10 @@ func TestIdentifierNames(t *testing.T) {
 		{privacyv1alpha1.StoreTypeRedis, privacyv1alpha1.DataStoreSpec{Keys: keys}, []string{"email", "tenant.id", "userId"}, false},
 		{privacyv1alpha1.StoreTypeRedis, privacyv1alpha1.DataStoreSpec{}, nil, false},
 		{privacyv1alpha1.StoreTypeHTTP, privacyv1alpha1.DataStoreSpec{}, nil, true},
+		{privacyv1alpha1.StoreTypeMongoDB, privacyv1alpha1.DataStoreSpec{Collections: []privacyv1alpha1.CollectionMapping{
+			{Name: "shop.users", Match: []privacyv1alpha1.FieldMatch{{Field: "email", Identifier: "email"}, {Field: "profile.id", Identifier: "userId"}}},
+			{Name: "shop.orders", Match: []privacyv1alpha1.FieldMatch{{Field: "customerId", Identifier: "customerId"}}},
+		}}, []string{"customerId", "email", "userId"}, false},
 	} {
 		t.Run(string(tc.storeType), func(t *testing.T) {
 			p, err := connector.ProviderFor(tc.storeType)

@@ -39,7 +39,7 @@ func (m *listMatcher) match(identifier string, kind normalize.Kind, value string
 // sweptSubject is one person found in a store: the values found of them, and where.
 type sweptSubject struct {
 	values   connector.Values
-	entries  []int
+	entries  []suppression.Key
 	retained int64
 	live     int64
 }
@@ -49,9 +49,9 @@ type storeSweep struct {
 	status privacyv1alpha1.SuppressionStoreStatus
 	// erasedEntries and exemptEntries are the list entries found erased, or held only under a
 	// legal hold, in this store.
-	erasedEntries, exemptEntries []int
+	erasedEntries, exemptEntries []suppression.Key
 	// foundEntries were found and left in place (action report): no status is decided for them.
-	foundEntries []int
+	foundEntries []suppression.Key
 	// reappeared counts the records a sweep found outside their erased state: erased now
 	// (action erase) or still to erase (action report). Rows a request masked keep the identifier
 	// the sweep reads, and retained rows keep everything: neither is data that came back.
@@ -60,20 +60,91 @@ type storeSweep struct {
 }
 
 // sweep reads every selected store for the list's entries, erases what it finds when the list
-// asks for it, and records the outcome.
+// asks for it, and records the outcome. After each store it saves a checkpoint (the store's
+// counts, and its DROP items' statuses) in the list's index, so that a manager stopped mid-sweep
+// resumes with the next store: a store swept twice would no longer find what the first pass
+// erased, and its counts and items' statuses would be lost, or counted twice.
 func (r *SuppressionListReconciler) sweep(ctx context.Context, s *suppressionScope) error {
 	list := s.list
 	found, err := stores.Resolve(ctx, r.Client, list.Namespace, list.Spec.StoreSelector)
 	if err != nil {
 		return err
 	}
-	m := &listMatcher{set: s.loaded.Set, drop: list.Spec.Source.DropSecretRef != nil,
-		keyed: suppression.KeyedHasher{Key: r.Key, Norm: normalize.Normalizer{Region: r.phoneRegion()}}}
-	var results []storeSweep
+	number := list.Status.Sweeps + 1
+	checkpoint := s.loaded.Index.Sweep
+	if checkpoint != nil && checkpoint.Number != number {
+		checkpoint = nil
+	}
+	var results []suppression.StoreResult
 	for i := range found {
-		results = append(results, r.sweepStore(ctx, s, &found[i], m))
+		st := &found[i]
+		if done, ok := checkpoint.Done(string(st.Ref.Kind), st.Ref.Name); ok {
+			results = append(results, done)
+			continue
+		}
+		m := &listMatcher{set: s.loaded.Set, drop: list.Spec.Source.DropSecretRef != nil,
+			keyed: suppression.KeyedHasher{Key: r.Key, Norm: normalize.Normalizer{Region: r.phoneRegion()}}}
+		res := r.sweepStore(ctx, s, st, m)
+		if err := r.saveCheckpoint(ctx, s, number, res); err != nil {
+			return err
+		}
+		results = append(results, res.result())
 	}
 	return r.recordSweep(ctx, s, results)
+}
+
+// result is what the checkpoint and the status keep of a store's sweep.
+func (o storeSweep) result() suppression.StoreResult {
+	return suppression.StoreResult{SuppressionStoreStatus: o.status, Reappeared: o.reappeared, Failed: o.failed}
+}
+
+// saveCheckpoint records one store's part of sweep number: its result, and for a DROP list the
+// statuses it decided (deleted, exempted, or found and left in place), in one write of the index.
+func (r *SuppressionListReconciler) saveCheckpoint(ctx context.Context, s *suppressionScope, number int64, res storeSweep) error {
+	drop := s.list.Spec.Source.DropSecretRef != nil
+	loaded, err := s.storage.UpdateFrom(ctx, s.list, s.loaded, func(l *suppression.Loaded) (string, bool, error) {
+		if drop {
+			applyStoreStatuses(l.Set, res)
+		}
+		cp := &suppression.SweepCheckpoint{Number: number}
+		if old := l.Index.Sweep; old != nil && old.Number == number {
+			for _, done := range old.Stores {
+				if done.Kind != res.status.Kind || done.Name != res.status.Name {
+					cp.Stores = append(cp.Stores, done)
+				}
+			}
+		}
+		cp.Stores = append(cp.Stores, res.result())
+		l.Index.Sweep = cp
+		return l.Index.SourceDigest, true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("saving the sweep's checkpoint: %w", err)
+	}
+	s.loaded = loaded
+	return nil
+}
+
+// applyStoreStatuses moves the DROP items one store's sweep found on: deleted (3) once any store
+// erased their data, exempted (2) when found only under a legal hold and not deleted elsewhere,
+// and marked found (not reported) when left in place, so that the sweep does not call them not
+// found.
+func applyStoreStatuses(set *suppression.Set, res storeSweep) {
+	for _, k := range res.exemptEntries {
+		if i, ok := set.Find(k); ok && set.Entries()[i].Status != suppression.StatusDeleted {
+			set.SetStatus(i, suppression.StatusExempted)
+		}
+	}
+	for _, k := range res.erasedEntries {
+		if i, ok := set.Find(k); ok {
+			set.SetStatus(i, suppression.StatusDeleted)
+		}
+	}
+	for _, k := range res.foundEntries {
+		if i, ok := set.Find(k); ok && set.Entries()[i].Status == suppression.StatusNone {
+			set.SetStatus(i, suppression.StatusFound)
+		}
+	}
 }
 
 // sweepStore sweeps one store. Its failure is recorded in its status, never hidden: the sweep
@@ -113,7 +184,10 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			key := fmt.Sprintf("%x/%d", h, k)
 			sub := subjects[key]
 			if sub == nil {
-				sub = &sweptSubject{values: connector.Values{}, entries: m.set.Lookup(h, k)}
+				sub = &sweptSubject{values: connector.Values{}}
+				for _, i := range m.set.Lookup(h, k) {
+					sub.entries = append(sub.entries, m.set.KeyOf(i))
+				}
 				subjects[key] = sub
 				order = append(order, key)
 			}

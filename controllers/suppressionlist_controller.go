@@ -190,6 +190,9 @@ func (r *SuppressionListReconciler) applyDownload(ctx context.Context, s *suppre
 		return nil
 	}
 	loaded, err := s.storage.Update(ctx, list, func(l *suppression.Loaded) (string, bool, error) {
+		// A sweep interrupted before this download resumes no more: its finished stores were
+		// not swept for the new items, which it would otherwise call not found.
+		l.Index.Sweep = nil
 		return download.Digest, true, applyItems(l.Set, download)
 	})
 	if err != nil {

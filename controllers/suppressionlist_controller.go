@@ -193,6 +193,11 @@ func (r *SuppressionListReconciler) applyDownload(ctx context.Context, s *suppre
 		// A sweep interrupted before this download resumes no more: its finished stores were
 		// not swept for the new items, which it would otherwise call not found.
 		l.Index.Sweep = nil
+		for i, e := range l.Set.Entries() {
+			if e.Status == suppression.StatusFound {
+				l.Set.SetStatus(i, suppression.StatusNone)
+			}
+		}
 		return download.Digest, true, applyItems(l.Set, download)
 	})
 	if err != nil {

@@ -193,9 +193,14 @@ func (r *SuppressionListReconciler) applyDownload(ctx context.Context, s *suppre
 		// A sweep interrupted before this download resumes no more: its finished stores were
 		// not swept for the new items, which it would otherwise call not found.
 		l.Index.Sweep = nil
+		// Its marks go too: an erasing mark is resolved by the next pass over the store that set
+		// it, and the store swept first now may be another one.
 		for i, e := range l.Set.Entries() {
-			if e.Status == suppression.StatusFound {
+			switch {
+			case e.Status == suppression.StatusFound:
 				l.Set.SetStatus(i, suppression.StatusNone)
+			case e.Status.Erasing():
+				l.Set.SetStatus(i, e.Status.Base())
 			}
 		}
 		return download.Digest, true, applyItems(l.Set, download)

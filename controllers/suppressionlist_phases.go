@@ -57,6 +57,10 @@ type storeSweep struct {
 	// the sweep reads, and retained rows keep everything: neither is data that came back.
 	reappeared int64
 	failed     bool
+	// scanned: the store was read to the end. liveEntries are the entries found there outside
+	// legal holds (marked erasing before the erasure, for a DROP list with action erase).
+	scanned     bool
+	liveEntries []suppression.Key
 }
 
 // sweep reads every selected store for the list's entries, erases what it finds when the list
@@ -125,11 +129,47 @@ func (r *SuppressionListReconciler) saveCheckpoint(ctx context.Context, s *suppr
 	return nil
 }
 
+// markErasing saves the erasing mark of the entries about to be erased, before the erasure.
+func (r *SuppressionListReconciler) markErasing(ctx context.Context, s *suppressionScope, keys []suppression.Key) error {
+	loaded, err := s.storage.UpdateFrom(ctx, s.list, s.loaded, func(l *suppression.Loaded) (string, bool, error) {
+		changed := false
+		for _, k := range keys {
+			if i, ok := l.Set.Find(k); ok && !l.Set.Entries()[i].Status.Erasing() {
+				l.Set.SetStatus(i, l.Set.Entries()[i].Status.WithErasing())
+				changed = true
+			}
+		}
+		return l.Index.SourceDigest, changed, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.loaded = loaded
+	return nil
+}
+
 // applyStoreStatuses moves the DROP items one store's sweep found on: deleted (3) once any store
 // erased their data, exempted (2) when found only under a legal hold and not deleted elsewhere,
 // and marked found (not reported) when left in place, so that the sweep does not call them not
 // found.
 func applyStoreStatuses(set *suppression.Set, res storeSweep) {
+	if res.scanned {
+		// Entries marked erasing by an earlier pass over this store that was interrupted: found
+		// again, they take this pass's outcome; not found again, they were erased by it.
+		live := map[suppression.Key]bool{}
+		for _, k := range res.liveEntries {
+			live[k] = true
+		}
+		for i, e := range set.Entries() {
+			switch {
+			case !e.Status.Erasing():
+			case live[set.KeyOf(i)]:
+				set.SetStatus(i, e.Status.Base())
+			default:
+				set.SetStatus(i, suppression.StatusDeleted)
+			}
+		}
+	}
 	for _, k := range res.exemptEntries {
 		if i, ok := set.Find(k); ok && set.Entries()[i].Status != suppression.StatusDeleted {
 			set.SetStatus(i, suppression.StatusExempted)
@@ -204,6 +244,17 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 	}
 	if err != nil {
 		return fail("sweeping", err)
+	}
+	out.scanned = true
+	for _, key := range order {
+		if sub := subjects[key]; sub.live > 0 {
+			out.liveEntries = append(out.liveEntries, sub.entries...)
+		}
+	}
+	if s.list.Spec.Source.DropSecretRef != nil && s.list.Spec.Action == privacyv1alpha1.SuppressionErase && len(out.liveEntries) > 0 {
+		if err := r.markErasing(ctx, s, out.liveEntries); err != nil {
+			return fail("saving the sweep's progress", err)
+		}
 	}
 	for n, key := range order {
 		sub := subjects[key]

@@ -138,7 +138,7 @@ func (r *SuppressionListReconciler) writeReport(ctx context.Context, s *suppress
 	var lines []string
 	for _, e := range s.loaded.Set.Entries() {
 		if e.Status.Reportable() {
-			lines = append(lines, fmt.Sprintf("%s,%d", e.ID, e.Status))
+			lines = append(lines, fmt.Sprintf("%s,%d", e.ID, e.Status.Base()))
 		}
 	}
 	sort.Strings(lines)

@@ -9,8 +9,22 @@ import (
 // sweep from calling the item "not found" after a restart, and is cleared when the sweep ends.
 const StatusFound Status = 1
 
-// Reportable reports whether st is a status of the DROP report.
-func (st Status) Reportable() bool { return st != StatusNone && st != StatusFound }
+// erasingFlag marks an entry whose data a sweep is about to erase in the store it is sweeping.
+// It is saved before the erasure, so that after an interruption the store's next pass, which no
+// longer finds what was erased, knows it was (deleted), instead of calling it not found.
+const erasingFlag Status = 0x80
+
+// Erasing reports whether st carries the erasing mark.
+func (st Status) Erasing() bool { return st&erasingFlag != 0 }
+
+// WithErasing is st with the erasing mark.
+func (st Status) WithErasing() Status { return st | erasingFlag }
+
+// Base is st without the erasing mark.
+func (st Status) Base() Status { return st &^ erasingFlag }
+
+// Reportable reports whether st is (or, with the erasing mark, was) a status of the DROP report.
+func (st Status) Reportable() bool { return st.Base() != StatusNone && st.Base() != StatusFound }
 
 // SweepCheckpoint is a sweep in progress, saved in the index after every store it finished, so
 // that a manager stopped mid-sweep resumes with the next store instead of sweeping the finished

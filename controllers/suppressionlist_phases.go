@@ -88,7 +88,7 @@ func (r *SuppressionListReconciler) sweep(ctx context.Context, s *suppressionSco
 		}
 		m := &listMatcher{set: s.loaded.Set, drop: list.Spec.Source.DropSecretRef != nil,
 			keyed: suppression.KeyedHasher{Key: r.Key, Norm: normalize.Normalizer{Region: r.phoneRegion()}}}
-		res := r.sweepStore(ctx, s, st, m)
+		res := r.sweepStore(ctx, s, st, m, linkedStores(found, i))
 		if err := r.saveCheckpoint(ctx, s, number, res); err != nil {
 			return err
 		}
@@ -189,7 +189,7 @@ func applyStoreStatuses(set *suppression.Set, res storeSweep) {
 
 // sweepStore sweeps one store. Its failure is recorded in its status, never hidden: the sweep
 // of the other stores goes on and Ready says which store failed.
-func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressionScope, st *stores.Store, m *listMatcher) storeSweep {
+func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressionScope, st *stores.Store, m *listMatcher, linked []*stores.Store) storeSweep {
 	out := storeSweep{status: privacyv1alpha1.SuppressionStoreStatus{Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type}}
 	fail := func(what string, err error) storeSweep {
 		f := requests.Classify(err, nil)
@@ -256,6 +256,13 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			return fail("saving the sweep's progress", err)
 		}
 	}
+	var lc *linkedClients
+	if len(linked) > 0 && len(out.liveEntries) > 0 {
+		if lc, err = r.acquireLinked(ctx, linked); err != nil {
+			return fail("connecting to the stores linked to it", err)
+		}
+		defer lc.close()
+	}
 	for n, key := range order {
 		sub := subjects[key]
 		out.status.Matched += sub.live + sub.retained
@@ -265,6 +272,24 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			continue
 		}
 		req := connector.Request{ID: fmt.Sprintf("%s/sweep/%d/%d", s.list.UID, s.list.Status.Sweeps+1, n), Values: sub.values}
+		var linkedErased int64
+		if lc != nil {
+			if err := lc.derive(ctx, cl, &req); err != nil {
+				return fail("deriving the linked values of what the sweep found", err)
+			}
+			if s.list.Spec.Action == privacyv1alpha1.SuppressionErase {
+				if linkedErased, err = lc.erase(ctx, req); err != nil {
+					out.status.Erased += linkedErased
+					return fail("erasing what the sweep found in the stores linked to it", err)
+				}
+			} else {
+				remaining, err := lc.remaining(ctx, req)
+				if err != nil {
+					return fail("counting what the sweep found in the stores linked to it", err)
+				}
+				out.reappeared += remaining
+			}
+		}
 		if s.list.Spec.Action != privacyv1alpha1.SuppressionErase {
 			remaining, err := remainingOf(ctx, cl, req)
 			if err != nil {
@@ -275,7 +300,10 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			continue
 		}
 		erased, err := eraseFound(ctx, cl, req)
+		// A store's erased count includes what its finds erased in the stores linked to it.
+		erased += linkedErased
 		if err != nil {
+			out.status.Erased += linkedErased
 			return fail("erasing what the sweep found", err)
 		}
 		out.status.Erased += erased
@@ -318,7 +346,14 @@ func deriveFound(ctx context.Context, cl connector.Client, req *connector.Reques
 	}
 	if der != nil {
 		req.Values.Merge(der.Values)
-		req.Shared = der.Shared
+		// Several stores may derive for one person (cross-store links): what any of them
+		// found shared stays protected.
+		if len(der.Shared) > 0 {
+			if req.Shared == nil {
+				req.Shared = connector.Values{}
+			}
+			req.Shared.Merge(der.Shared)
+		}
 	}
 	return nil
 }

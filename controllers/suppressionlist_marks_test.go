@@ -11,7 +11,7 @@ import (
 // the next pass over that store decides them: found again, they take its outcome; not found
 // again, they were erased by the interrupted pass (deleted, not "not found"). A pass that could
 // not read the store to the end decides nothing.
-func TestErasingMarksAreResolvedByTheStoresNextPass(t *testing.T) {
+func TestSuppressionErasingMarksAreResolvedByTheStoresNextPass(t *testing.T) {
 	var entries []suppression.Entry
 	for i := range 4 {
 		h, _ := suppression.DropHash(suppression.KindEmail, fmt.Sprintf("p%d@example.com", i))

@@ -39,7 +39,7 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint for profiling (empty: off).")
 	var enableSuppressionLists bool
-	flag.BoolVar(&enableSuppressionLists, "enable-suppression-lists", false, "Run the SuppressionList controller (experimental; grant it RBAC on suppressionlists and Secrets first).")
+	flag.BoolVar(&enableSuppressionLists, "enable-suppression-lists", true, "Run the SuppressionList controller and feed lists from DeletionRequests (false: lists are neither swept nor fed).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica works at a time.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over https, with authentication and authorization by the API server.")
 	flag.StringVar(&namespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the salt, the receipt signing key and the Secrets of ClusterDataStores.")

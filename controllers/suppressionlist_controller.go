@@ -42,6 +42,16 @@ type SuppressionListReconciler struct {
 	PageSize int
 }
 
+// The list's entries are Secrets read and deleted by name (never listed or watched: the index
+// names every chunk); the report Secret is created, then updated. Chunks and the report are owned
+// by the list with blockOwnerDeletion, which clusters enforcing OwnerReferencesPermission allow
+// only to who may update the list's finalizers.
+// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=suppressionlists,verbs=get;list;watch
+// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=suppressionlists/status,verbs=get;patch
+// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=suppressionlists/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
 // suppressionScope is what one reconcile of a list works with.
 type suppressionScope struct {
 	list    *privacyv1alpha1.SuppressionList
@@ -52,6 +62,17 @@ type suppressionScope struct {
 	// sourceProblem: the DROP download Secret is missing, not opted in or refused; Ready says so
 	// until it is fixed, whatever the sweeps find.
 	sourceProblem bool
+	// interval is the list's sweep interval; sweepFailed: a store could not be swept, and the
+	// sweep is tried again after sweepRetryDelay(interval) instead.
+	interval    time.Duration
+	sweepFailed bool
+}
+
+// sweepRetryDelay is how soon a sweep in which a store failed is tried again: an eighth of the
+// interval, from 10 seconds to 15 minutes, so that a store down for a moment is not left unswept
+// for a whole interval (up to 45 days) and a store down for long is not hammered.
+func sweepRetryDelay(interval time.Duration) time.Duration {
+	return min(max(interval/8, 10*time.Second), 15*time.Minute, interval)
 }
 
 // Reconcile applies a new DROP download, then sweeps when due.
@@ -63,7 +84,7 @@ func (r *SuppressionListReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if !list.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	before := list.Status.DeepCopy()
+	orig := list.DeepCopy()
 	now := r.now()
 	s := &suppressionScope{list: list, now: now, effect: &effects{now: now},
 		storage: suppression.Storage{Client: r.Client, Reader: r.APIReader}}
@@ -76,8 +97,9 @@ func (r *SuppressionListReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err == nil {
 		list.Status.ObservedGeneration = list.Generation
 	}
-	if !equality.Semantic.DeepEqual(before, &list.Status) {
-		if uerr := r.Status().Update(ctx, list); uerr != nil {
+	if !equality.Semantic.DeepEqual(&orig.Status, &list.Status) {
+		patch := client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})
+		if uerr := r.Status().Patch(ctx, list, patch); uerr != nil {
 			if apierrors.IsConflict(uerr) {
 				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
@@ -118,6 +140,7 @@ func (r *SuppressionListReconciler) reconcileList(ctx context.Context, s *suppre
 	if list.Spec.SweepInterval != nil && list.Spec.SweepInterval.Duration > 0 {
 		interval = list.Spec.SweepInterval.Duration
 	}
+	s.interval = interval
 	next := list.Status.NextSweepTime
 	if next != nil && s.now.Before(next.Time) && !next.Time.After(s.now.Add(interval)) {
 		s.effect.at(next.Time)
@@ -125,6 +148,9 @@ func (r *SuppressionListReconciler) reconcileList(ctx context.Context, s *suppre
 	}
 	if err := r.sweep(ctx, s); err != nil {
 		return err
+	}
+	if s.sweepFailed {
+		interval = sweepRetryDelay(interval)
 	}
 	list.Status.NextSweepTime = ptrTime(s.now.Add(interval))
 	s.effect.after(interval)
@@ -164,6 +190,19 @@ func (r *SuppressionListReconciler) applyDownload(ctx context.Context, s *suppre
 		return nil
 	}
 	loaded, err := s.storage.Update(ctx, list, func(l *suppression.Loaded) (string, bool, error) {
+		// A sweep interrupted before this download resumes no more: its finished stores were
+		// not swept for the new items, which it would otherwise call not found.
+		l.Index.Sweep = nil
+		// Its marks go too: an erasing mark is resolved by the next pass over the store that set
+		// it, and the store swept first now may be another one.
+		for i, e := range l.Set.Entries() {
+			switch {
+			case e.Status == suppression.StatusFound:
+				l.Set.SetStatus(i, suppression.StatusNone)
+			case e.Status.Erasing():
+				l.Set.SetStatus(i, e.Status.Base())
+			}
+		}
 		return download.Digest, true, applyItems(l.Set, download)
 	})
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/suppression"
 )
 
+// +kubebuilder:rbac:groups=privacy.dsr.dev,resources=suppressionlists,verbs=get;list;watch
+
 // feedKinds are the kinds each value is hashed under: a store may match the same identifier as
 // an email in one column and exactly in another (spec.tables[].match[].as), and the sweep hashes
 // each stored value under its column's kind.

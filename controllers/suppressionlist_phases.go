@@ -39,7 +39,7 @@ func (m *listMatcher) match(identifier string, kind normalize.Kind, value string
 // sweptSubject is one person found in a store: the values found of them, and where.
 type sweptSubject struct {
 	values   connector.Values
-	entries  []int
+	entries  []suppression.Key
 	retained int64
 	live     int64
 }
@@ -49,36 +49,147 @@ type storeSweep struct {
 	status privacyv1alpha1.SuppressionStoreStatus
 	// erasedEntries and exemptEntries are the list entries found erased, or held only under a
 	// legal hold, in this store.
-	erasedEntries, exemptEntries []int
+	erasedEntries, exemptEntries []suppression.Key
 	// foundEntries were found and left in place (action report): no status is decided for them.
-	foundEntries []int
+	foundEntries []suppression.Key
 	// reappeared counts the records a sweep found outside their erased state: erased now
 	// (action erase) or still to erase (action report). Rows a request masked keep the identifier
 	// the sweep reads, and retained rows keep everything: neither is data that came back.
 	reappeared int64
 	failed     bool
+	// scanned: the store was read to the end. liveEntries are the entries found there outside
+	// legal holds (marked erasing before the erasure, for a DROP list with action erase).
+	scanned     bool
+	liveEntries []suppression.Key
 }
 
 // sweep reads every selected store for the list's entries, erases what it finds when the list
-// asks for it, and records the outcome.
+// asks for it, and records the outcome. After each store it saves a checkpoint (the store's
+// counts, and its DROP items' statuses) in the list's index, so that a manager stopped mid-sweep
+// resumes with the next store: a store swept twice would no longer find what the first pass
+// erased, and its counts and items' statuses would be lost, or counted twice.
 func (r *SuppressionListReconciler) sweep(ctx context.Context, s *suppressionScope) error {
 	list := s.list
 	found, err := stores.Resolve(ctx, r.Client, list.Namespace, list.Spec.StoreSelector)
 	if err != nil {
 		return err
 	}
-	m := &listMatcher{set: s.loaded.Set, drop: list.Spec.Source.DropSecretRef != nil,
-		keyed: suppression.KeyedHasher{Key: r.Key, Norm: normalize.Normalizer{Region: r.phoneRegion()}}}
-	var results []storeSweep
+	number := list.Status.Sweeps + 1
+	checkpoint := s.loaded.Index.Sweep
+	if checkpoint != nil && checkpoint.Number != number {
+		checkpoint = nil
+	}
+	var results []suppression.StoreResult
 	for i := range found {
-		results = append(results, r.sweepStore(ctx, s, &found[i], m))
+		st := &found[i]
+		if done, ok := checkpoint.Done(string(st.Ref.Kind), st.Ref.Name); ok {
+			results = append(results, done)
+			continue
+		}
+		m := &listMatcher{set: s.loaded.Set, drop: list.Spec.Source.DropSecretRef != nil,
+			keyed: suppression.KeyedHasher{Key: r.Key, Norm: normalize.Normalizer{Region: r.phoneRegion()}}}
+		res := r.sweepStore(ctx, s, st, m, linkedStores(found, i))
+		if err := r.saveCheckpoint(ctx, s, number, res); err != nil {
+			return err
+		}
+		results = append(results, res.result())
 	}
 	return r.recordSweep(ctx, s, results)
 }
 
+// result is what the checkpoint and the status keep of a store's sweep.
+func (o storeSweep) result() suppression.StoreResult {
+	return suppression.StoreResult{SuppressionStoreStatus: o.status, Reappeared: o.reappeared, Failed: o.failed}
+}
+
+// saveCheckpoint records one store's part of sweep number: its result, and for a DROP list the
+// statuses it decided (deleted, exempted, or found and left in place), in one write of the index.
+func (r *SuppressionListReconciler) saveCheckpoint(ctx context.Context, s *suppressionScope, number int64, res storeSweep) error {
+	drop := s.list.Spec.Source.DropSecretRef != nil
+	loaded, err := s.storage.UpdateFrom(ctx, s.list, s.loaded, func(l *suppression.Loaded) (string, bool, error) {
+		if drop {
+			applyStoreStatuses(l.Set, res)
+		}
+		cp := &suppression.SweepCheckpoint{Number: number}
+		if old := l.Index.Sweep; old != nil && old.Number == number {
+			for _, done := range old.Stores {
+				if done.Kind != res.status.Kind || done.Name != res.status.Name {
+					cp.Stores = append(cp.Stores, done)
+				}
+			}
+		}
+		cp.Stores = append(cp.Stores, res.result())
+		l.Index.Sweep = cp
+		return l.Index.SourceDigest, true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("saving the sweep's checkpoint: %w", err)
+	}
+	s.loaded = loaded
+	return nil
+}
+
+// markErasing saves the erasing mark of the entries about to be erased, before the erasure.
+func (r *SuppressionListReconciler) markErasing(ctx context.Context, s *suppressionScope, keys []suppression.Key) error {
+	loaded, err := s.storage.UpdateFrom(ctx, s.list, s.loaded, func(l *suppression.Loaded) (string, bool, error) {
+		changed := false
+		for _, k := range keys {
+			if i, ok := l.Set.Find(k); ok && !l.Set.Entries()[i].Status.Erasing() {
+				l.Set.SetStatus(i, l.Set.Entries()[i].Status.WithErasing())
+				changed = true
+			}
+		}
+		return l.Index.SourceDigest, changed, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.loaded = loaded
+	return nil
+}
+
+// applyStoreStatuses moves the DROP items one store's sweep found on: deleted (3) once any store
+// erased their data, exempted (2) when found only under a legal hold and not deleted elsewhere,
+// and marked found (not reported) when left in place, so that the sweep does not call them not
+// found.
+func applyStoreStatuses(set *suppression.Set, res storeSweep) {
+	if res.scanned {
+		// Entries marked erasing by an earlier pass over this store that was interrupted: found
+		// again, they take this pass's outcome; not found again, they were erased by it.
+		live := map[suppression.Key]bool{}
+		for _, k := range res.liveEntries {
+			live[k] = true
+		}
+		for i, e := range set.Entries() {
+			switch {
+			case !e.Status.Erasing():
+			case live[set.KeyOf(i)]:
+				set.SetStatus(i, e.Status.Base())
+			default:
+				set.SetStatus(i, suppression.StatusDeleted)
+			}
+		}
+	}
+	for _, k := range res.exemptEntries {
+		if i, ok := set.Find(k); ok && set.Entries()[i].Status != suppression.StatusDeleted {
+			set.SetStatus(i, suppression.StatusExempted)
+		}
+	}
+	for _, k := range res.erasedEntries {
+		if i, ok := set.Find(k); ok {
+			set.SetStatus(i, suppression.StatusDeleted)
+		}
+	}
+	for _, k := range res.foundEntries {
+		if i, ok := set.Find(k); ok && set.Entries()[i].Status == suppression.StatusNone {
+			set.SetStatus(i, suppression.StatusFound)
+		}
+	}
+}
+
 // sweepStore sweeps one store. Its failure is recorded in its status, never hidden: the sweep
 // of the other stores goes on and Ready says which store failed.
-func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressionScope, st *stores.Store, m *listMatcher) storeSweep {
+func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressionScope, st *stores.Store, m *listMatcher, linked []*stores.Store) storeSweep {
 	out := storeSweep{status: privacyv1alpha1.SuppressionStoreStatus{Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type}}
 	fail := func(what string, err error) storeSweep {
 		f := requests.Classify(err, nil)
@@ -113,7 +224,10 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			key := fmt.Sprintf("%x/%d", h, k)
 			sub := subjects[key]
 			if sub == nil {
-				sub = &sweptSubject{values: connector.Values{}, entries: m.set.Lookup(h, k)}
+				sub = &sweptSubject{values: connector.Values{}}
+				for _, i := range m.set.Lookup(h, k) {
+					sub.entries = append(sub.entries, m.set.KeyOf(i))
+				}
 				subjects[key] = sub
 				order = append(order, key)
 			}
@@ -131,6 +245,24 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 	if err != nil {
 		return fail("sweeping", err)
 	}
+	out.scanned = true
+	for _, key := range order {
+		if sub := subjects[key]; sub.live > 0 {
+			out.liveEntries = append(out.liveEntries, sub.entries...)
+		}
+	}
+	if s.list.Spec.Source.DropSecretRef != nil && s.list.Spec.Action == privacyv1alpha1.SuppressionErase && len(out.liveEntries) > 0 {
+		if err := r.markErasing(ctx, s, out.liveEntries); err != nil {
+			return fail("saving the sweep's progress", err)
+		}
+	}
+	var lc *linkedClients
+	if len(linked) > 0 && len(out.liveEntries) > 0 {
+		if lc, err = r.acquireLinked(ctx, linked); err != nil {
+			return fail("connecting to the stores linked to it", err)
+		}
+		defer lc.close()
+	}
 	for n, key := range order {
 		sub := subjects[key]
 		out.status.Matched += sub.live + sub.retained
@@ -140,6 +272,24 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			continue
 		}
 		req := connector.Request{ID: fmt.Sprintf("%s/sweep/%d/%d", s.list.UID, s.list.Status.Sweeps+1, n), Values: sub.values}
+		var linkedErased int64
+		if lc != nil {
+			if err := lc.derive(ctx, cl, &req); err != nil {
+				return fail("deriving the linked values of what the sweep found", err)
+			}
+			if s.list.Spec.Action == privacyv1alpha1.SuppressionErase {
+				if linkedErased, err = lc.erase(ctx, req); err != nil {
+					out.status.Erased += linkedErased
+					return fail("erasing what the sweep found in the stores linked to it", err)
+				}
+			} else {
+				remaining, err := lc.remaining(ctx, req)
+				if err != nil {
+					return fail("counting what the sweep found in the stores linked to it", err)
+				}
+				out.reappeared += remaining
+			}
+		}
 		if s.list.Spec.Action != privacyv1alpha1.SuppressionErase {
 			remaining, err := remainingOf(ctx, cl, req)
 			if err != nil {
@@ -150,7 +300,10 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			continue
 		}
 		erased, err := eraseFound(ctx, cl, req)
+		// A store's erased count includes what its finds erased in the stores linked to it.
+		erased += linkedErased
 		if err != nil {
+			out.status.Erased += linkedErased
 			return fail("erasing what the sweep found", err)
 		}
 		out.status.Erased += erased
@@ -193,7 +346,14 @@ func deriveFound(ctx context.Context, cl connector.Client, req *connector.Reques
 	}
 	if der != nil {
 		req.Values.Merge(der.Values)
-		req.Shared = der.Shared
+		// Several stores may derive for one person (cross-store links): what any of them
+		// found shared stays protected.
+		if len(der.Shared) > 0 {
+			if req.Shared == nil {
+				req.Shared = connector.Values{}
+			}
+			req.Shared.Merge(der.Shared)
+		}
 	}
 	return nil
 }

@@ -42,27 +42,28 @@ const reportKey = "report.csv"
 
 // recordSweep writes what the stores' sweeps found into the status, the DROP items' statuses and
 // the report.
-func (r *SuppressionListReconciler) recordSweep(ctx context.Context, s *suppressionScope, results []storeSweep) error {
+func (r *SuppressionListReconciler) recordSweep(ctx context.Context, s *suppressionScope, results []suppression.StoreResult) error {
 	list := s.list
 	list.Status.Stores = nil
 	var failed, reappeared []string
 	for _, res := range results {
-		list.Status.Stores = append(list.Status.Stores, res.status)
-		label := fmt.Sprintf("%s %s", res.status.Kind, res.status.Name)
+		list.Status.Stores = append(list.Status.Stores, res.SuppressionStoreStatus)
+		label := fmt.Sprintf("%s %s", res.Kind, res.Name)
 		result := "ok"
 		switch {
-		case res.failed:
+		case res.Failed:
 			failed = append(failed, label)
 			result = "failed"
-		case !res.status.Supported:
+		case !res.Supported:
 			result = "unsupported"
 		}
-		suppressionSweeps.WithLabelValues(string(res.status.Type), result).Inc()
-		if res.reappeared > 0 {
+		suppressionSweeps.WithLabelValues(string(res.Type), result).Inc()
+		if res.Reappeared > 0 {
 			reappeared = append(reappeared, label)
-			suppressionReappeared.WithLabelValues(string(res.status.Type)).Inc()
+			suppressionReappeared.WithLabelValues(string(res.Type)).Inc()
 		}
 	}
+	s.sweepFailed = len(failed) > 0
 	list.Status.Sweeps++
 	list.Status.LastSweepTime = ptrTime(s.now)
 	gen := list.Generation
@@ -79,16 +80,13 @@ func (r *SuppressionListReconciler) recordSweep(ctx context.Context, s *suppress
 	}
 	if len(failed) > 0 {
 		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonSweepFailed,
-			"the sweep failed in "+joinNames(failed)+"; see status.stores")
+			"the sweep failed in "+joinNames(failed)+"; see status.stores; retried in "+sweepRetryDelay(s.interval).String())
 		s.effect.warn(privacyv1alpha1.ReasonSweepFailed, "Sweep", "the sweep failed in "+joinNames(failed))
 	} else if !s.sourceProblem {
 		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonSwept,
 			fmt.Sprintf("%d stores swept for %d entries", len(results), s.loaded.Set.Len()))
 	}
-	if list.Spec.Source.DropSecretRef == nil {
-		return nil
-	}
-	return r.recordDropStatuses(ctx, s, results, len(failed) > 0)
+	return r.finishSweep(ctx, s, len(failed) > 0)
 }
 
 func readyCondition(list *privacyv1alpha1.SuppressionList) *metav1.Condition {
@@ -100,55 +98,35 @@ func readyCondition(list *privacyv1alpha1.SuppressionList) *metav1.Condition {
 	return nil
 }
 
-// recordDropStatuses moves each DROP item's status on: deleted (3) once any store erased its
-// data, exempted (2) when every match was under a legal hold, not found (5) when a complete
-// sweep found nothing and nothing was decided before. A deleted item stays deleted. After a
-// sweep in which a store failed, items are not marked not found: that store was not looked at.
-func (r *SuppressionListReconciler) recordDropStatuses(ctx context.Context, s *suppressionScope, results []storeSweep, incomplete bool) error {
-	set := s.loaded.Set
-	statuses := make([]suppression.Status, set.Len())
-	for i, e := range set.Entries() {
-		statuses[i] = e.Status
-	}
-	for _, res := range results {
-		for _, i := range res.exemptEntries {
-			if statuses[i] != suppression.StatusDeleted {
-				statuses[i] = suppression.StatusExempted
+// finishSweep ends the sweep in the list's storage: the checkpoint goes, and for a DROP list the
+// items no store found become not found (5) after a complete sweep (after a sweep in which a
+// store failed, that store was not looked at: they stay undecided), the marks of items found and
+// left in place are cleared, and the report is written. Deleted (3) stays deleted.
+func (r *SuppressionListReconciler) finishSweep(ctx context.Context, s *suppressionScope, incomplete bool) error {
+	drop := s.list.Spec.Source.DropSecretRef != nil
+	loaded, err := s.storage.UpdateFrom(ctx, s.list, s.loaded, func(l *suppression.Loaded) (string, bool, error) {
+		changed := l.Index.Sweep != nil
+		l.Index.Sweep = nil
+		if drop {
+			for i, e := range l.Set.Entries() {
+				switch {
+				case e.Status == suppression.StatusFound:
+					l.Set.SetStatus(i, suppression.StatusNone)
+					changed = true
+				case e.Status == suppression.StatusNone && !incomplete:
+					l.Set.SetStatus(i, suppression.StatusNotFound)
+					changed = true
+				}
 			}
 		}
+		return l.Index.SourceDigest, changed, nil
+	})
+	if err != nil {
+		return err
 	}
-	found := map[int]bool{}
-	for _, res := range results {
-		for _, i := range res.erasedEntries {
-			statuses[i] = suppression.StatusDeleted
-		}
-		for _, i := range res.foundEntries {
-			found[i] = true
-		}
-	}
-	changed := false
-	for i, e := range set.Entries() {
-		if statuses[i] == suppression.StatusNone && !incomplete && !found[i] {
-			statuses[i] = suppression.StatusNotFound
-		}
-		if statuses[i] != e.Status {
-			changed = true
-		}
-	}
-	if changed {
-		loaded, err := s.storage.Update(ctx, s.list, func(l *suppression.Loaded) (string, bool, error) {
-			if l.Set.Len() != set.Len() {
-				return "", false, suppression.ErrConflict
-			}
-			for i := range statuses {
-				l.Set.SetStatus(i, statuses[i])
-			}
-			return l.Index.SourceDigest, true, nil
-		})
-		if err != nil {
-			return err
-		}
-		s.loaded = loaded
+	s.loaded = loaded
+	if !drop {
+		return nil
 	}
 	return r.writeReport(ctx, s)
 }
@@ -159,8 +137,8 @@ func (r *SuppressionListReconciler) writeReport(ctx context.Context, s *suppress
 	list := s.list
 	var lines []string
 	for _, e := range s.loaded.Set.Entries() {
-		if e.Status != suppression.StatusNone {
-			lines = append(lines, fmt.Sprintf("%s,%d", e.ID, e.Status))
+		if e.Status.Reportable() {
+			lines = append(lines, fmt.Sprintf("%s,%d", e.ID, e.Status.Base()))
 		}
 	}
 	sort.Strings(lines)

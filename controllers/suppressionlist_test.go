@@ -136,7 +136,7 @@ func TestSuppressionListKeepsAnErasedPersonErased(t *testing.T) {
 		}
 	}
 	for query, want := range map[string]int{
-		`SELECT COUNT(*) FROM customers WHERE lower(trim(email)) = 'jane.doe@example.com' OR id = 'u-4711'`:                      0,
+		`SELECT COUNT(*) FROM customers WHERE lower(trim(email)) = 'jane.doe@example.com' OR id = 'u-4711'`:                    0,
 		`SELECT COUNT(*) FROM orders WHERE lower(trim(customer_email)) = 'jane.doe@example.com' AND address = '1 Main Street'`: 0,
 		`SELECT COUNT(*) FROM invoices WHERE lower(trim(customer_email)) = 'jane.doe@example.com'`:                             2,
 	} {

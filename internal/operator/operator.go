@@ -38,7 +38,8 @@ type Options struct {
 	// RequestConcurrency is how many requests of each kind are worked on at once.
 	RequestConcurrency int
 	// EnableSuppressionLists runs the SuppressionList controller and feeds lists from
-	// DeletionRequests (experimental; its RBAC is not in the shipped roles yet).
+	// DeletionRequests. The manager binary sets it (--enable-suppression-lists, default true);
+	// tests that do not need lists leave it off.
 	EnableSuppressionLists bool
 	// StoreConcurrency bounds how many stores one request works on at once.
 	StoreConcurrency int

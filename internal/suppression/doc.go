@@ -9,7 +9,8 @@
 //     hands out, of the identifier normalised as DROP prescribes (email trimmed and lower-cased,
 //     phone numbers as their last ten digits).
 //
-// Entries are kept in Secrets of the list's namespace, in chunks under 1 MiB addressed by their
-// content and tied together by an index Secret written last (store.go), so that a list of a
-// million entries fits, survives restarts and reinstalls, and is never silently truncated.
+// Entries are kept in Secrets of the list's namespace, in chunks under 1 MiB tied together by an
+// index Secret that names every one of them, claimed before they are written and committed last
+// (store.go), so that a list of a million entries fits, survives restarts and reinstalls, is never
+// silently truncated, and is kept without listing or watching Secrets.
 package suppression

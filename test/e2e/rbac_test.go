@@ -32,19 +32,25 @@ var expectedManagerRules = []permission{
 	{"", "namespaces", []string{"get", "list", "watch"},
 		"a ClusterDataStore's namespaceSelector is matched against the request namespace's labels (read through the cache)"},
 	{"", "secrets", []string{"create", "delete", "get", "update"},
-		"get: identifiers, connection and CA Secrets, the salt and the signing key, always by direct GET, never cached; stores poll their Secrets' resourceVersions (no list/watch). " +
-			"create: the access export, and the salt and signing key on first start; update: an export Secret left by a crashed reconcile; " +
-			"delete: expired exports and the identifiers Secret after the verification period."},
+		"get: identifiers, connection and CA Secrets, the salt, the signing key and the suppression key, a DROP download, a SuppressionList's index and chunks, always by direct GET, never cached; " +
+			"stores poll their Secrets' resourceVersions and a list's index names every chunk (no list/watch). " +
+			"create: the access export, a list's chunks, index and DROP report, and the salt and keys on first start; update: an export Secret left by a crashed reconcile, a list's index and report; " +
+			"delete: expired exports, the identifiers Secret after the verification period, a list's retired chunks."},
 	{"events.k8s.io", "events", []string{"create", "patch"},
 		"events on requests and stores (events.k8s.io/v1 recorder)"},
 	{"privacy.dsr.dev", "accessrequests", []string{"get", "list", "watch"}, "reconciled; the operator never changes a spec"},
 	{"privacy.dsr.dev", "deletionrequests", []string{"get", "list", "watch"}, "reconciled; the operator never changes a spec"},
 	{"privacy.dsr.dev", "datastores", []string{"get", "list", "watch"}, "checked and resolved; the operator never changes a spec"},
 	{"privacy.dsr.dev", "clusterdatastores", []string{"get", "list", "watch"}, "checked and resolved; the operator never changes a spec"},
+	{"privacy.dsr.dev", "suppressionlists", []string{"get", "list", "watch"},
+		"reconciled (sweeps), and listed by the DeletionRequest controller to feed the lists of the namespace; the operator never changes a spec"},
 	{"privacy.dsr.dev", "accessrequests/status", []string{"get", "patch"}, "status is written with optimistic-lock merge patches"},
 	{"privacy.dsr.dev", "deletionrequests/status", []string{"get", "patch"}, "status is written with optimistic-lock merge patches"},
 	{"privacy.dsr.dev", "datastores/status", []string{"get", "patch"}, "health checks write Ready"},
 	{"privacy.dsr.dev", "clusterdatastores/status", []string{"get", "patch"}, "health checks write Ready"},
+	{"privacy.dsr.dev", "suppressionlists/status", []string{"get", "patch"}, "sweep results, written with optimistic-lock merge patches"},
+	{"privacy.dsr.dev", "suppressionlists/finalizers", []string{"update"},
+		"a list's chunks, index and report are owned by it with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement admission plugin allows only to who may update the owner's finalizers; the operator adds no finalizer"},
 }
 
 // expectedLeaderElectionRules hold in the operator namespace only.

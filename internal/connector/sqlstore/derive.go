@@ -25,11 +25,12 @@ const maxDeriveRounds = 16
 // and changes nothing.
 func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.Derivation, error) {
 	const op = "derive"
-	tx, err := s.readTx(ctx)
+	sqlTx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer func() { _ = sqlTx.Rollback() }()
+	tx := s.observed(sqlTx)
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
 		return nil, s.fail(op, err, req)

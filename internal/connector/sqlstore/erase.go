@@ -17,8 +17,10 @@ type tableWork struct {
 // Erase deletes and masks the subject's rows and counts the retained ones.
 //
 // It first counts, in one transaction, the rows each table still has to change. When that total
-// is at most Options.MaxAtomicRows the changes are made in that same transaction, so a crash or
-// outage leaves the store exactly as it was. Above it, every batch of Options.BatchSize rows is
+// is at most Options.MaxAtomicRows the changes are made in that same transaction, one statement
+// per table (the count bounds its rows, and batching inside one transaction would only multiply
+// statements), so a crash or outage leaves the store exactly as it was. Above it, every batch of
+// Options.BatchSize rows is
 // its own transaction: a big subject never holds its locks for the whole erasure, at the price
 // that an interruption leaves some batches done. Each batch deletes or fully masks whole rows,
 // and every statement only targets rows still matching and not yet masked, so calling Erase
@@ -26,17 +28,18 @@ type tableWork struct {
 func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
 	const op = "erase"
 	ids := req.AllValues()
-	var tx *sql.Tx
+	var sqlTx *sql.Tx
 	var err error
 	if req.DryRun {
-		tx, err = s.readTx(ctx)
+		sqlTx, err = s.readTx(ctx)
 	} else {
-		tx, err = s.db.BeginTx(ctx, nil)
+		sqlTx, err = s.db.BeginTx(ctx, nil)
 	}
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer func() { _ = sqlTx.Rollback() }()
+	tx := s.observed(sqlTx)
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
@@ -89,19 +92,19 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	res.Erased, res.Masked = 0, 0
 	if total <= s.opts.MaxAtomicRows {
 		for _, w := range work {
-			n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.exec(ctx, tx, q) })
+			n, err := s.applyAll(ctx, tx, w, ids)
 			if err != nil {
 				return nil, s.failAt(op, w.table.Location(), err, req)
 			}
 			addDone(res, w.table, n)
 		}
-		if err := tx.Commit(); err != nil {
+		if err := sqlTx.Commit(); err != nil {
 			return nil, s.fail(op, err, req)
 		}
 		return res, nil
 	}
 
-	_ = tx.Rollback()
+	_ = sqlTx.Rollback()
 	for _, w := range work {
 		n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.execInOwnTx(ctx, q) })
 		addDone(res, w.table, n)
@@ -132,13 +135,36 @@ func addDone(res *connector.EraseResult, t *Table, n int64) {
 	}
 }
 
+// applyAll changes all of one table's rows in a single statement, inside the erasure's
+// transaction.
+func (s *Store) applyAll(ctx context.Context, tx Querier, w tableWork, ids connector.Values) (int64, error) {
+	var q Query
+	var ok bool
+	if w.table.Mapping.Action == privacyv1alpha1.ActionMask {
+		q, ok = w.table.MaskQuery(ids, s.salt, 0)
+	} else {
+		q, ok = w.table.DeleteQuery(ids, 0)
+	}
+	if !ok {
+		return 0, nil
+	}
+	n, err := s.exec(ctx, tx, q)
+	if err != nil {
+		return 0, err
+	}
+	if s.opts.AfterBatch != nil {
+		s.opts.AfterBatch(w.table.Location())
+	}
+	return n, nil
+}
+
 func (s *Store) execInOwnTx(ctx context.Context, q Query) (int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	n, err := s.exec(ctx, tx, q)
+	n, err := s.exec(ctx, s.observed(tx), q)
 	if err != nil {
 		return 0, err
 	}

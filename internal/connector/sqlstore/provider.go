@@ -31,6 +31,9 @@ type Options struct {
 	// normalised column for the subject's spellings, and its number of arguments (never their
 	// values); tests EXPLAIN it to prove which index serves it.
 	OnSpellingSearch func(query string, args int)
+	// OnStatement, when set, is called with the text of every statement that Derive, Erase and
+	// Verify send (never the values: they are bound arguments); tests count them.
+	OnStatement func(query string)
 	// UnmappedMaxRelations and UnmappedMaxColumns cap what a deep verification of the whole
 	// database searches outside the mapping (defaults DefaultUnmappedMaxRelations and
 	// DefaultUnmappedMaxColumns); see unmapped.go.

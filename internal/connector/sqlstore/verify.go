@@ -24,11 +24,12 @@ import (
 func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
 	const op = "verify"
 	ids := req.AllValues()
-	tx, err := s.readTx(ctx)
+	sqlTx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer func() { _ = sqlTx.Rollback() }()
+	tx := s.observed(sqlTx)
 	tables, err := s.resolve(ctx, tx)
 	if err != nil {
 		return nil, s.fail(op, err, req)

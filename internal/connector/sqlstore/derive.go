@@ -31,11 +31,7 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 	}
 	defer func() { _ = sqlTx.Rollback() }()
 	tx := s.observed(sqlTx)
-	tables, err := s.resolve(ctx, tx)
-	if err != nil {
-		return nil, s.fail(op, err, req)
-	}
-	fks, err := s.foreignKeys(ctx, tx)
+	tables, fks, err := s.resolveLinked(ctx, tx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
@@ -45,16 +41,17 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 		shared = connector.Values{}
 	}
 	for round := 0; ; round++ {
-		derived, err := s.deriveOnce(ctx, tx, tables, given, shared)
+		derived, bound, err := s.deriveOnce(ctx, tx, tables, given, shared)
 		if err != nil {
 			return nil, s.fail(op, err, req)
 		}
 		owned := given.Clone()
 		owned.Merge(derived)
-		bound, err := s.bindAll(ctx, tx, tables, owned)
-		if err != nil {
+		// Spellings bound before are kept (see bind): the next round reads no column twice.
+		if bound, err = s.bindAll(ctx, tx, bound, owned); err != nil {
 			return nil, s.fail(op, err, req)
 		}
+		tables = bound
 		found, err := s.sharedValues(ctx, tx, bound, fks, derived, owned)
 		if err != nil {
 			return nil, s.fail(op, err, req)
@@ -70,7 +67,7 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 // in shared. Each step reads only the rows that the values found by the step before match, so a
 // table is read once per hop with every new value in one statement, never again for values it
 // was already read with.
-func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, given, shared connector.Values) (connector.Values, error) {
+func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, given, shared connector.Values) (connector.Values, []*Table, error) {
 	derived := connector.Values{}
 	known := newValueSet(given)
 	fresh := given
@@ -78,7 +75,7 @@ func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, give
 		// Derived values can be of a normalised kind too (an order's contact email).
 		bound, err := s.bindAll(ctx, q, tables, known.values)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		tables = bound
 		next := connector.Values{}
@@ -88,7 +85,7 @@ func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, give
 			}
 			found, err := s.readProvides(ctx, q, t, fresh)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for _, name := range found.Names() {
 				var added []string
@@ -103,7 +100,7 @@ func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, give
 		derived.Merge(next)
 		fresh = next
 	}
-	return derived, nil
+	return derived, tables, nil
 }
 
 // valueSet is Values with a set beside them, for the membership tests of thousands of values.

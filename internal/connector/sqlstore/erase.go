@@ -40,14 +40,11 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	}
 	defer func() { _ = sqlTx.Rollback() }()
 	tx := s.observed(sqlTx)
-	tables, err := s.resolve(ctx, tx)
+	tables, fks, err := s.resolveLinked(ctx, tx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	tables, fks, err := s.linkedErase(ctx, tx, tables)
-	if err != nil {
-		return nil, s.fail(op, err, req)
-	}
+	tables = linkedErase(s.d, tables, fks)
 	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
 		return nil, s.fail(op, err, req)
 	}

@@ -10,15 +10,15 @@ import (
 func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
 	const op = "collect"
 	ids := req.AllValues()
+	tables, err := s.resolvePooled(ctx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = tx.Rollback() }()
-	tables, err := s.resolve(ctx, tx)
-	if err != nil {
-		return nil, s.fail(op, err, req)
-	}
 	if tables, err = s.bindAll(ctx, tx, tables, ids); err != nil {
 		return nil, s.fail(op, err, req)
 	}

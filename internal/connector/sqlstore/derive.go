@@ -25,16 +25,16 @@ const maxDeriveRounds = 16
 // and changes nothing.
 func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.Derivation, error) {
 	const op = "derive"
+	tables, fks, err := s.resolveLinked(ctx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
 	sqlTx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = sqlTx.Rollback() }()
 	tx := s.observed(sqlTx)
-	tables, fks, err := s.resolveLinked(ctx, tx)
-	if err != nil {
-		return nil, s.fail(op, err, req)
-	}
 	given := req.AllValues()
 	shared := req.Shared.Clone()
 	if shared == nil {

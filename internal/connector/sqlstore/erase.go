@@ -28,8 +28,12 @@ type tableWork struct {
 func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
 	const op = "erase"
 	ids := req.AllValues()
+	tables, fks, err := s.resolveLinked(ctx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	tables = linkedErase(s.d, tables, fks)
 	var sqlTx *sql.Tx
-	var err error
 	if req.DryRun {
 		sqlTx, err = s.readTx(ctx)
 	} else {
@@ -40,11 +44,6 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	}
 	defer func() { _ = sqlTx.Rollback() }()
 	tx := s.observed(sqlTx)
-	tables, fks, err := s.resolveLinked(ctx, tx)
-	if err != nil {
-		return nil, s.fail(op, err, req)
-	}
-	tables = linkedErase(s.d, tables, fks)
 	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
 		return nil, s.fail(op, err, req)
 	}

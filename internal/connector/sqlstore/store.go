@@ -66,10 +66,16 @@ func (s *Store) columns(ctx context.Context, q Querier, name TableName) ([]Colum
 	return s.d.Columns(ctx, q, name)
 }
 
-// resolve returns the mapped tables, from the catalog unless read within CatalogTTL. A table or
-// column added meanwhile is seen by deep verification only when that time is up.
+// resolve returns the mapped tables, from the catalog unless read within CatalogTTL, reading
+// one table after another on q (which may be a transaction). A table or column added meanwhile
+// is seen by deep verification only when that time is up.
 func (s *Store) resolve(ctx context.Context, q Querier) ([]*Table, error) {
-	return s.resolveWith(ctx, q, s.catalogReaders())
+	return s.resolveWith(ctx, q, 1)
+}
+
+// resolvePooled is resolve on the pool, several tables at once; see resolveLinked.
+func (s *Store) resolvePooled(ctx context.Context) ([]*Table, error) {
+	return s.resolveWith(ctx, s.observed(s.db), s.opts.MaxOpenConns)
 }
 
 // resolveWith is resolve with at most readers catalog reads at once.
@@ -87,15 +93,11 @@ func (s *Store) resolveWith(ctx context.Context, q Querier, readers int) ([]*Tab
 	return tables, err
 }
 
-// catalogReaders is how many catalog reads an operation may run at once: the connections of the
-// pool beside the one its transaction holds. Reading one mapped table after another costs a
-// round trip and, on MariaDB, tens of milliseconds of information_schema each.
-func (s *Store) catalogReaders() int { return max(1, s.opts.MaxOpenConns-1) }
-
-// resolveFromCatalog reads the catalog for every mapped table, up to readers tables at once
-// (each on a connection of the pool; with one reader, in order on q). Any missing table or column
-// fails the whole operation: acting on part of a mapping would report a partial erasure as
-// complete.
+// resolveFromCatalog reads the catalog for every mapped table, up to readers tables at once (q
+// must then be the pool, never a transaction: one connection cannot run statements at once).
+// Reading one table after another costs a round trip each and, on MariaDB, milliseconds of
+// information_schema. Any missing table or column fails the whole operation: acting on part of a
+// mapping would report a partial erasure as complete.
 func (s *Store) resolveFromCatalog(ctx context.Context, q Querier, readers int) ([]*Table, error) {
 	type resolved struct {
 		table    *Table
@@ -112,7 +114,6 @@ func (s *Store) resolveFromCatalog(ctx context.Context, q Querier, readers int) 
 			read(q, i)
 		}
 	} else {
-		pool := s.observed(s.db)
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, readers)
 		for i := range s.tables {
@@ -120,7 +121,7 @@ func (s *Store) resolveFromCatalog(ctx context.Context, q Querier, readers int) 
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				read(pool, i)
+				read(q, i)
 			}()
 		}
 		wg.Wait()
@@ -168,21 +169,14 @@ func (s *Store) resolveTable(ctx context.Context, q Querier, m privacyv1alpha1.T
 	return t, nil, nil
 }
 
-// resolveLinked is resolve, and for a linked mapping also the catalog's foreign keys, read on a
-// connection of their own while the tables are resolved (nil for a plain mapping).
-func (s *Store) resolveLinked(ctx context.Context, q Querier) ([]*Table, []ForeignKey, error) {
+// resolveLinked is resolvePooled, and for a linked mapping also the catalog's foreign keys
+// (nil for a plain mapping), read while the tables are. Operations call it before they open
+// their transaction: a statement on the pool then never waits for a connection while its
+// operation holds another, so many operations at once cannot starve the pool.
+func (s *Store) resolveLinked(ctx context.Context) ([]*Table, []ForeignKey, error) {
 	if !s.linked() {
-		tables, err := s.resolve(ctx, q)
+		tables, err := s.resolvePooled(ctx)
 		return tables, nil, err
-	}
-	readers := s.catalogReaders()
-	if readers < 2 {
-		tables, err := s.resolve(ctx, q)
-		if err != nil {
-			return nil, nil, err
-		}
-		fks, err := s.foreignKeys(ctx, q)
-		return tables, fks, err
 	}
 	var fks []ForeignKey
 	var fkErr error
@@ -191,7 +185,7 @@ func (s *Store) resolveLinked(ctx context.Context, q Querier) ([]*Table, []Forei
 		defer close(done)
 		fks, fkErr = s.foreignKeys(ctx, s.observed(s.db))
 	}()
-	tables, err := s.resolveWith(ctx, q, readers-1)
+	tables, err := s.resolvePooled(ctx)
 	<-done
 	if err != nil {
 		return nil, nil, err

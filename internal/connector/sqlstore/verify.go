@@ -24,16 +24,16 @@ import (
 func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.VerifyResult, error) {
 	const op = "verify"
 	ids := req.AllValues()
+	tables, err := s.resolvePooled(ctx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
 	sqlTx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
 	defer func() { _ = sqlTx.Rollback() }()
 	tx := s.observed(sqlTx)
-	tables, err := s.resolve(ctx, tx)
-	if err != nil {
-		return nil, s.fail(op, err, req)
-	}
 	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
 		return nil, s.fail(op, err, req)
 	}

@@ -13,8 +13,8 @@ import (
 
 // Options tune how a Store works; the zero value takes the defaults.
 type Options struct {
-	// BatchSize is the most rows one DELETE or UPDATE touches (default 1000), so that no single
-	// statement locks many rows for long.
+	// BatchSize is the most rows one DELETE or UPDATE touches in an erasure above MaxAtomicRows
+	// (default 1000), where every batch commits on its own and so releases its locks.
 	BatchSize int
 	// MaxAtomicRows is the most rows an erasure changes in a single transaction (default 10000);
 	// above it every batch commits on its own. See Store.Erase.

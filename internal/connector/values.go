@@ -43,9 +43,26 @@ func (v Values) Count() int {
 
 // Add adds values to name, skipping empty and repeated ones, and reports how many were new.
 func (v Values) Add(name string, values ...string) int {
+	// A subject may have thousands of derived values (order ids): past a few, repeats are found
+	// through a set, or merging two lists would cost the product of their lengths.
+	var seen map[string]bool
+	if len(values) > 1 && len(v[name])+len(values) > 16 {
+		seen = make(map[string]bool, len(v[name])+len(values))
+		for _, value := range v[name] {
+			seen[value] = true
+		}
+	}
 	added := 0
 	for _, value := range values {
-		if value == "" || slices.Contains(v[name], value) {
+		if value == "" {
+			continue
+		}
+		if seen != nil {
+			if seen[value] {
+				continue
+			}
+			seen[value] = true
+		} else if slices.Contains(v[name], value) {
 			continue
 		}
 		v[name] = append(v[name], value)

@@ -13,15 +13,16 @@ var _ sqlstore.Indexer = Dialect{}
 // Indexes reads information_schema.STATISTICS: each index's leading column and, when that
 // column is generated, its generation expression (MariaDB writes LOWER as lcase). MySQL 8's
 // functional key parts have no column and are not recognised: the advice is a generated column,
-// which both servers can use.
+// which both servers can use. The expressions come from a second query rather than a join: each
+// query names the table by constants, which information_schema looks up directly, while a join
+// on COLUMNS reads the columns of every table the server has (60-200 ms on MariaDB, against
+// 2-8 ms for both queries).
 func (Dialect) Indexes(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]sqlstore.Index, error) {
 	rows, err := q.QueryContext(ctx, `
-SELECT s.INDEX_NAME, COALESCE(s.COLUMN_NAME, ''), COALESCE(c.GENERATION_EXPRESSION, '')
-FROM information_schema.STATISTICS s
-LEFT JOIN information_schema.COLUMNS c
-  ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
-WHERE s.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND s.TABLE_NAME = ? AND s.SEQ_IN_INDEX = 1
-ORDER BY s.INDEX_NAME`, schemaArg(table), table.Table)
+SELECT INDEX_NAME, COALESCE(COLUMN_NAME, '')
+FROM information_schema.STATISTICS
+WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND SEQ_IN_INDEX = 1
+ORDER BY INDEX_NAME`, schemaArg(table), table.Table)
 	if err != nil {
 		return nil, err
 	}
@@ -29,12 +30,46 @@ ORDER BY s.INDEX_NAME`, schemaArg(table), table.Table)
 	var out []sqlstore.Index
 	for rows.Next() {
 		var idx sqlstore.Index
-		if err := rows.Scan(&idx.Name, &idx.Column, &idx.Expr); err != nil {
+		if err := rows.Scan(&idx.Name, &idx.Column); err != nil {
 			return nil, err
 		}
 		out = append(out, idx)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil || len(out) == 0 {
+		return out, err
+	}
+	exprs, err := generationExpressions(ctx, q, table)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Expr = exprs[strings.ToLower(out[i].Column)]
+	}
+	return out, nil
+}
+
+// generationExpressions maps the table's generated columns (lower case: MySQL column names
+// compare case-insensitively) to their expressions.
+func generationExpressions(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) (map[string]string, error) {
+	rows, err := q.QueryContext(ctx, `
+SELECT COLUMN_NAME, COALESCE(GENERATION_EXPRESSION, '')
+FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?`, schemaArg(table), table.Table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	exprs := map[string]string{}
+	for rows.Next() {
+		var name, expr string
+		if err := rows.Scan(&name, &expr); err != nil {
+			return nil, err
+		}
+		if expr != "" {
+			exprs[strings.ToLower(name)] = expr
+		}
+	}
+	return exprs, rows.Err()
 }
 
 // FoldsCase holds for the case-insensitive collations (_ci): = and IN then ignore letter case,

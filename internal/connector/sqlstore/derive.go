@@ -25,35 +25,33 @@ const maxDeriveRounds = 16
 // and changes nothing.
 func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.Derivation, error) {
 	const op = "derive"
-	tx, err := s.readTx(ctx)
+	tables, fks, err := s.resolveLinked(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	defer func() { _ = tx.Rollback() }()
-	tables, err := s.resolve(ctx, tx)
+	sqlTx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	fks, err := s.foreignKeys(ctx, tx)
-	if err != nil {
-		return nil, s.fail(op, err, req)
-	}
+	defer func() { _ = sqlTx.Rollback() }()
+	tx := s.observed(sqlTx)
 	given := req.AllValues()
 	shared := req.Shared.Clone()
 	if shared == nil {
 		shared = connector.Values{}
 	}
 	for round := 0; ; round++ {
-		derived, err := s.deriveOnce(ctx, tx, tables, given, shared)
+		derived, bound, err := s.deriveOnce(ctx, tx, tables, given, shared)
 		if err != nil {
 			return nil, s.fail(op, err, req)
 		}
 		owned := given.Clone()
 		owned.Merge(derived)
-		bound, err := s.bindAll(ctx, tx, tables, owned)
-		if err != nil {
+		// Spellings bound before are kept (see bind): the next round reads no column twice.
+		if bound, err = s.bindAll(ctx, tx, bound, owned); err != nil {
 			return nil, s.fail(op, err, req)
 		}
+		tables = bound
 		found, err := s.sharedValues(ctx, tx, bound, fks, derived, owned)
 		if err != nil {
 			return nil, s.fail(op, err, req)
@@ -66,39 +64,72 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 }
 
 // deriveOnce follows the provides of the subject's rows to a fixed point, never through a value
-// in shared.
-func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, given, shared connector.Values) (connector.Values, error) {
+// in shared. Each step reads only the rows that the values found by the step before match, so a
+// table is read once per hop with every new value in one statement, never again for values it
+// was already read with.
+func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, given, shared connector.Values) (connector.Values, []*Table, error) {
 	derived := connector.Values{}
-	for {
-		known := given.Clone()
-		known.Merge(derived)
+	known := newValueSet(given)
+	fresh := given
+	for fresh.Count() > 0 {
 		// Derived values can be of a normalised kind too (an order's contact email).
-		bound, err := s.bindAll(ctx, q, tables, known)
+		bound, err := s.bindAll(ctx, q, tables, known.values)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		tables = bound
-		added := 0
+		next := connector.Values{}
 		for _, t := range tables {
 			if len(t.links.provides) == 0 || t.Mapping.Action == privacyv1alpha1.ActionMask {
 				continue
 			}
-			found, err := s.readProvides(ctx, q, t, known)
+			found, err := s.readProvides(ctx, q, t, fresh)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			for name, values := range found {
-				for _, v := range values {
-					if !shared.Has(name, v) && !given.Has(name, v) {
-						added += derived.Add(name, v)
+			for _, name := range found.Names() {
+				var added []string
+				for _, v := range found[name] {
+					if !shared.Has(name, v) && known.add(name, v) {
+						added = append(added, v)
 					}
 				}
+				next.Add(name, added...)
 			}
 		}
-		if added == 0 {
-			return derived, nil
+		derived.Merge(next)
+		fresh = next
+	}
+	return derived, tables, nil
+}
+
+// valueSet is Values with a set beside them, for the membership tests of thousands of values.
+type valueSet struct {
+	values connector.Values
+	has    map[string]map[string]bool
+}
+
+func newValueSet(v connector.Values) *valueSet {
+	s := &valueSet{values: connector.Values{}, has: map[string]map[string]bool{}}
+	for name, vals := range v {
+		for _, value := range vals {
+			s.add(name, value)
 		}
 	}
+	return s
+}
+
+// add adds value to name and reports whether it was new.
+func (s *valueSet) add(name, value string) bool {
+	if value == "" || s.has[name][value] {
+		return false
+	}
+	if s.has[name] == nil {
+		s.has[name] = map[string]bool{}
+	}
+	s.has[name][value] = true
+	s.values[name] = append(s.values[name], value)
+	return true
 }
 
 // readProvides reads the provides columns of t's rows that match known.

@@ -71,13 +71,14 @@
 // # Transactions and batches
 //
 // Erase counts, in one transaction, what each table still needs. If the total is at most
-// Options.MaxAtomicRows (10000) every change happens in that transaction: an outage or crash
-// leaves the store untouched. Larger erasures commit every batch of Options.BatchSize (1000)
-// rows on its own, so that a big subject does not hold locks for minutes; an interruption then
-// leaves whole rows deleted or fully masked, and the next Erase finishes the rest. Statements
-// are always limited to a batch (except in SQLite, which locks the whole file for any write
-// anyway), so that no single statement runs long. Dry runs and verify use a read-only
-// repeatable-read transaction.
+// Options.MaxAtomicRows (10000) every change happens in that transaction, one statement per
+// table: an outage or crash leaves the store untouched, and the count bounds what each statement
+// touches (batches inside one transaction hold the same locks to the end and only multiply
+// statements). Larger erasures commit every batch of Options.BatchSize (1000) rows on its own,
+// so that a big subject does not hold locks for minutes; an interruption then leaves whole rows
+// deleted or fully masked, and the next Erase finishes the rest. Those statements are limited to
+// a batch (except in SQLite, which locks the whole file for any write anyway). Dry runs and
+// verify use a read-only repeatable-read transaction.
 //
 // # Catalog
 //
@@ -86,7 +87,9 @@
 // on a small erasure that read costs the database more than the erasure. Any failed operation
 // forgets them, so a column renamed or dropped under the cache fails one operation and the next
 // reports it as a mapping problem. A column added meanwhile is searched by deep verify once the
-// TTL is up. Check always reads the catalog.
+// TTL is up. Check always reads the catalog. Operations read it before they open their
+// transaction, on the pool, several tables (and the foreign keys) at once: no statement then
+// waits for a connection while its operation holds another.
 //
 // # Errors
 //

@@ -121,17 +121,13 @@ func (t *Table) referencedQuery(fk ForeignKey, ids connector.Values) (Query, boo
 	return b.query(sql), true, nil
 }
 
-// linkedErase puts the tables of a linked mapping in erase order and returns the foreign keys it
-// used; a plain mapping comes back as it is, without reading the keys.
-func (s *Store) linkedErase(ctx context.Context, q Querier, tables []*Table) ([]*Table, []ForeignKey, error) {
-	if !s.linked() {
-		return tables, nil, nil
+// linkedErase puts the tables of a linked mapping in erase order; a plain mapping (no keys)
+// comes back as it is.
+func linkedErase(d Dialect, tables []*Table, fks []ForeignKey) []*Table {
+	if fks == nil {
+		return tables
 	}
-	fks, err := s.foreignKeys(ctx, q)
-	if err != nil {
-		return nil, nil, err
-	}
-	return eraseOrder(s.d, tables, fks), fks, nil
+	return eraseOrder(d, tables, fks)
 }
 
 // linkedPlan completes an erasure's plan for linked data: it refuses a delete an unmapped table's

@@ -13,8 +13,8 @@ import (
 
 // Options tune how a Store works; the zero value takes the defaults.
 type Options struct {
-	// BatchSize is the most rows one DELETE or UPDATE touches (default 1000), so that no single
-	// statement locks many rows for long.
+	// BatchSize is the most rows one DELETE or UPDATE touches in an erasure above MaxAtomicRows
+	// (default 1000), where every batch commits on its own and so releases its locks.
 	BatchSize int
 	// ScanBatchRows is about how many rows one statement reads when a normalised column that
 	// no index serves is scanned (default DefaultScanBatchRows; see scan.go).
@@ -34,6 +34,9 @@ type Options struct {
 	// normalised column for the subject's spellings (each batch of a scan, see scan.go), and its
 	// number of arguments (never their values); tests EXPLAIN it to prove which index serves it.
 	OnSpellingSearch func(query string, args int)
+	// OnStatement, when set, is called with the text of every statement that Derive, Erase and
+	// Verify send (never the values: they are bound arguments); tests count them.
+	OnStatement func(query string)
 	// UnmappedMaxRelations and UnmappedMaxColumns cap what a deep verification of the whole
 	// database searches outside the mapping (defaults DefaultUnmappedMaxRelations and
 	// DefaultUnmappedMaxColumns); see unmapped.go.

@@ -56,6 +56,9 @@ func (s *Store) sharedValues(ctx context.Context, q Querier, tables []*Table, fk
 	shared := connector.Values{}
 	for _, identifier := range derived.Names() {
 		for _, h := range holders(s.d, tables, fks, identifier) {
+			if ownsEveryHolder(s.d, tables, h, identifier) {
+				continue
+			}
 			found, err := s.heldByOthers(ctx, q, tables, h, derived[identifier], owned)
 			if err != nil {
 				return nil, err
@@ -64,6 +67,25 @@ func (s *Store) sharedValues(ctx context.Context, q Querier, tables []*Table, fk
 		}
 	}
 	return shared, nil
+}
+
+// ownsEveryHolder reports whether a delete or retain mapping of h's table matches h's column
+// exactly on identifier: then every row of that table holding a value of the subject's is the
+// subject's own (the mapping matches it), and no other row can hold one, so there is nothing to
+// ask the database. A normalised match compares spellings rather than the values themselves, so
+// it proves nothing.
+func ownsEveryHolder(d Dialect, tables []*Table, h holder, identifier string) bool {
+	for _, t := range tables {
+		if !sameTable(d, t.Name, h.table) || t.Mapping.Action == privacyv1alpha1.ActionMask {
+			continue
+		}
+		for _, m := range t.match {
+			if m.identifier == identifier && sameColumn(d, m.col.Name, h.column) && !m.normalised() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // heldByOthers returns the values of values that some row of h's table which is not the

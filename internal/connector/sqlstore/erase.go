@@ -1,0 +1,204 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+
+	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+)
+
+// tableWork is what an erasure has to do in one table, counted before doing it.
+type tableWork struct {
+	table *Table
+	count int64
+}
+
+// Erase deletes and masks the subject's rows and counts the retained ones.
+//
+// It first counts, in one transaction, the rows each table still has to change. When that total
+// is at most Options.MaxAtomicRows the changes are made in that same transaction, one statement
+// per table (the count bounds its rows, and batching inside one transaction would only multiply
+// statements), so a crash or outage leaves the store exactly as it was. Above it, every batch of
+// Options.BatchSize rows is
+// its own transaction: a big subject never holds its locks for the whole erasure, at the price
+// that an interruption leaves some batches done. Each batch deletes or fully masks whole rows,
+// and every statement only targets rows still matching and not yet masked, so calling Erase
+// again finishes the job.
+func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
+	const op = "erase"
+	ids := req.AllValues()
+	tables, fks, err := s.resolveLinked(ctx)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	tables = linkedErase(s.d, tables, fks)
+	var sqlTx *sql.Tx
+	if req.DryRun {
+		sqlTx, err = s.readTx(ctx)
+	} else {
+		sqlTx, err = s.db.BeginTx(ctx, nil)
+	}
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	defer func() { _ = sqlTx.Rollback() }()
+	tx := s.observed(sqlTx)
+	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
+		return nil, s.fail(op, err, req)
+	}
+
+	res := &connector.EraseResult{}
+	var work []tableWork
+	var total int64
+	for _, t := range tables {
+		q, ok := t.CountQuery(ids)
+		if !ok {
+			continue
+		}
+		n, err := s.count(ctx, tx, q)
+		if err != nil {
+			return nil, s.failAt(op, t.Location(), err, req)
+		}
+		if n == 0 {
+			continue
+		}
+		switch t.Mapping.Action {
+		case privacyv1alpha1.ActionRetain:
+			res.Retained += n
+			res.RetainedLocations = append(res.RetainedLocations,
+				connector.LocationCount{Location: t.Location(), Records: n, Reason: t.Mapping.RetainReason})
+		case privacyv1alpha1.ActionDelete:
+			res.Erased += n
+			work = append(work, tableWork{table: t, count: n})
+			total += n
+		case privacyv1alpha1.ActionMask:
+			res.Masked += n
+			work = append(work, tableWork{table: t, count: n})
+			total += n
+		}
+	}
+	if err := s.linkedPlan(ctx, tx, tables, fks, work, req, res); err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	if req.DryRun || len(work) == 0 {
+		return res, nil
+	}
+
+	res.Erased, res.Masked = 0, 0
+	if total <= s.opts.MaxAtomicRows {
+		for _, w := range work {
+			n, err := s.applyAll(ctx, tx, w, ids)
+			if err != nil {
+				return nil, s.failAt(op, w.table.Location(), err, req)
+			}
+			addDone(res, w.table, n)
+		}
+		if err := sqlTx.Commit(); err != nil {
+			return nil, s.fail(op, err, req)
+		}
+		return res, nil
+	}
+
+	_ = sqlTx.Rollback()
+	for _, w := range work {
+		n, err := s.apply(ctx, w, ids, func(q Query) (int64, error) { return s.execInOwnTx(ctx, q) })
+		addDone(res, w.table, n)
+		if err != nil {
+			return nil, s.failAt(op, w.table.Location(), err, req)
+		}
+	}
+	return res, nil
+}
+
+// withShared is ids and shared together: the spellings of shared values are needed to count
+// (and leave alone) the rows reached through them.
+func withShared(ids, shared connector.Values) connector.Values {
+	if len(shared) == 0 {
+		return ids
+	}
+	all := ids.Clone()
+	all.Merge(shared)
+	return all
+}
+
+// addDone counts n rows changed in t.
+func addDone(res *connector.EraseResult, t *Table, n int64) {
+	if t.Mapping.Action == privacyv1alpha1.ActionMask {
+		res.Masked += n
+	} else {
+		res.Erased += n
+	}
+}
+
+// applyAll changes all of one table's rows in a single statement, inside the erasure's
+// transaction.
+func (s *Store) applyAll(ctx context.Context, tx Querier, w tableWork, ids connector.Values) (int64, error) {
+	var q Query
+	var ok bool
+	if w.table.Mapping.Action == privacyv1alpha1.ActionMask {
+		q, ok = w.table.MaskQuery(ids, s.salt, 0)
+	} else {
+		q, ok = w.table.DeleteQuery(ids, 0)
+	}
+	if !ok {
+		return 0, nil
+	}
+	n, err := s.exec(ctx, tx, q)
+	if err != nil {
+		return 0, err
+	}
+	if s.opts.AfterBatch != nil {
+		s.opts.AfterBatch(w.table.Location())
+	}
+	return n, nil
+}
+
+func (s *Store) execInOwnTx(ctx context.Context, q Query) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	n, err := s.exec(ctx, s.observed(tx), q)
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
+}
+
+// apply runs one table's batches until a batch comes back short. The number of batches is capped
+// a little above what the count predicted, so that a trigger undoing the mask cannot loop forever;
+// whatever is left shows up in verify.
+func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Values, run func(Query) (int64, error)) (int64, error) {
+	limit := s.opts.BatchSize
+	maxBatches := w.count/int64(limit) + 10
+	var done int64
+	for batch := int64(0); batch < maxBatches; batch++ {
+		var q Query
+		var ok bool
+		if w.table.Mapping.Action == privacyv1alpha1.ActionMask {
+			q, ok = w.table.MaskQuery(ids, s.salt, limit)
+		} else {
+			q, ok = w.table.DeleteQuery(ids, limit)
+		}
+		if !ok {
+			return done, nil
+		}
+		n, err := run(q)
+		if err != nil {
+			return done, err
+		}
+		done += n
+		if s.opts.AfterBatch != nil {
+			s.opts.AfterBatch(w.table.Location())
+		}
+		if n < int64(limit) {
+			return done, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}

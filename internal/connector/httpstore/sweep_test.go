@@ -138,8 +138,8 @@ func TestSweepFindsListedPeopleByDigestsOnly(t *testing.T) {
 		got[h.Location+"/"+h.Identifier+"/"+h.Value] = h
 	}
 	want := map[string]bool{
-		"crm.leads/email/" + listedEmail:             false,
-		"crm.leads/phone/" + listedPhone:             false,
+		"crm.leads/email/" + listedEmail:            false,
+		"crm.leads/phone/" + listedPhone:            false,
 		"legal.holds/email/drop.listed@example.com": true,
 	}
 	if len(got) != len(want) || len(hits) != len(want) {

@@ -117,8 +117,8 @@ func runSweep(t *testing.T, ctx context.Context, logf func(string, ...any)) {
 			if r.Hits != int64(sz.hits) || r.Scanned != wantScanned {
 				t.Fatalf("%s: %d hits of %d values, want %d of %d", w, r.Hits, r.Scanned, sz.hits, wantScanned)
 			}
-			logf("run %d %-12s %7.2fs sweep (list built in %.2fs), %d values, %d hits, peak RSS %.1f MiB",
-				run, w, r.Seconds, r.ListSeconds, r.Scanned, r.Hits, r.PeakRSSMiB)
+			logf("run %d %-12s %7.2fs sweep (list built in %.2fs, %.1f MiB of heap), %d values, %d hits, peak RSS %.1f MiB",
+				run, w, r.Seconds, r.ListSeconds, r.ListHeapMiB, r.Scanned, r.Hits, r.PeakRSSMiB)
 			results[w] = append(results[w], r)
 		}
 	}

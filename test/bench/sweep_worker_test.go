@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ type workerResult struct {
 	Scanned     int64   `json:"scanned"`
 	Hits        int64   `json:"hits"`
 	PeakRSSMiB  float64 `json:"peakRSSMiB"`
+	// ListHeapMiB is the Go heap in use once the list is built, after a collection: what the
+	// list itself costs.
+	ListHeapMiB float64 `json:"listHeapMiB"`
 }
 
 // sweepList is a list fed by DeletionRequests, as the manager holds it while it sweeps: the keyed
@@ -83,6 +87,10 @@ func TestBenchSweepWorker(t *testing.T) {
 	listStart := time.Now()
 	list := newSweepList(key, sz)
 	res := workerResult{ListSeconds: time.Since(listStart).Seconds()}
+	runtime.GC()
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	res.ListHeapMiB = float64(mem.HeapAlloc) / (1 << 20)
 
 	start := time.Now()
 	switch worker {

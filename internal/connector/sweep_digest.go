@@ -2,6 +2,7 @@ package connector
 
 import (
 	"bytes"
+	"errors"
 	"crypto/rand"
 	"crypto/sha256"
 	"slices"
@@ -111,3 +112,9 @@ var ErrSweepNeedsDigests = Hinted(KindRejected, "sweep",
 // capability: the store cannot be swept, which is not a failure either.
 var ErrSweepNotOffered = Hinted(KindRejected, "sweep",
 	`the service does not declare the "sweep" capability in its check answer`)
+
+// IsSweepUnsupported reports whether err says that the store cannot be swept for this list
+// (ErrSweepNotOffered, ErrSweepNeedsDigests): to be reported as unsupported, not as a failure.
+func IsSweepUnsupported(err error) bool {
+	return errors.Is(err, ErrSweepNotOffered) || errors.Is(err, ErrSweepNeedsDigests)
+}

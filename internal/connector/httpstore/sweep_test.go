@@ -221,7 +221,7 @@ func TestSweepReportsAFailingStore(t *testing.T) {
 	if err == nil {
 		t.Fatal("a sweep whose third page failed succeeded")
 	}
-	if connector.KindOf(err) != connector.KindUnavailable {
+	if connector.KindOf(err) != connector.KindUnavailable || connector.IsSweepUnsupported(err) {
 		t.Errorf("kind %s, want %s: %v", connector.KindOf(err), connector.KindUnavailable, err)
 	}
 	if stats == nil || stats.Scanned != 4 {
@@ -232,7 +232,7 @@ func TestSweepReportsAFailingStore(t *testing.T) {
 func TestSweepOfAServiceWithoutTheCapability(t *testing.T) {
 	e := startSweep(t, refservice.Options{NoSweep: true})
 	_, _, err := sweepAll(t, e, connector.SweepOptions{Digests: dropList(t)})
-	if !errors.Is(err, connector.ErrSweepNotOffered) {
+	if !errors.Is(err, connector.ErrSweepNotOffered) || !connector.IsSweepUnsupported(err) {
 		t.Fatalf("err %v, want ErrSweepNotOffered", err)
 	}
 }
@@ -240,7 +240,7 @@ func TestSweepOfAServiceWithoutTheCapability(t *testing.T) {
 func TestSweepForAKeyedListIsRefused(t *testing.T) {
 	e := startSweep(t, refservice.Options{})
 	_, _, err := sweepAll(t, e, connector.SweepOptions{Match: func(string, normalize.Kind, string) bool { return true }})
-	if !errors.Is(err, connector.ErrSweepNeedsDigests) {
+	if !errors.Is(err, connector.ErrSweepNeedsDigests) || !connector.IsSweepUnsupported(err) {
 		t.Fatalf("err %v, want ErrSweepNeedsDigests", err)
 	}
 	e.mu.Lock()

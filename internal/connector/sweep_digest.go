@@ -2,9 +2,9 @@ package connector
 
 import (
 	"bytes"
-	"errors"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"slices"
 
 	"github.com/dsr-operator/dsr-operator/internal/normalize"

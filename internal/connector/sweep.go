@@ -28,6 +28,11 @@ type SweepOptions struct {
 	// RowsPerSecond bounds the values read per second (0: unbounded), so that a sweep does not
 	// flatten a production database.
 	RowsPerSecond int
+	// Digests, when set, lets stores that send salted digests instead of values (http stores
+	// with the sweep capability, see sweep_digest.go) be swept. Only a list whose entries are
+	// unkeyed SHA-256 of DROP-normalised values (a DROP list) can set it; without it such a
+	// store answers ErrSweepNeedsDigests.
+	Digests *DigestMatch
 }
 
 // SweepHit is one stored value of someone on the list. Value is personal data: never log it.

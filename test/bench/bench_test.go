@@ -12,6 +12,9 @@
 //	                                      orders, order_item and login in both SQL stores, against a
 //	                                      plain Go program doing the same deletes (BENCH_REQUESTS is
 //	                                      ignored)
+//	                     sweep            a SuppressionList sweep of PostgreSQL and Redis by the
+//	                                      connectors, against plain Go programs (sweep_test.go;
+//	                                      BENCH_SWEEP_ROWS, _KEYS, _ENTRIES, _HITS, _RUNS)
 //	BENCH_LINKED_ROWS=10000  the linked mode's rows per store
 //	BENCH_LINKED_STORES_ONLY=1  the linked mode without the control plane and the operator: the
 //	                     floor and the connector alone, three times each, interleaved
@@ -91,6 +94,10 @@ func TestBench(t *testing.T) {
 	logf := func(format string, args ...any) { fmt.Printf("bench: "+format+"\n", args...) }
 	ctrllog.SetLogger(logr.Discard())
 
+	if mode == modeSweep {
+		runSweep(t, ctx, logf) // sweep_test.go
+		return
+	}
 	if mode == modeLinked {
 		// The control plane starts after the floor and the connector runs (see runLinked).
 		logf("mode %s: starting PostgreSQL, MariaDB and Redis", mode)
@@ -321,6 +328,7 @@ const (
 	modeRequests       = "requests"
 	modeLinkedRequests = "linked-requests"
 	modeLinked         = "linked"
+	modeSweep          = "sweep"
 )
 
 // benchMode is BENCH_MODE, by default requests.
@@ -328,10 +336,10 @@ func benchMode() (string, error) {
 	switch m := os.Getenv("BENCH_MODE"); m {
 	case "":
 		return modeRequests, nil
-	case modeRequests, modeLinkedRequests, modeLinked:
+	case modeRequests, modeLinkedRequests, modeLinked, modeSweep:
 		return m, nil
 	default:
-		return "", fmt.Errorf("BENCH_MODE=%q: want %s, %s or %s", m, modeRequests, modeLinkedRequests, modeLinked)
+		return "", fmt.Errorf("BENCH_MODE=%q: want %s, %s, %s or %s", m, modeRequests, modeLinkedRequests, modeLinked, modeSweep)
 	}
 }
 

@@ -54,6 +54,9 @@ type Options struct {
 	CheckWarnings []string
 	// Async makes operations answer 202 Accepted first.
 	Async Async
+	// NoSweep leaves the sweep capability out of /v1/check and its endpoints unserved, as a
+	// service that predates it (see sweep.go).
+	NoSweep bool
 }
 
 // Async makes some operations slow, as a processor that works through a queue is.
@@ -101,6 +104,7 @@ type Service struct {
 	locations []*Location
 	jobs      map[string]*job // by Idempotency-Key
 	jobsByID  map[string]*job // by the id in statusUrl
+	sweeps    []*sweepState   // the most recent sweeps, whose refs can be resolved
 	failures  []Failure
 	stats     Stats
 	now       func() time.Time
@@ -269,6 +273,11 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/v1/check", "/v1/collect", "/v1/erase", "/v1/verify":
+	case "/v1/sweep", "/v1/sweep/resolve":
+		if s.sweepOffered() {
+			break
+		}
+		fallthrough
 	default:
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 		return
@@ -283,8 +292,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if op == OpCheck {
+	switch op {
+	case OpCheck:
 		s.serveCheck(w, body)
+		return
+	case OpSweep:
+		s.serveSweep(w, body)
+		return
+	case OpSweepResolve:
+		s.serveResolve(w, body)
 		return
 	}
 	s.serveOperation(w, r, op, body)
@@ -368,7 +384,11 @@ func (s *Service) serveCheck(w http.ResponseWriter, body []byte) {
 	s.mu.Lock()
 	warnings := append([]string{}, s.opts.CheckWarnings...)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"protocolVersion": ProtocolVersion, "ok": true, "warnings": warnings})
+	answer := map[string]any{"protocolVersion": ProtocolVersion, "ok": true, "warnings": warnings}
+	if s.sweepOffered() {
+		answer["capabilities"] = []string{"sweep"}
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 func (s *Service) serveOperation(w http.ResponseWriter, r *http.Request, op string, body []byte) {

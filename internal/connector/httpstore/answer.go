@@ -48,6 +48,25 @@ func (r *checkResponse) field(name string) any {
 		return &r.Warnings
 	case "message":
 		return &r.Message
+	case "capabilities":
+		return &r.Capabilities
+	}
+	return r.envelopeField(name)
+}
+
+func (r *sweepResponse) field(name string) any {
+	switch name {
+	case "digests":
+		return &r.Digests
+	case "nextCursor":
+		return &r.NextCursor
+	}
+	return r.envelopeField(name)
+}
+
+func (r *resolveResponse) field(name string) any {
+	if name == "values" {
+		return &r.Values
 	}
 	return r.envelopeField(name)
 }

@@ -10,6 +10,12 @@
 // bundle, when set, is the only set of roots the service's certificate may chain to.
 // test/refservice is a reference implementation of the service side.
 //
+// # Sweeps
+//
+// A service that lists "sweep" in its check answer's capabilities can be swept for a DROP
+// suppression list (Client.Sweep, sweep.go): it sends salted digests of its emails and phone
+// numbers, never their values; the client matches them and asks the values of the matches only.
+//
 // # Idempotency and slow services
 //
 // Every collect, erase and verify carries an Idempotency-Key derived from Request.ID and the

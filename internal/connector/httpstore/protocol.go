@@ -38,6 +38,9 @@ type checkResponse struct {
 	OK       *bool    `json:"ok"`
 	Warnings []string `json:"warnings"`
 	Message  string   `json:"message"`
+	// Capabilities lists optional parts of the protocol the service serves ("sweep"). Additive
+	// to v1: a service without it serves the four endpoints only.
+	Capabilities []string `json:"capabilities"`
 }
 
 type wireLocationCount struct {
@@ -74,4 +77,48 @@ type wireRecord struct {
 	Location string         `json:"location"`
 	Key      string         `json:"key"`
 	Data     map[string]any `json:"data"`
+}
+
+// CapabilitySweep is the capability of a service that answers /v1/sweep and /v1/sweep/resolve.
+const CapabilitySweep = "sweep"
+
+type sweepRequest struct {
+	ProtocolVersion string `json:"protocolVersion"`
+	SweepID         string `json:"sweepId"`
+	// Salt is standard base64 of SweepSaltSize random bytes.
+	Salt     string   `json:"salt"`
+	Kinds    []string `json:"kinds"`
+	Cursor   string   `json:"cursor"`
+	PageSize int      `json:"pageSize"`
+}
+
+type sweepResponse struct {
+	envelope
+	Digests    []wireDigest `json:"digests"`
+	NextCursor *string      `json:"nextCursor"`
+}
+
+type wireDigest struct {
+	Ref        string `json:"ref"`
+	Location   string `json:"location"`
+	Identifier string `json:"identifier"`
+	Kind       string `json:"kind"`
+	Digest     string `json:"digest"`
+	Retained   bool   `json:"retained"`
+}
+
+type resolveRequest struct {
+	ProtocolVersion string   `json:"protocolVersion"`
+	SweepID         string   `json:"sweepId"`
+	Refs            []string `json:"refs"`
+}
+
+type resolveResponse struct {
+	envelope
+	Values []wireResolved `json:"values"`
+}
+
+type wireResolved struct {
+	Ref   string `json:"ref"`
+	Value string `json:"value"`
 }

@@ -31,6 +31,25 @@ func (m *listMatcher) hash(identifier string, kind normalize.Kind, value string)
 	return h, k, ok
 }
 
+// digests is the list's DROP entries as salted digests under a fresh salt, for a store that
+// sends digests instead of values (connector.DigestMatch).
+func (m *listMatcher) digests() (*connector.DigestMatch, error) {
+	salt, err := connector.NewSweepSalt()
+	if err != nil {
+		return nil, err
+	}
+	idx := connector.NewDigestIndex(salt, m.set.Len())
+	for _, e := range m.set.Entries() {
+		switch e.Kind {
+		case suppression.KindEmail:
+			idx.Add(normalize.Email, e.Hash)
+		case suppression.KindPhone:
+			idx.Add(normalize.Phone, e.Hash)
+		}
+	}
+	return idx.Match(), nil
+}
+
 func (m *listMatcher) match(identifier string, kind normalize.Kind, value string) bool {
 	h, k, ok := m.hash(identifier, kind, value)
 	return ok && m.set.Contains(h, k)
@@ -215,7 +234,15 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 	if rate == 0 {
 		rate = DefaultSweepRowsPerSecond
 	}
-	stats, err := sweeper.Sweep(ctx, connector.SweepOptions{Match: m.match, PageSize: r.PageSize, RowsPerSecond: max(rate, 0)},
+	opts := connector.SweepOptions{Match: m.match, PageSize: r.PageSize, RowsPerSecond: max(rate, 0)}
+	if m.drop && st.Spec.Type == privacyv1alpha1.StoreTypeHTTP {
+		digests, err := m.digests()
+		if err != nil {
+			return fail("preparing the sweep", err)
+		}
+		opts.Digests = digests
+	}
+	stats, err := sweeper.Sweep(ctx, opts,
 		func(hit connector.SweepHit) error {
 			h, k, ok := m.hash(hit.Identifier, hit.Kind, hit.Value)
 			if !ok {
@@ -241,6 +268,13 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 		})
 	if stats != nil {
 		out.status.Scanned = stats.Scanned
+	}
+	if connector.IsSweepUnsupported(err) {
+		// The store cannot be swept for this list (its service does not offer sweeps, or it
+		// sends digests and the list is keyed): shown as unsupported, not as a failing store.
+		out.status.Supported = false
+		out.status.Message = requests.Classify(err, nil).Message
+		return out
 	}
 	if err != nil {
 		return fail("sweeping", err)

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -190,8 +191,16 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 		}
 	}
 	values := wireValues(req)
-	for name := range values {
+	for name, vs := range values {
 		kinds[name] = string(normalize.KindFor(name, ""))
+		// A name known only by further values (a sweep's finds, derived ids) still gets its
+		// first value in identifiers, which every v1 service reads: one that ignores values
+		// then acts on at least that value instead of refusing a request with no identifiers.
+		if _, ok := ids[name]; !ok {
+			if i := slices.IndexFunc(vs, func(v string) bool { return v != "" }); i >= 0 {
+				ids[name] = vs[i]
+			}
+		}
 	}
 	if len(ids) == 0 && len(values) == 0 {
 		// A careless service could read an empty set of identifiers as "everyone".

@@ -58,7 +58,7 @@ func hostileDoc(t *testing.T, inst *Installation) *Document {
 
 func fullContext() *Installation {
 	return &Installation{Controller: &Party{Name: "Example Shop GmbH", Email: "privacy@example.com"},
-		DataProtectionOfficer: &Party{Name: "A. Muster", Email: "dpo@example.com"},
+		DataProtectionOfficer:  &Party{Name: "A. Muster", Email: "dpo@example.com"},
 		SupervisoryAuthorities: map[string]*Party{"GDPR": {Name: "Berliner Datenschutzbeauftragte", URL: "https://www.datenschutz-berlin.de"}}}
 }
 

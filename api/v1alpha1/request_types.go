@@ -372,7 +372,7 @@ const (
 // AccessRequestSpec asks for a copy of everything held about a subject (GDPR Art. 15 and 20).
 type AccessRequestSpec struct {
 	RequestSpecCommon `json:",inline"`
-	// Format of the export.
+	// Format of the export when formats is unset (kept for compatibility: use formats).
 	// +optional
 	// +kubebuilder:default=json
 	Format ExportFormat `json:"format,omitempty"`

@@ -21,6 +21,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/controllers"
 	"github.com/dsr-operator/dsr-operator/internal/connector/sqlite"
 	"github.com/dsr-operator/dsr-operator/internal/egress"
+	"github.com/dsr-operator/dsr-operator/internal/export"
 	"github.com/dsr-operator/dsr-operator/internal/metricsauth"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 )
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&storeAllow, "store-allow-cidrs", "", "Comma-separated CIDRs: when set, the only ones the operator connects to on a store's behalf (the deny list still wins).")
 	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Let every http store use a plain http:// URL (otherwise each opts in with spec.connection.allowInsecureHTTP).")
 	flag.BoolVar(&enableSQLite, "enable-sqlite-stores", false, "Serve sqlite stores, which open any file path their author names in the operator's file system.")
+	reportContext := flag.String("access-report-context", "", "YAML file with the controller, data protection officer and supervisory authorities that access reports name (the chart's accessReports values); empty: reports list them as missing.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -89,6 +91,13 @@ func main() {
 		log.Error(err, "invalid egress policy flags")
 		os.Exit(1)
 	}
+	var inst *export.Installation
+	if *reportContext != "" {
+		if inst, err = export.LoadInstallation(*reportContext); err != nil {
+			log.Error(err, "invalid --access-report-context")
+			os.Exit(1)
+		}
+	}
 	sqlite.SetEnabled(enableSQLite)
 	ctx := ctrl.SetupSignalHandler()
 	cfg := ctrl.GetConfigOrDie()
@@ -100,6 +109,7 @@ func main() {
 		StoreConcurrency:       storeConc,
 		ReceiptRecordsPeriod:   receiptRecordsPeriod,
 		DefaultPhoneRegion:     *phoneRegion,
+		ReportContext:          inst,
 		Egress:                 policy,
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,

@@ -23,6 +23,9 @@ type AccessRequestReconciler struct {
 	Dependencies
 	// MaxExportBytes bounds the export (export.MaxBytes when 0).
 	MaxExportBytes int
+	// ReportContext is the installation's controller, data protection officer and supervisory
+	// authorities for access reports (nil: the reports list them as missing).
+	ReportContext *export.Installation
 }
 
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=accessrequests,verbs=get;list;watch

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -129,9 +130,9 @@ func collectFromStore(ctx context.Context, s *accessScope, cl connector.Client, 
 // writing it overwrites it rather than leaving a second copy of the person's data behind.
 func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessScope) (bool, error) {
 	ar := s.request
-	doc := export.Build(export.Request{Namespace: ar.Namespace, Name: ar.Name, UID: string(ar.UID)},
+	doc := export.BuildWithContext(r.ReportContext, export.Request{Namespace: ar.Namespace, Name: ar.Name, UID: string(ar.UID)},
 		string(ar.Spec.Regulation), ar.Status.SubjectDigest, s.now, s.collected)
-	enc, err := export.Encode(doc, r.MaxExportBytes)
+	files, err := export.EncodeFiles(doc, exportFormats(&ar.Spec), r.MaxExportBytes)
 	if err != nil {
 		var tooLarge *export.TooLargeError
 		if errors.As(err, &tooLarge) {
@@ -147,7 +148,12 @@ func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessSc
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 		Namespace: ar.Namespace, Name: exportSecretName(ar),
 		Labels: requests.RequestLabels(labelAccessRequest, ar.Name, string(ar.UID)),
-	}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{enc.Key: enc.Bytes}}
+	}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
+	var total int
+	for _, f := range files {
+		secret.Data[f.Key] = f.Bytes
+		total += len(f.Bytes)
+	}
 	if err := ctrl.SetControllerReference(ar, secret, r.Scheme()); err != nil {
 		return false, err
 	}
@@ -166,14 +172,38 @@ func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessSc
 		ttl = ar.Spec.TTL.Duration
 	}
 	expires := s.now.Add(ttl)
-	ar.Status.Export = &privacyv1alpha1.ExportReference{SecretName: secret.Name, Key: enc.Key, SHA256: enc.SHA256,
-		Bytes: int64(len(enc.Bytes)), Encoding: enc.Encoding, ExpiresAt: ptrTime(expires)}
+	first := files[0]
+	ar.Status.Export = &privacyv1alpha1.ExportReference{SecretName: secret.Name, Key: first.Key, SHA256: first.SHA256,
+		Bytes: int64(len(first.Bytes)), Encoding: first.Encoding, ExpiresAt: ptrTime(expires)}
+	for _, f := range files {
+		ar.Status.Export.Files = append(ar.Status.Export.Files, privacyv1alpha1.ExportFile{Format: f.Format, Key: f.Key,
+			SHA256: f.SHA256, Bytes: int64(len(f.Bytes)), Encoding: f.Encoding})
+	}
 	ar.Status.Phase = privacyv1alpha1.PhaseCompleted
 	ar.Status.CompletionTime = ptrTime(s.now)
 	s.effect.at(expires)
-	s.effect.normal(privacyv1alpha1.ReasonExportDelivered, "Deliver", fmt.Sprintf("export of %d records from %d stores delivered in Secret %s (%d bytes, %s)",
-		doc.RecordCount, len(doc.Stores), secret.Name, len(enc.Bytes), enc.Encoding))
+	s.effect.normal(privacyv1alpha1.ReasonExportDelivered, "Deliver", fmt.Sprintf("export of %d records from %d stores delivered in Secret %s (%d files, %d bytes)",
+		doc.RecordCount, len(doc.Stores), secret.Name, len(files), total))
 	return true, nil
+}
+
+// exportFormats is the formats a request asks for, JSON first (status.export.key has always named
+// the JSON document) and each once: spec.formats, else spec.format, else JSON.
+func exportFormats(spec *privacyv1alpha1.AccessRequestSpec) []privacyv1alpha1.ExportFormat {
+	asked := spec.Formats
+	if len(asked) == 0 && spec.Format != "" {
+		asked = []privacyv1alpha1.ExportFormat{spec.Format}
+	}
+	var out []privacyv1alpha1.ExportFormat
+	for _, f := range []privacyv1alpha1.ExportFormat{privacyv1alpha1.ExportFormatJSON, privacyv1alpha1.ExportFormatCSV, privacyv1alpha1.ExportFormatHTML} {
+		if slices.Contains(asked, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		out = []privacyv1alpha1.ExportFormat{privacyv1alpha1.ExportFormatJSON}
+	}
+	return out
 }
 
 // writeExportSecret creates the export Secret, or replaces the data of the one an earlier

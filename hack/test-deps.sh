@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the database servers that the tests start (internal/teststore): PostgreSQL,
-# MariaDB and Redis, and the tools that the documentation's tests run (curl, jq, openssl). Only the
-# binaries are needed; the tests never use a system instance.
+# MariaDB and Redis, the tools that the documentation's tests run (curl, jq, openssl), and chromium,
+# in which internal/export renders the HTML access report headless. Only the binaries are needed;
+# the tests never use a system instance.
 # Nothing is installed when every binary is already there, and apt-get update runs at most once.
 #
 # Usage: hack/test-deps.sh          install what is missing
@@ -21,7 +22,8 @@ have() {
 missing=()
 # binary:package
 for pair in initdb:postgresql postgres:postgresql pg_ctl:postgresql mariadbd:mariadb-server \
-	mariadb-install-db:mariadb-server redis-server:redis-server curl:curl jq:jq openssl:openssl; do
+	mariadb-install-db:mariadb-server redis-server:redis-server curl:curl jq:jq openssl:openssl \
+	chromium:chromium; do
 	bin="${pair%%:*}" pkg="${pair#*:}"
 	if ! have "$bin"; then
 		echo "test-deps: $bin not found (package $pkg)"
@@ -30,7 +32,7 @@ for pair in initdb:postgresql postgres:postgresql pg_ctl:postgresql mariadbd:mar
 done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-	echo "test-deps: database servers, curl, jq and openssl present"
+	echo "test-deps: database servers, curl, jq, openssl and chromium present"
 	exit 0
 fi
 if $check_only; then
@@ -46,7 +48,7 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 
-for pair in initdb:postgresql postgres:postgresql mariadbd:mariadb-server redis-server:redis-server; do
+for pair in initdb:postgresql postgres:postgresql mariadbd:mariadb-server redis-server:redis-server chromium:chromium; do
 	if ! have "${pair%%:*}"; then
 		echo "test-deps: ${pair%%:*} still missing after installing ${pair#*:}" >&2
 		exit 1

@@ -296,6 +296,8 @@ type DataStoreSpec struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	// +listType=atomic
 	Recipients []string `json:"recipients,omitempty"`
+	// Art15Context: source, automatedDecisionMaking and thirdCountries (Art. 15(1)(g), (h), 15(2)).
+	Art15Context `json:",inline"`
 
 	// Verification tunes how requests verify this store.
 	// +optional

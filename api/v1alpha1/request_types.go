@@ -357,19 +357,31 @@ type DeletionRequestList struct {
 }
 
 // ExportFormat is the format of an access export.
-// +kubebuilder:validation:Enum=json
+// +kubebuilder:validation:Enum=json;csv;html
 type ExportFormat string
 
-// ExportFormatJSON is the only export format.
-const ExportFormatJSON ExportFormat = "json"
+const (
+	// ExportFormatJSON is the machine-readable document (Art. 20).
+	ExportFormatJSON ExportFormat = "json"
+	// ExportFormatCSV is a zip of one CSV file per location.
+	ExportFormatCSV ExportFormat = "csv"
+	// ExportFormatHTML is a self-contained page that reads as a letter to the person.
+	ExportFormatHTML ExportFormat = "html"
+)
 
 // AccessRequestSpec asks for a copy of everything held about a subject (GDPR Art. 15 and 20).
 type AccessRequestSpec struct {
 	RequestSpecCommon `json:",inline"`
-	// Format of the export.
+	// Format of the export when formats is unset (kept for compatibility: use formats).
 	// +optional
 	// +kubebuilder:default=json
 	Format ExportFormat `json:"format,omitempty"`
+	// Formats delivered, each as its own key of the export Secret: any of json, csv and html.
+	// Unset: format alone.
+	// +optional
+	// +kubebuilder:validation:MaxItems=3
+	// +listType=set
+	Formats []ExportFormat `json:"formats,omitempty"`
 	// TTL is how long the export is kept after it is delivered; then it is deleted.
 	// +optional
 	// +kubebuilder:default="168h"
@@ -399,6 +411,11 @@ type ExportReference struct {
 	Bytes int64 `json:"bytes"`
 	// Encoding of the stored bytes: identity or gzip.
 	Encoding string `json:"encoding"`
+	// Files lists every file delivered, one key of the Secret each; key, sha256, bytes and
+	// encoding above describe the first of them (the JSON document when it was asked for).
+	// +optional
+	// +listType=atomic
+	Files []ExportFile `json:"files,omitempty"`
 	// ExpiresAt is when the export is deleted.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`

@@ -34,10 +34,20 @@ type Document struct {
 	SubjectDigest string    `json:"subjectDigest"`
 	GeneratedAt   time.Time `json:"generatedAt"`
 	// Complete is true: an incomplete export is never delivered.
-	Complete    bool    `json:"complete"`
-	RecordCount int64   `json:"recordCount"`
-	Summary     string  `json:"summary"`
-	Stores      []Store `json:"stores"`
+	Complete    bool   `json:"complete"`
+	RecordCount int64  `json:"recordCount"`
+	Summary     string `json:"summary"`
+	// Controller, DataProtectionOfficer and SupervisoryAuthority come from the installation's
+	// access report context (nil when it does not name them: Missing says so).
+	Controller            *Party `json:"controller,omitempty"`
+	DataProtectionOfficer *Party `json:"dataProtectionOfficer,omitempty"`
+	SupervisoryAuthority  *Party `json:"supervisoryAuthority,omitempty"`
+	// Rights the person has about the data (Art. 15(1)(e)).
+	Rights []Right `json:"rights"`
+	// Missing lists the Art. 15 information the operator's configuration does not give, so that
+	// the controller can add it by hand rather than leaving it out silently.
+	Missing []Missing `json:"missing"`
+	Stores  []Store   `json:"stores"`
 }
 
 // Request identifies the access request.
@@ -49,16 +59,20 @@ type Request struct {
 
 // Store is one store's part: its Art. 15 context and the subject's records grouped by location.
 type Store struct {
-	Kind           string     `json:"kind"`
-	Name           string     `json:"name"`
-	Type           string     `json:"type"`
-	Description    string     `json:"description,omitempty"`
-	Purposes       []string   `json:"purposes"`
-	DataCategories []string   `json:"dataCategories"`
-	Retention      string     `json:"retention,omitempty"`
-	Recipients     []string   `json:"recipients"`
-	RecordCount    int64      `json:"recordCount"`
-	Locations      []Location `json:"locations"`
+	Kind           string   `json:"kind"`
+	Name           string   `json:"name"`
+	Type           string   `json:"type"`
+	Description    string   `json:"description,omitempty"`
+	Purposes       []string `json:"purposes"`
+	DataCategories []string `json:"dataCategories"`
+	Retention      string   `json:"retention,omitempty"`
+	Recipients     []string `json:"recipients"`
+	// Source, AutomatedDecisionMaking and ThirdCountries are Art. 15(1)(g), (h) and 15(2).
+	Source                  string                                   `json:"source,omitempty"`
+	AutomatedDecisionMaking *privacyv1alpha1.AutomatedDecisionMaking `json:"automatedDecisionMaking,omitempty"`
+	ThirdCountries          *privacyv1alpha1.ThirdCountryTransfers   `json:"thirdCountries,omitempty"`
+	RecordCount             int64                                    `json:"recordCount"`
+	Locations               []Location                               `json:"locations"`
 }
 
 // Location is a table or key pattern and the subject's records there.
@@ -81,15 +95,22 @@ type StoreInput struct {
 	Data *connector.Collection
 }
 
-// Build assembles the document. Stores and locations are sorted, so the same data gives the same
-// document.
+// Build assembles the document without an installation context: the controller, its data
+// protection officer and the supervisory authority are listed as missing.
 func Build(req Request, regulation, digest string, generatedAt time.Time, inputs []StoreInput) *Document {
+	return BuildWithContext(nil, req, regulation, digest, generatedAt, inputs)
+}
+
+// BuildWithContext assembles the document with the installation's context (nil: none). Stores and
+// locations are sorted, so the same data gives the same document.
+func BuildWithContext(inst *Installation, req Request, regulation, digest string, generatedAt time.Time, inputs []StoreInput) *Document {
 	doc := &Document{Format: Format, Request: req, Regulation: regulation, SubjectDigest: digest,
 		GeneratedAt: generatedAt.UTC().Truncate(time.Second), Complete: true, Stores: []Store{}}
 	for _, in := range inputs {
 		s := Store{Kind: string(in.Kind), Name: in.Name, Type: string(in.Spec.Type), Description: in.Spec.Description,
 			Purposes: nonNil(in.Spec.Purposes), DataCategories: nonNil(in.Spec.DataCategories), Retention: in.Spec.Retention,
-			Recipients: nonNil(in.Spec.Recipients), Locations: []Location{}}
+			Recipients: nonNil(in.Spec.Recipients), Source: in.Spec.Source,
+			AutomatedDecisionMaking: in.Spec.AutomatedDecisionMaking, ThirdCountries: in.Spec.ThirdCountries, Locations: []Location{}}
 		byLoc := map[string][]Record{}
 		for _, r := range in.Data.Records {
 			data := r.Data
@@ -112,6 +133,7 @@ func Build(req Request, regulation, digest string, generatedAt time.Time, inputs
 		}
 		return doc.Stores[i].Name < doc.Stores[j].Name
 	})
+	addContext(doc, inst)
 	if doc.RecordCount == 0 {
 		doc.Summary = fmt.Sprintf("No records of the subject were found in any of the %d stores searched.", len(doc.Stores))
 	} else {
@@ -129,6 +151,7 @@ func nonNil(s []string) []string {
 
 // Encoded is a document ready for its Secret.
 type Encoded struct {
+	Format   privacyv1alpha1.ExportFormat
 	Key      string
 	Bytes    []byte
 	Encoding string
@@ -144,12 +167,62 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("the export is %d bytes (after compression) but a Secret holds at most %d bytes; no partial export is delivered", e.Size, e.Limit)
 }
 
-// Encode serializes the document, gzips it when that makes it smaller, and refuses what is over
-// limit bytes (MaxBytes when limit is 0).
+// Encode serializes the document as JSON, gzips it when that makes it smaller, and refuses what is
+// over limit bytes (MaxBytes when limit is 0).
 func Encode(doc *Document, limit int) (*Encoded, error) {
+	files, err := EncodeFiles(doc, []privacyv1alpha1.ExportFormat{privacyv1alpha1.ExportFormatJSON}, limit)
+	if err != nil {
+		return nil, err
+	}
+	return files[0], nil
+}
+
+// EncodeFiles renders the document in every format asked for, in that order, each file ready to be
+// one key of the export Secret, and refuses the lot when together they are over limit bytes
+// (MaxBytes when limit is 0): a person gets all the formats asked for or none.
+func EncodeFiles(doc *Document, formats []privacyv1alpha1.ExportFormat, limit int) ([]*Encoded, error) {
 	if limit <= 0 {
 		limit = MaxBytes
 	}
+	files := make([]*Encoded, 0, len(formats))
+	total := 0
+	for _, f := range formats {
+		var enc *Encoded
+		switch f {
+		case privacyv1alpha1.ExportFormatJSON:
+			raw, err := jsonBytes(doc)
+			if err != nil {
+				return nil, err
+			}
+			enc = gzipIfSmaller("export.json", raw)
+		case privacyv1alpha1.ExportFormatCSV:
+			raw, err := RenderCSV(doc)
+			if err != nil {
+				return nil, err
+			}
+			enc = &Encoded{Key: "export.csv.zip", Bytes: raw, Encoding: "identity", Raw: len(raw)}
+		case privacyv1alpha1.ExportFormatHTML:
+			raw, err := RenderHTML(doc)
+			if err != nil {
+				return nil, err
+			}
+			enc = gzipIfSmaller("report.html", raw)
+		default:
+			return nil, fmt.Errorf("unknown export format %q", f)
+		}
+		enc.Format = f
+		sum := sha256.Sum256(enc.Bytes)
+		enc.SHA256 = "sha256:" + hex.EncodeToString(sum[:])
+		total += len(enc.Bytes)
+		files = append(files, enc)
+	}
+	if total > limit {
+		return nil, &TooLargeError{Size: total, Limit: limit}
+	}
+	return files, nil
+}
+
+func jsonBytes(doc *Document) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -157,23 +230,20 @@ func Encode(doc *Document, limit int) (*Encoded, error) {
 	if err := enc.Encode(doc); err != nil {
 		return nil, fmt.Errorf("encoding export: %w", err)
 	}
-	raw := buf.Bytes()
-	out := &Encoded{Key: "export.json", Bytes: raw, Encoding: "identity", Raw: len(raw)}
-	if len(raw) >= gzipFrom {
-		var gz bytes.Buffer
-		w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-		_, _ = w.Write(raw)
-		if err := w.Close(); err != nil {
-			return nil, err
-		}
-		if gz.Len() < len(raw) {
-			out.Key, out.Bytes, out.Encoding = "export.json.gz", gz.Bytes(), "gzip"
-		}
+	return buf.Bytes(), nil
+}
+
+// gzipIfSmaller stores raw under key, or gzipped under key.gz when that is smaller.
+func gzipIfSmaller(key string, raw []byte) *Encoded {
+	out := &Encoded{Key: key, Bytes: raw, Encoding: "identity", Raw: len(raw)}
+	if len(raw) < gzipFrom {
+		return out
 	}
-	if len(out.Bytes) > limit {
-		return nil, &TooLargeError{Size: len(out.Bytes), Limit: limit}
+	var gz bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	_, _ = w.Write(raw)
+	if err := w.Close(); err == nil && gz.Len() < len(raw) {
+		out.Key, out.Bytes, out.Encoding = key+".gz", gz.Bytes(), "gzip"
 	}
-	sum := sha256.Sum256(out.Bytes)
-	out.SHA256 = "sha256:" + hex.EncodeToString(sum[:])
-	return out, nil
+	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/controllers"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/all"
 	"github.com/dsr-operator/dsr-operator/internal/egress"
+	"github.com/dsr-operator/dsr-operator/internal/export"
 	"github.com/dsr-operator/dsr-operator/internal/metrics"
 	"github.com/dsr-operator/dsr-operator/internal/normalize"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
@@ -48,6 +49,8 @@ type Options struct {
 	DefaultPhoneRegion string
 	// MaxExportBytes bounds an access export (the most a Secret holds when 0).
 	MaxExportBytes int
+	// ReportContext is the installation's Art. 15 context of access reports (nil: none).
+	ReportContext *export.Installation
 	// ReceiptRecordsPeriod is how long a receipt is kept after it was issued, whether or not its
 	// request still exists (controllers.DefaultReceiptRecordsPeriod, 24 months, when 0).
 	ReceiptRecordsPeriod time.Duration
@@ -153,7 +156,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 			return nil, nil, err
 		}
 	}
-	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes, ReportContext: opts.ReportContext}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
 	metrics.Register(mgr.GetClient())

@@ -6,6 +6,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -17,29 +20,94 @@ import (
 )
 
 func newExport(o *options, stdout io.Writer) *cobra.Command {
-	var out string
+	var out, dir, format string
 	cmd := &cobra.Command{
-		Use:   "export NAME [-o FILE]",
-		Short: "Write an access request's export, digest checked and decompressed",
-		Long: `Fetches the export of a completed AccessRequest from its Secret (status.export), checks that the
-stored bytes have the SHA-256 of status.export.sha256, decompresses them when gzipped and writes the
-JSON document to FILE (mode 0600) or stdout. The export is the person's data: hand it over, then
-delete your copy.`,
-		Example: "  kubectl dsr export copy-jane -n shop -o jane.json",
-		Args:    exactName,
+		Use:   "export NAME [-o FILE | --format html | --dir DIR]",
+		Short: "Write an access request's export files, digests checked and decompressed",
+		Long: `Fetches the export of a completed AccessRequest from its Secret (status.export.files), checks that
+each file's stored bytes have the SHA-256 of its status entry and decompresses them when gzipped.
+
+Without flags the JSON document goes to stdout; -o FILE writes it to FILE (mode 0600).
+--format csv or html picks another file the request asked for (spec.formats): the zip of CSV files,
+or the HTML report, a letter to the person. The HTML report without -o is written to a new private
+temporary directory and its path printed, to open in a browser.
+--dir DIR writes every file (export.json, export.csv.zip, report.html) into DIR and prints their paths.
+
+The export is the person's data: hand it over, then delete your copies.`,
+		Example: `  kubectl dsr export copy-jane -n shop -o jane.json
+  kubectl dsr export copy-jane -n shop --format html
+  kubectl dsr export copy-jane -n shop --dir ./jane`,
+		Args: exactName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := fetchExport(cmd.Context(), o, args[0])
+			if dir != "" && (out != "" || format != "") {
+				return &ExitError{Code: exitUsage, Msg: "--dir writes every file: it takes neither -o nor --format"}
+			}
+			files, err := fetchExportFiles(cmd.Context(), o, args[0])
 			if err != nil {
 				return err
 			}
-			return writeFileOrStdout(out, data, stdout)
+			if dir != "" {
+				return saveAll(dir, files, stdout)
+			}
+			want := privacyv1alpha1.ExportFormat(format)
+			if want == "" {
+				want = privacyv1alpha1.ExportFormatJSON
+			}
+			for _, f := range files {
+				if f.format != want {
+					continue
+				}
+				if want == privacyv1alpha1.ExportFormatHTML && out == "" {
+					return saveHTML(args[0], f.data, stdout)
+				}
+				return writeFileOrStdout(out, f.data, stdout)
+			}
+			return &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export has no %s file (the request's spec.formats did not ask for it)", want)}
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output-file", "o", "", "write to this file (default: stdout)")
+	cmd.Flags().StringVarP(&out, "output-file", "o", "", "write to this file (default: stdout; for html a new temporary file)")
+	cmd.Flags().StringVar(&format, "format", "", "which file: json (default), csv (a zip) or html")
+	cmd.Flags().StringVar(&dir, "dir", "", "write every file of the export into this directory")
 	return cmd
 }
 
-func fetchExport(ctx context.Context, o *options, name string) ([]byte, error) {
+// exportFile is one verified, decompressed file of an export.
+type exportFile struct {
+	format privacyv1alpha1.ExportFormat
+	name   string
+	data   []byte
+}
+
+// saveAll writes every file into dir (created 0700, files 0600) and prints their paths.
+func saveAll(dir string, files []exportFile, stdout io.Writer) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, f.data, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, path)
+	}
+	return nil
+}
+
+// saveHTML writes the report into a new private temporary directory and prints its path.
+func saveHTML(name string, data []byte, stdout io.Writer) error {
+	dir, err := os.MkdirTemp("", "dsr-"+name+"-")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "report.html")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, path)
+	return nil
+}
+
+func fetchExportFiles(ctx context.Context, o *options, name string) ([]exportFile, error) {
 	c, ns, err := o.client()
 	if err != nil {
 		return nil, err
@@ -59,26 +127,43 @@ func fetchExport(ctx context.Context, o *options, name string) ([]byte, error) {
 		}
 		return nil, err
 	}
-	data, ok := s.Data[ref.Key]
+	entries := ref.Files
+	if len(entries) == 0 { // exports delivered before status.export.files: one JSON document
+		entries = []privacyv1alpha1.ExportFile{{Format: privacyv1alpha1.ExportFormatJSON, Key: ref.Key, SHA256: ref.SHA256, Bytes: ref.Bytes, Encoding: ref.Encoding}}
+	}
+	files := make([]exportFile, 0, len(entries))
+	for _, e := range entries {
+		data, err := verifiedFile(&s, e)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, exportFile{format: e.Format, name: strings.TrimSuffix(e.Key, ".gz"), data: data})
+	}
+	return files, nil
+}
+
+// verifiedFile returns one file's bytes, decompressed, after checking its digest.
+func verifiedFile(s *corev1.Secret, e privacyv1alpha1.ExportFile) ([]byte, error) {
+	data, ok := s.Data[e.Key]
 	if !ok {
-		return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export Secret %s/%s has no key %s", ns, ref.SecretName, ref.Key)}
+		return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export Secret %s/%s has no key %s", s.Namespace, s.Name, e.Key)}
 	}
-	if got := receipt.Digest(data); got != ref.SHA256 {
-		return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export's digest %s differs from status.export.sha256 %s: not written", got, orDash(ref.SHA256))}
+	if got := receipt.Digest(data); got != e.SHA256 {
+		return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export's digest %s differs from status.export.sha256 %s: not written", got, orDash(e.SHA256))}
 	}
-	switch ref.Encoding {
+	switch e.Encoding {
 	case "", "identity":
 		return data, nil
 	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
-			return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export in Secret %s/%s is not gzip: %v", ns, ref.SecretName, err)}
+			return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export in Secret %s/%s is not gzip: %v", s.Namespace, s.Name, err)}
 		}
 		raw, err := io.ReadAll(zr)
 		if err != nil {
-			return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("decompressing the export in Secret %s/%s: %v", ns, ref.SecretName, err)}
+			return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("decompressing the export in Secret %s/%s: %v", s.Namespace, s.Name, err)}
 		}
 		return raw, nil
 	}
-	return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export's encoding %q is unknown to this plugin", ref.Encoding)}
+	return nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("the export's encoding %q is unknown to this plugin", e.Encoding)}
 }

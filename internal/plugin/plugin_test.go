@@ -864,7 +864,7 @@ func TestExport(t *testing.T) {
 		name     string
 		records  int
 		encoding string
-	}{{"small", 1, "identity"}, {"large", 200, "gzip"}} {
+	}{{"small", 1, "gzip"}, {"large", 200, "gzip"}} { // the Art. 15 rights and missing items put every document over gzipFrom
 		t.Run(c.name, func(t *testing.T) {
 			ar, enc := exported(t, "export-"+c.name, c.records)
 			if enc.Encoding != c.encoding {

@@ -48,3 +48,14 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: metrics
 {{- end -}}
+
+{{/*
+The access report context file (--access-report-context): the non-empty parts of accessReports.
+*/}}
+{{- define "dsr-operator.accessReportContext" -}}
+{{- $ctx := dict -}}
+{{- with .Values.accessReports.controller }}{{ $_ := set $ctx "controller" . }}{{ end -}}
+{{- with .Values.accessReports.dataProtectionOfficer }}{{ $_ := set $ctx "dataProtectionOfficer" . }}{{ end -}}
+{{- with .Values.accessReports.supervisoryAuthorities }}{{ $_ := set $ctx "supervisoryAuthorities" . }}{{ end -}}
+{{- toYaml $ctx -}}
+{{- end -}}

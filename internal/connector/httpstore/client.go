@@ -191,15 +191,13 @@ func (c *Client) operation(ctx context.Context, op, keyOp string, req connector.
 		}
 	}
 	values := wireValues(req)
+	promote := len(ids) == 0
 	for name, vs := range values {
 		kinds[name] = string(normalize.KindFor(name, ""))
-		// A name known only by further values (a sweep's finds, derived ids) still gets its
-		// first value in identifiers, which every v1 service reads: one that ignores values
-		// then acts on at least that value instead of refusing a request with no identifiers.
-		if _, ok := ids[name]; !ok {
-			if i := slices.IndexFunc(vs, func(v string) bool { return v != "" }); i >= 0 {
-				ids[name] = vs[i]
-			}
+		// A request known only by further values (a sweep's finds) still names its first
+		// value of each identifier in identifiers, which every v1 service requires and reads.
+		if i := slices.IndexFunc(vs, func(v string) bool { return v != "" }); promote && i >= 0 {
+			ids[name] = vs[i]
 		}
 	}
 	if len(ids) == 0 && len(values) == 0 {

@@ -53,9 +53,11 @@ type Set struct {
 	entries []Entry
 }
 
-// NewSet sorts entries and drops repeats (same hash, kind and ID; the first status wins).
+// NewSet sorts entries and drops repeats (same hash, kind and ID; the first status wins). It
+// takes entries over and sorts them in place: a list of 1,000,000 entries is 56 MB, and a copy
+// would double the manager's peak while a list loads.
 func NewSet(entries []Entry) *Set {
-	e := slices.Clone(entries)
+	e := entries
 	slices.SortStableFunc(e, compareEntries)
 	e = slices.CompactFunc(e, func(a, b Entry) bool { return compareEntries(a, b) == 0 })
 	return &Set{entries: e}

@@ -101,6 +101,9 @@ func ChunkName(list string, seq int64, n int) string {
 	return requests.DerivedName(list, "-suppression-"+strconv.FormatInt(seq, 10)+"-"+strconv.Itoa(n))
 }
 
+// maxPreallocatedEntries bounds what Load reserves before the chunks are read.
+const maxPreallocatedEntries = 4_000_000
+
 // Load reads a list's entries. A chunk missing, altered or not holding what the index says fails
 // the load: a sweep against part of a list would let people through unnoticed. A chunk that a
 // concurrent save retired while it was being read makes Load start again from the new index.
@@ -136,7 +139,9 @@ func (s Storage) loadOnce(ctx context.Context, list *privacyv1alpha1.Suppression
 	if err := json.Unmarshal(idx.Data[indexKey], &index); err != nil {
 		return nil, "", fmt.Errorf("the list's index Secret %s is malformed: %w", idx.Name, err)
 	}
-	var all []Entry
+	// Sized from the index once, not grown chunk by chunk (each growth a copy of the whole list);
+	// bounded, as the index is read before any chunk confirms it.
+	all := make([]Entry, 0, min(max(index.Entries, 0), maxPreallocatedEntries))
 	for _, ref := range index.Chunks {
 		var chunk corev1.Secret
 		if err := s.Reader.Get(ctx, types.NamespacedName{Namespace: list.Namespace, Name: ref.Name}, &chunk); err != nil {

@@ -74,9 +74,13 @@ func (c *client) walkTarget(ctx context.Context, t target, earlier []target, fn 
 	// Cancelling stops the listing goroutine when fn fails or the walk ends early.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var last versionRef
 	for obj := range c.mc.ListObjects(ctx, t.bucket, minio.ListObjectsOptions{Prefix: t.key, Recursive: true, WithVersions: true, MaxKeys: 1000}) {
 		if obj.Err != nil {
 			return obj.Err
+		}
+		if last.repeats(obj) {
+			continue
 		}
 		if !t.covers(t.bucket, obj.Key) || coveredBy(earlier, t.bucket, obj.Key) {
 			continue
@@ -86,6 +90,19 @@ func (c *client) walkTarget(ctx context.Context, t target, earlier []target, fn 
 		}
 	}
 	return ctx.Err()
+}
+
+// versionRef is the last version a listing returned. Versions come sorted by key, so a repeat
+// is always the next entry: versitygw's posix backend (v1.8.0) repeats the last version of a page
+// at the start of the next one, which would be counted twice.
+type versionRef struct{ key, versionID string }
+
+func (r *versionRef) repeats(obj minio.ObjectInfo) bool {
+	if obj.Key == r.key && obj.VersionID == r.versionID {
+		return true
+	}
+	r.key, r.versionID = obj.Key, obj.VersionID
+	return false
 }
 
 func coveredBy(targets []target, bucket, key string) bool {

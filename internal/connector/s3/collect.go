@@ -152,9 +152,13 @@ func (c *client) deepBucket(ctx context.Context, bucket string, covered []target
 	defer cancel()
 	var hits int64
 	scanned := 0
+	var last versionRef
 	for obj := range c.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true, WithVersions: true, MaxKeys: 1000}) {
 		if obj.Err != nil {
 			return 0, obj.Err
+		}
+		if last.repeats(obj) {
+			continue
 		}
 		if scanned++; scanned > MaxDeepScanKeys {
 			return 0, refused("verify", bucket, fmt.Errorf("deep verification stopped after listing %d object versions, its limit: verify without deep", MaxDeepScanKeys))

@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,7 +153,9 @@ func (l *locks) bucketEnabled(ctx context.Context, bucket string) (bool, error) 
 }
 
 // reason is why a version cannot be deleted now: a legal hold or a retention period that has not
-// ended; "" when neither holds it (or the bucket has no Object Lock).
+// ended; "" when neither holds it (or the bucket has no Object Lock). It reads the lock headers of
+// a HEAD of the version (one call, and the same answer GetObjectRetention and GetObjectLegalHold
+// give: versitygw v1.8.0 answers GetObjectRetention with an XML root minio-go does not read).
 func (l *locks) reason(ctx context.Context, bucket string, obj minio.ObjectInfo) (string, error) {
 	if obj.IsDeleteMarker {
 		return "", nil
@@ -161,19 +164,20 @@ func (l *locks) reason(ctx context.Context, bucket string, obj minio.ObjectInfo)
 	if err != nil || !on {
 		return "", err
 	}
-	hold, err := l.c.mc.GetObjectLegalHold(ctx, bucket, obj.Key, minio.GetObjectLegalHoldOptions{VersionID: obj.VersionID})
-	switch {
-	case err != nil && !isNotFound(err):
+	st, err := l.c.mc.StatObject(ctx, bucket, obj.Key, minio.StatObjectOptions{VersionID: obj.VersionID})
+	if err != nil {
+		if isNotFound(err) {
+			return "", nil // deleted meanwhile
+		}
 		return "", err
-	case err == nil && hold != nil && *hold == minio.LegalHoldEnabled:
+	}
+	if strings.EqualFold(st.Metadata.Get("X-Amz-Object-Lock-Legal-Hold"), "ON") {
 		return "Object Lock legal hold", nil
 	}
-	mode, until, err := l.c.mc.GetObjectRetention(ctx, bucket, obj.Key, obj.VersionID)
-	switch {
-	case err != nil && !isNotFound(err):
-		return "", err
-	case err == nil && mode != nil && until != nil && until.After(time.Now()):
-		return fmt.Sprintf("Object Lock retention (%s mode)", *mode), nil
+	mode := st.Metadata.Get("X-Amz-Object-Lock-Mode")
+	until, err := time.Parse(time.RFC3339, st.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"))
+	if mode != "" && err == nil && until.After(time.Now()) {
+		return fmt.Sprintf("Object Lock retention (%s mode)", plainCode(mode)), nil
 	}
 	return "", nil
 }

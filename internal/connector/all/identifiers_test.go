@@ -35,6 +35,7 @@ func TestIdentifierNames(t *testing.T) {
 		{privacyv1alpha1.StoreTypeRedis, privacyv1alpha1.DataStoreSpec{Keys: keys}, []string{"email", "tenant.id", "userId"}, false},
 		{privacyv1alpha1.StoreTypeRedis, privacyv1alpha1.DataStoreSpec{}, nil, false},
 		{privacyv1alpha1.StoreTypeHTTP, privacyv1alpha1.DataStoreSpec{}, nil, true},
+		{privacyv1alpha1.StoreTypeS3, privacyv1alpha1.DataStoreSpec{Objects: []privacyv1alpha1.ObjectMapping{{Bucket: "b12", Key: "u/{userId}/{email}"}}}, []string{"email", "userId"}, false},
 	} {
 		t.Run(string(tc.storeType), func(t *testing.T) {
 			p, err := connector.ProviderFor(tc.storeType)

@@ -10,6 +10,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // planned is one mapping that applies to the subject, with its expanded keys.
@@ -32,7 +33,7 @@ func (c *client) plan(op string, req connector.Request) ([]planned, error) {
 			}
 			p := planned{m: m}
 			for _, ids := range expansions(m.key, all) {
-				key, ok, err := m.key.expand(ids)
+				key, ok, err := m.key.expand(c.keyIdentifiers(ids))
 				if err != nil {
 					return nil, refused(op, m.location(), err)
 				}
@@ -46,6 +47,18 @@ func (c *client) plan(op string, req connector.Request) ([]planned, error) {
 		}
 	}
 	return out, nil
+}
+
+// keyIdentifiers are the subject's identifiers as keys name them, as in Redis key patterns: keys
+// are exact strings, so an email or phone identifier (by its name) is substituted in its
+// normalised form (trimmed and case-folded email with an ASCII domain; E.164 phone), every other
+// value as given. A value that does not normalise stays as given.
+func (c *client) keyIdentifiers(ids connector.Identifiers) connector.Identifiers {
+	out := make(connector.Identifiers, len(ids))
+	for name, v := range ids {
+		out[name] = c.norm.Key(normalize.KindFor(name, ""), v)
+	}
+	return out
 }
 
 // earlierTargets are the targets of the plans before index i.

@@ -122,8 +122,13 @@ func (c *client) deep(ctx context.Context, req connector.Request, plans []planne
 		all = append(all, p.targets...)
 	}
 	var values []string
-	for _, vals := range req.AllValues() {
-		values = append(values, vals...)
+	for name, vals := range req.AllValues() {
+		for _, v := range vals {
+			values = append(values, v)
+			if k := c.keyIdentifiers(connector.Identifiers{name: v})[name]; k != v {
+				values = append(values, k)
+			}
+		}
 	}
 	buckets := map[string]bool{}
 	for _, m := range c.mappings {

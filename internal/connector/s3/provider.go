@@ -20,6 +20,7 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/normalize"
 )
 
 // DefaultTimeout bounds dialling and each call when the spec sets no connection timeout.
@@ -168,7 +169,7 @@ func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector
 	if err != nil {
 		return nil, connector.Errorf(connector.KindInvalid, op, "the S3 client could not be built from connection.url")
 	}
-	c := &client{mc: mc, transport: transport}
+	c := &client{mc: mc, transport: transport, norm: normalize.Normalizer{Region: cfg.PhoneRegion()}}
 	for _, o := range cfg.Spec.Objects {
 		t, _ := parseKey(o.Key) // validated above
 		c.mappings = append(c.mappings, mapping{bucket: o.Bucket, key: t, action: o.Action, reason: o.RetainReason})
@@ -192,6 +193,8 @@ type client struct {
 	mc        *minio.Client
 	transport *http.Transport
 	mappings  []mapping
+	// norm puts email and phone identifiers in the form keys name (see keyIdentifiers).
+	norm normalize.Normalizer
 }
 
 func (c *client) Close() error {

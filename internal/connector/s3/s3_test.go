@@ -294,3 +294,21 @@ func TestDerivedValuesEachErased(t *testing.T) {
 		t.Fatalf("left %q", got)
 	}
 }
+
+// Keys name the normalised form of an email or phone identifier, as Redis key patterns do.
+func TestEmailAndPhoneKeysUseTheNormalisedForm(t *testing.T) {
+	srv := shared(t)
+	mc := root(t, srv)
+	b := bucket(t, srv, false, false)
+	put(t, mc, b, "mail/customer-1@example.com/inbox.eml", "x")
+	put(t, mc, b, "sms/+15550100001.log", "x")
+	put(t, mc, b, "mail/customer-2@example.com/inbox.eml", "bystander")
+	c := newClient(t, srv, del(b, "mail/{email}/"), del(b, "sms/{phone}.log"))
+	req := subject(map[string]string{"email": " Customer-1@Example.com", "phone": "+1 (555) 010-0001"})
+	if res := mustErase(t, c, req); res.Erased != 2 {
+		t.Fatalf("erased %d, want 2", res.Erased)
+	}
+	if got := versions(t, mc, b); !slices.Equal(got, []string{"mail/customer-2@example.com/inbox.eml"}) {
+		t.Fatalf("left %q", got)
+	}
+}

@@ -43,13 +43,13 @@ func TestPatternsAreTheCRDs(t *testing.T) {
 
 func TestParseKeyAndHolds(t *testing.T) {
 	for src, want := range map[string]bool{
-		"users/{userId}/":          true,
-		"avatars/{userId}.png":     true,
-		"a/{x}{y}":                 true,
-		"users/all/":               false,
-		"users/{userId":            false,
-		"users/{1d}/":              false,
-		"users/{userId}/\x01":      false,
+		"users/{userId}/":         true,
+		"avatars/{userId}.png":    true,
+		"a/{x}{y}":                true,
+		"users/all/":              false,
+		"users/{userId":           false,
+		"users/{1d}/":             false,
+		"users/{userId}/\x01":     false,
 		strings.Repeat("a", 1025): false,
 	} {
 		_, err := parseKey(src)

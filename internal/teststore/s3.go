@@ -2,8 +2,18 @@ package teststore
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,14 +39,24 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 
+	// CAPEM is the PEM certificate that signed the server's certificate when it serves https
+	// (StartS3TLS); nil for plain http.
+	CAPEM []byte
+
 	mu      sync.Mutex
 	baseDir string
 	proc    *process
 	closed  bool
 }
 
-// StartS3 starts versitygw with fresh root credentials and waits until it answers a signed request.
-func StartS3(ctx context.Context) (_ *S3, err error) {
+// StartS3 starts versitygw on plain http with fresh root credentials and waits until it answers
+// a signed request.
+func StartS3(ctx context.Context) (*S3, error) { return startS3(ctx, false) }
+
+// StartS3TLS is StartS3 serving https with a certificate for 127.0.0.1 signed by a fresh CA (CAPEM).
+func StartS3TLS(ctx context.Context) (*S3, error) { return startS3(ctx, true) }
+
+func startS3(ctx context.Context, withTLS bool) (_ *S3, err error) {
 	bin, err := findVersityGW()
 	if err != nil {
 		return nil, err
@@ -54,6 +74,11 @@ func StartS3(ctx context.Context) (_ *S3, err error) {
 	for _, d := range []string{s.dataDir(), s.versionsDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("teststore: create s3 directory: %w", err)
+		}
+	}
+	if withTLS {
+		if s.CAPEM, err = writeServerCert(base); err != nil {
+			return nil, err
 		}
 	}
 	s.proc = &process{name: "versitygw", bin: bin, dir: base, logPath: filepath.Join(base, "versitygw.log")}
@@ -105,10 +130,15 @@ func (s *S3) launch(ctx context.Context) error {
 		"--secret", s.SecretKey,
 		"--region", "us-east-1",
 		"--quiet",
+	}
+	if s.CAPEM != nil {
+		s.proc.args = append(s.proc.args, "--cert", filepath.Join(s.baseDir, "tls.crt"), "--key", filepath.Join(s.baseDir, "tls.key"))
+	}
+	s.proc.args = append(s.proc.args,
 		"posix",
 		"--versioning-dir", s.versionsDir(),
 		s.dataDir(),
-	}
+	)
 	return s.proc.startAndWait(ctx, func(ctx context.Context) error {
 		client, err := s.Client()
 		if err != nil {
@@ -121,8 +151,14 @@ func (s *S3) launch(ctx context.Context) error {
 	})
 }
 
-// Endpoint is the server's http:// URL, the connection.url of an s3 store.
-func (s *S3) Endpoint() string { return fmt.Sprintf("http://%s:%d", s.Host, s.Port) }
+// Endpoint is the server's http:// (https:// with TLS) URL, the connection.url of an s3 store.
+func (s *S3) Endpoint() string {
+	scheme := "http"
+	if s.CAPEM != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s:%d", scheme, s.Host, s.Port)
+}
 
 // Secret is the connection Secret of an s3 store: "<accessKeyId>:<secretAccessKey>".
 func (s *S3) Secret() string { return s.AccessKey + ":" + s.SecretKey }
@@ -130,7 +166,15 @@ func (s *S3) Secret() string { return s.AccessKey + ":" + s.SecretKey }
 // Client is a root client for seeding and inspecting buckets in tests. It does not retry, so a
 // probe of a stopped server fails at once.
 func (s *S3) Client() (*minio.Client, error) {
+	var transport http.RoundTripper
+	if s.CAPEM != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(s.CAPEM)
+		transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	return minio.New(fmt.Sprintf("%s:%d", s.Host, s.Port), &minio.Options{
+		Secure:       s.CAPEM != nil,
+		Transport:    transport,
 		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
 		Region:       "us-east-1",
 		BucketLookup: minio.BucketLookupPath,
@@ -195,4 +239,52 @@ func (s *S3) Close() error {
 		stopErr = s.proc.stop(syscall.SIGKILL)
 	}
 	return errors.Join(stopErr, os.RemoveAll(s.baseDir))
+}
+
+// writeServerCert writes tls.crt and tls.key for 127.0.0.1, signed by a fresh CA, into dir and
+// returns the CA's PEM certificate.
+func writeServerCert(dir string) ([]byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "teststore CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
 }

@@ -28,6 +28,10 @@ func TestObjectLockedVersionsAreRetainedWithReason(t *testing.T) {
 	if err != nil || len(chk.Warnings) != 1 || !strings.Contains(chk.Warnings[0], "Object Lock") {
 		t.Fatalf("check = %+v, %v; want one Object Lock warning", chk, err)
 	}
+	dry, err := c.Erase(ctxT(t), connector.Request{ID: "r", Identifiers: req.Identifiers, DryRun: true})
+	if err != nil || dry.Erased != 1 || dry.Retained != 2 {
+		t.Fatalf("dry run = %+v, %v; want 1 to erase, 2 retained", dry, err)
+	}
 	res := mustErase(t, c, req)
 	if res.Erased != 1 || res.Retained != 2 {
 		t.Fatalf("erase = %+v; want 1 erased, 2 retained", res)

@@ -30,7 +30,8 @@ func (e *codeError) Unwrap() error { return e.cause }
 func fail(ctx context.Context, op, location string, err error) error {
 	var ce *connector.Error
 	if errors.As(err, &ce) {
-		return err
+		// Our own error (a refusal, the egress policy's), without the request URL around it.
+		return ce
 	}
 	resp := minio.ToErrorResponse(err)
 	e := &codeError{msg: "request failed"}

@@ -2,12 +2,14 @@ package s3_test
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/egress"
 	"github.com/dsr-operator/dsr-operator/internal/teststore"
 )
 
@@ -82,5 +84,29 @@ func TestCheckReportsMissingBucketAndBadCredentials(t *testing.T) {
 	ok := newClient(t, srv, del(b, "users/{userId}/"))
 	if res, err := ok.Check(context.Background()); err != nil || len(res.Warnings) != 0 {
 		t.Fatalf("check of a good store = %+v, %v", res, err)
+	}
+}
+
+// The egress policy is checked on every connection: a denied endpoint gets no request, and the
+// store fails with EgressDenied.
+func TestEgressDeniedEndpointGetsNoRequest(t *testing.T) {
+	srv := shared(t)
+	b := bucket(t, srv, false, false)
+	p, _ := connector.ProviderFor(privacyv1alpha1.StoreTypeS3)
+	policy := &egress.Policy{Deny: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	c, err := p.NewClient(context.Background(), connector.Config{Spec: spec(srv, del(b, "users/{userId}/")), Secret: []byte(srv.Secret()), Egress: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Check(context.Background()); connector.KindOf(err) != connector.KindEgressDenied {
+		t.Fatalf("check through a policy denying the endpoint: %v; want EgressDenied", err)
+	}
+	_, err = c.Erase(context.Background(), subject(map[string]string{"userId": "u-4711"}))
+	if connector.KindOf(err) != connector.KindEgressDenied {
+		t.Fatalf("erase through a policy denying the endpoint: %v; want EgressDenied", err)
+	}
+	if strings.Contains(err.Error(), "4711") {
+		t.Errorf("the error holds the request URL and so the identifier: %v", err)
 	}
 }

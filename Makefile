@@ -107,7 +107,7 @@ check-generated: manifests generate ## Fail when generated files (CRDs, role.yam
 	fi
 
 .PHONY: test
-test: manifests generate fmt vet check-generated k8s-binaries test-deps ferretdb ## Run every test against real control planes and databases.
+test: manifests generate fmt vet check-generated k8s-binaries test-deps ferretdb versitygw ## Run every test against real control planes and databases.
 	go test -race $(RACE_PACKAGES) -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 	go test $$(go list $(TEST_PACKAGES) | grep -v -e '/controllers' -e '/internal/') -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 	go test ./internal/connector/sqlite/ -run '^TestMillionRowsWithoutIndexInBoundedMemory$$' -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
@@ -211,6 +211,10 @@ undeploy: ## Remove the operator (config/default). Call with ignore-not-found=tr
 .PHONY: test-deps
 test-deps: ## Install PostgreSQL, MariaDB and Redis with apt-get when their binaries are missing.
 	hack/test-deps.sh
+
+.PHONY: versitygw
+versitygw: ## Build versitygw (the S3 test server of internal/teststore) from source into bin/ (skipped when present).
+	hack/build-versitygw.sh
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver and etcd (K8S_VERSION) from source into bin/k8s/ (skipped when present).

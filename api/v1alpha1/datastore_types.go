@@ -5,7 +5,7 @@ import (
 )
 
 // StoreType names the connector that talks to a store.
-// +kubebuilder:validation:Enum=postgres;mysql;sqlite;redis;http;mongodb
+// +kubebuilder:validation:Enum=postgres;mysql;sqlite;redis;http;mongodb;s3
 type StoreType string
 
 const (
@@ -73,21 +73,23 @@ type SecretKeySelector struct {
 
 // Connection says how to reach a store.
 type Connection struct {
-	// SecretRef holds the DSN (postgres, mysql), file path (sqlite), URL (redis) or bearer token (http).
+	// SecretRef holds the DSN (postgres, mysql), file path (sqlite), URL (redis), bearer token
+	// (http) or "<accessKeyId>:<secretAccessKey>" (s3).
 	// +optional
 	SecretRef *SecretKeySelector `json:"secretRef,omitempty"`
-	// URL is the non-secret base endpoint of an http store, e.g. https://crm.internal/dsr.
+	// URL is the non-secret base endpoint of an http store, e.g. https://crm.internal/dsr, or
+	// the endpoint of an s3 store, addressed path-style, e.g. https://s3.eu-west-1.amazonaws.com.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
 	URL string `json:"url,omitempty"`
-	// CASecretRef holds a PEM CA bundle that an http store's TLS certificate must chain to.
+	// CASecretRef holds a PEM CA bundle that an http or s3 store's TLS certificate must chain to.
 	// +optional
 	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
-	// AllowInsecureHTTP lets an http store use a plain http:// URL, on which the bearer token and
-	// the subjects' identifiers cross the network unencrypted. Without it (or the manager's
-	// --allow-insecure-http) such a store is refused with reason EgressDenied before any
-	// connection. Only for http stores.
+	// AllowInsecureHTTP lets an http or s3 store use a plain http:// URL, on which the bearer
+	// token (http), object keys and contents and the subjects' identifiers cross the network
+	// unencrypted. Without it (or the manager's --allow-insecure-http) such a store is refused
+	// with reason EgressDenied before any connection. Only for http and s3 stores.
 	// +optional
 	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
 	// Timeout bounds every call to the store.
@@ -240,9 +242,12 @@ type DataStoreVerification struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'mongodb' || (has(self.collections) && size(self.collections) > 0)",message="collections is required for mongodb stores",fieldPath=".collections"
 // +kubebuilder:validation:XValidation:rule="self.type == 'mongodb' || !has(self.collections) || size(self.collections) == 0",message="collections is only allowed for mongodb stores",fieldPath=".collections"
 // +kubebuilder:validation:XValidation:rule="self.type != 'http' || (has(self.connection.url) && size(self.connection.url) > 0)",message="connection.url is required for http stores",fieldPath=".connection.url"
-// +kubebuilder:validation:XValidation:rule="self.type == 'http' || !has(self.connection.allowInsecureHTTP) || !self.connection.allowInsecureHTTP",message="connection.allowInsecureHTTP is only allowed for http stores",fieldPath=".connection.allowInsecureHTTP"
-// +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite and redis stores",fieldPath=".connection.secretRef"
-// +kubebuilder:validation:XValidation:rule="self.type == 'http' || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http stores",fieldPath=".connection"
+// +kubebuilder:validation:XValidation:rule="self.type in ['http', 's3'] || !has(self.connection.allowInsecureHTTP) || !self.connection.allowInsecureHTTP",message="connection.allowInsecureHTTP is only allowed for http and s3 stores",fieldPath=".connection.allowInsecureHTTP"
+// +kubebuilder:validation:XValidation:rule="self.type == 'http' || has(self.connection.secretRef)",message="connection.secretRef is required for postgres, mysql, sqlite, redis, mongodb and s3 stores",fieldPath=".connection.secretRef"
+// +kubebuilder:validation:XValidation:rule="self.type in ['http', 's3'] || (!has(self.connection.url) && !has(self.connection.caSecretRef))",message="connection.url and connection.caSecretRef are only allowed for http and s3 stores",fieldPath=".connection"
+// +kubebuilder:validation:XValidation:rule="self.type != 's3' || (has(self.connection.url) && size(self.connection.url) > 0)",message="connection.url is required for s3 stores",fieldPath=".connection.url"
+// +kubebuilder:validation:XValidation:rule="self.type != 's3' || (has(self.objects) && size(self.objects) > 0)",message="objects is required for s3 stores",fieldPath=".objects"
+// +kubebuilder:validation:XValidation:rule="self.type == 's3' || !has(self.objects) || size(self.objects) == 0",message="objects is only allowed for s3 stores",fieldPath=".objects"
 // +kubebuilder:validation:XValidation:rule="self.type in ['postgres', 'mysql', 'sqlite', 'mongodb'] || !has(self.verification) || !has(self.verification.deepScope) || self.verification.deepScope == 'mapped'",message="verification.deepScope database is only allowed for postgres, mysql, sqlite and mongodb stores",fieldPath=".verification.deepScope"
 type DataStoreSpec struct {
 	// Type of the store; it picks the connector.
@@ -269,6 +274,11 @@ type DataStoreSpec struct {
 	// +kubebuilder:validation:MaxItems=128
 	// +listType=atomic
 	Collections []CollectionMapping `json:"collections,omitempty"`
+	// Objects maps a subject to objects (s3).
+	// +optional
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=atomic
+	Objects []ObjectMapping `json:"objects,omitempty"`
 
 	// Description of the store for access reports (GDPR Art. 15), e.g. "Customer relationship database".
 	// +optional

@@ -30,7 +30,7 @@ type Config struct {
 	Spec *privacyv1alpha1.DataStoreSpec
 	// Secret is the value under spec.connection.secretRef: a DSN, file path, URL or bearer token.
 	Secret []byte
-	// CABundle is the PEM bundle under spec.connection.caSecretRef (http only).
+	// CABundle is the PEM bundle under spec.connection.caSecretRef (http and s3).
 	CABundle []byte
 	// HashSalt salts the "hash" mask strategy, so that hashed values still join inside a store
 	// but cannot be looked up in a rainbow table.

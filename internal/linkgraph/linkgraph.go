@@ -296,5 +296,12 @@ func FromSpec(store string, spec *privacyv1alpha1.DataStoreSpec) []Node {
 		}
 		nodes = append(nodes, n)
 	}
+	for i, o := range spec.Objects {
+		n := Node{Store: store, Mapping: fmt.Sprintf("object key %s/%s (objects[%d])", o.Bucket, o.Key, i), Index: i}
+		for _, m := range placeholder.FindAllStringSubmatch(o.Key, -1) {
+			n.Match = union(n.Match, []string{m[1]})
+		}
+		nodes = append(nodes, n)
+	}
 	return nodes
 }

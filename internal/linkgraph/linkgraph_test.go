@@ -127,3 +127,11 @@ func TestFromSpec(t *testing.T) {
 		t.Fatal("Linked is wrong")
 	}
 }
+
+func TestFromSpecObjects(t *testing.T) {
+	spec := &privacyv1alpha1.DataStoreSpec{Objects: []privacyv1alpha1.ObjectMapping{{Bucket: "docs", Key: "users/{customerId}/{customerId}-{email}.pdf"}}}
+	nodes := FromSpec("s", spec)
+	if len(nodes) != 1 || !reflect.DeepEqual(nodes[0].Match, []string{"customerId", "email"}) || nodes[0].Mapping != "object key docs/users/{customerId}/{customerId}-{email}.pdf (objects[0])" {
+		t.Fatalf("nodes %+v", nodes)
+	}
+}

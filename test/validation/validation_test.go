@@ -161,7 +161,7 @@ var invalidCases = []invalidCase{
 	{"keys on a sql store", postgresStore, set("spec.keys", []any{map[string]any{"pattern": "u:{userId}", "action": "delete"}}),
 		[]string{"spec.keys", "keys is only allowed for redis stores"}},
 	{"postgres store with a url", postgresStore, set("spec.connection.url", "https://db.example"),
-		[]string{"spec.connection", "connection.url and connection.caSecretRef are only allowed for http stores"}},
+		[]string{"spec.connection", "connection.url and connection.caSecretRef are only allowed for http and s3 stores"}},
 	{"postgres store without secretRef", postgresStore, del("spec.connection.secretRef"),
 		[]string{"spec.connection.secretRef", "connection.secretRef is required"}},
 	{"secretRef with an invalid Secret name", postgresStore, set("spec.connection.secretRef.name", "Shop_DB"),

@@ -7,5 +7,6 @@ import (
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/mysql"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/postgres"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/redis"
+	_ "github.com/dsr-operator/dsr-operator/internal/connector/s3"
 	_ "github.com/dsr-operator/dsr-operator/internal/connector/sqlite"
 )

@@ -39,6 +39,7 @@ func TestIdentifierNames(t *testing.T) {
 			{Name: "shop.users", Match: []privacyv1alpha1.FieldMatch{{Field: "email", Identifier: "email"}, {Field: "profile.id", Identifier: "userId"}}},
 			{Name: "shop.orders", Match: []privacyv1alpha1.FieldMatch{{Field: "customerId", Identifier: "customerId"}}},
 		}}, []string{"customerId", "email", "userId"}, false},
+		{privacyv1alpha1.StoreTypeS3, privacyv1alpha1.DataStoreSpec{Objects: []privacyv1alpha1.ObjectMapping{{Bucket: "b12", Key: "u/{userId}/{email}"}}}, []string{"email", "userId"}, false},
 	} {
 		t.Run(string(tc.storeType), func(t *testing.T) {
 			p, err := connector.ProviderFor(tc.storeType)

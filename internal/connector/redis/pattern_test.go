@@ -24,7 +24,8 @@ func TestKeyPatternREIsTheCRDs(t *testing.T) {
 		found := 0
 		for _, line := range strings.Split(string(raw), "\n") {
 			v, ok := strings.CutPrefix(strings.TrimSpace(line), "pattern: ")
-			if !ok || !strings.Contains(v, `\{[A-Za-z]`) {
+			// The s3 object key (ObjectMapping.Key, with \x00) has placeholders too.
+			if !ok || !strings.Contains(v, `\{[A-Za-z]`) || strings.Contains(v, `\x00`) {
 				continue
 			}
 			found++

@@ -1,0 +1,202 @@
+package s3
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/dsr-operator/dsr-operator/internal/connector"
+)
+
+// KeyRE is the CRD's validation pattern of ObjectMapping.Key: at least one {identifier}
+// placeholder, braces only around placeholders, no control characters.
+const KeyRE = `^([^{}\x00-\x1f]|\{[A-Za-z][A-Za-z0-9_.-]*\})*\{[A-Za-z][A-Za-z0-9_.-]*\}([^{}\x00-\x1f]|\{[A-Za-z][A-Za-z0-9_.-]*\})*$`
+
+// BucketRE is the CRD's validation pattern of ObjectMapping.Bucket.
+const BucketRE = `^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`
+
+// maxKeyBytes is the longest object key S3 stores; a longer expansion names no object.
+const maxKeyBytes = 1024
+
+var (
+	keyRE         = regexp.MustCompile(KeyRE)
+	bucketRE      = regexp.MustCompile(BucketRE)
+	placeholderRE = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
+)
+
+// keyTemplate is a parsed ObjectMapping.Key: literal parts and placeholders; prefix is true when
+// the key ends in "/" and so means every object under it.
+type keyTemplate struct {
+	source string
+	parts  []part
+	prefix bool
+}
+
+type part struct {
+	literal     string
+	placeholder string
+}
+
+func parseKey(src string) (*keyTemplate, error) {
+	if len(src) > maxKeyBytes {
+		return nil, fmt.Errorf("key of %d bytes is longer than %d", len(src), maxKeyBytes)
+	}
+	if !keyRE.MatchString(src) || !utf8.ValidString(src) {
+		return nil, fmt.Errorf("key %q is not valid: it needs at least one {identifier} placeholder, braces only around a placeholder, and no control character, e.g. \"users/{userId}/\"", src)
+	}
+	t := &keyTemplate{source: src, prefix: strings.HasSuffix(src, "/")}
+	body := src
+	for body != "" {
+		loc := placeholderRE.FindStringSubmatchIndex(body)
+		if loc == nil {
+			t.parts = append(t.parts, part{literal: body})
+			break
+		}
+		if loc[0] > 0 {
+			t.parts = append(t.parts, part{literal: body[:loc[0]]})
+		}
+		t.parts = append(t.parts, part{placeholder: body[loc[2]:loc[3]]})
+		body = body[loc[1]:]
+	}
+	return t, nil
+}
+
+// names are the template's placeholders in order, repeats included.
+func (t *keyTemplate) names() []string {
+	var out []string
+	for _, p := range t.parts {
+		if p.placeholder != "" {
+			out = append(out, p.placeholder)
+		}
+	}
+	return out
+}
+
+// hostileValueError refuses a value that would change the key's structure. It names the
+// identifier and the rule, never the value.
+type hostileValueError struct{ identifier, key, why string }
+
+func (e *hostileValueError) Error() string {
+	return fmt.Sprintf("the identifier %q %s, so key %q could name objects of someone else: nothing was done for this mapping", e.identifier, e.why, e.key)
+}
+
+// checkValue refuses values that are not one literal path segment: S3 keys are plain strings,
+// but "/" would move the key into another folder (a user "42/x" reaching into the folder of user
+// "42"), and "." or ".." are resolved as path steps by file-backed servers and some proxies.
+func checkValue(v string) string {
+	switch {
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8"
+	case v == "." || v == "..":
+		return `is "." or ".."`
+	case strings.Contains(v, "/"):
+		return `contains "/"`
+	case strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		return "contains a control character"
+	}
+	return ""
+}
+
+// expand fills the placeholders in. ok is false when the subject lacks an identifier the key
+// names. A value that would change the key's structure is a *hostileValueError.
+func (t *keyTemplate) expand(ids connector.Identifiers) (key string, ok bool, err error) {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.placeholder == "" {
+			b.WriteString(p.literal)
+			continue
+		}
+		v := ids[p.placeholder]
+		if v == "" {
+			return "", false, nil
+		}
+		if why := checkValue(v); why != "" {
+			return "", false, &hostileValueError{identifier: p.placeholder, key: t.source, why: why}
+		}
+		b.WriteString(v)
+	}
+	return b.String(), true, nil
+}
+
+// maxExpansions caps the keys one template is expanded to for one subject.
+const maxExpansions = 10000
+
+// expansions are the single-valued identifier sets a template is expanded with: every
+// combination of the values of the identifiers it names.
+func expansions(t *keyTemplate, all connector.Values) []connector.Identifiers {
+	out := []connector.Identifiers{{}}
+	seen := map[string]bool{}
+	for _, name := range t.names() {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		values := all[name]
+		if len(values) == 0 {
+			return nil
+		}
+		next := make([]connector.Identifiers, 0, min(len(out)*len(values), maxExpansions))
+		for _, ids := range out {
+			for _, v := range values {
+				if len(next) == maxExpansions {
+					break
+				}
+				grown := make(connector.Identifiers, len(ids)+1)
+				for k, x := range ids {
+					grown[k] = x
+				}
+				grown[name] = v
+				next = append(next, grown)
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+// target is one expanded key of one mapping: an exact key, or a prefix.
+type target struct {
+	bucket string
+	key    string
+	prefix bool
+}
+
+// covers reports whether the object bucket/key falls under t.
+func (t target) covers(bucket, key string) bool {
+	if bucket != t.bucket {
+		return false
+	}
+	if t.prefix {
+		return strings.HasPrefix(key, t.key)
+	}
+	return key == t.key
+}
+
+// MinContainsRunes: deep verification looks for identifier values at least this long anywhere in
+// a key; shorter ones only as a whole segment, as the other connectors do.
+const MinContainsRunes = 4
+
+// keyHolds reports whether key holds v: anywhere if v is long enough, else delimited on both
+// sides by the key's start or end or a byte that is not an ASCII letter or digit.
+func keyHolds(key, v string) bool {
+	if utf8.RuneCountInString(v) >= MinContainsRunes {
+		return strings.Contains(key, v)
+	}
+	for from := 0; from+len(v) <= len(key); {
+		i := strings.Index(key[from:], v)
+		if i < 0 {
+			return false
+		}
+		start, end := from+i, from+i+len(v)
+		if (start == 0 || !alnum(key[start-1])) && (end == len(key) || !alnum(key[end])) {
+			return true
+		}
+		from = start + 1
+	}
+	return false
+}
+
+func alnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}

@@ -217,8 +217,8 @@ var invalidCases = []invalidCase{
 		[]string{"spec.subject", "Required value"}},
 	{"access request with a ttl of 10000h", accessRequest, set("spec.ttl", "10000h"),
 		[]string{"spec.ttl", "ttl must be between 1s and 2160h"}},
-	{"access request in csv", accessRequest, set("spec.format", "csv"),
-		[]string{"spec.format", `Unsupported value: "csv"`}},
+	{"access request in xml", accessRequest, set("spec.format", "xml"),
+		[]string{"spec.format", `Unsupported value: "xml"`}},
 	{"access request with an unknown regulation", accessRequest, set("spec.regulation", "gdpr"),
 		[]string{"spec.regulation", `Unsupported value: "gdpr"`}},
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -31,10 +29,7 @@ type Mongo struct {
 	// extraArgs are passed to ferretdb after the defaults (StartMongoWithArgs).
 	extraArgs []string
 
-	mu      sync.Mutex
-	baseDir string
-	proc    *process
-	closed  bool
+	lifecycle
 }
 
 // ferretDBBinary finds the FerretDB binary: $FERRETDB_BIN, else bin/ferretdb/<version>/ferretdb
@@ -87,7 +82,8 @@ func StartMongoWithArgs(ctx context.Context, extraArgs ...string) (_ *Mongo, err
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
-	m := &Mongo{Host: "127.0.0.1", baseDir: base, extraArgs: extraArgs}
+	m := &Mongo{Host: "127.0.0.1", extraArgs: extraArgs}
+	m.baseDir, m.relaunch = base, m.launch
 	defer func() {
 		if err != nil {
 			_ = m.Close()
@@ -144,42 +140,4 @@ func (m *Mongo) CreateDatabase(name string) (database, uri string) {
 		name = uniqueDBName()
 	}
 	return name, m.URI(name)
-}
-
-// Stop shuts the server down; Start brings it back with the same port and data.
-func (m *Mongo) Stop() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.proc == nil {
-		return nil
-	}
-	return m.proc.stop(syscall.SIGTERM)
-}
-
-// Start starts a stopped server again on the same port. Starting a running server is a no-op.
-func (m *Mongo) Start(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return errors.New("teststore: mongo is closed")
-	}
-	if m.proc.running() {
-		return nil
-	}
-	return m.launch(ctx)
-}
-
-// Close stops the server and removes its directory. It is idempotent.
-func (m *Mongo) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil
-	}
-	m.closed = true
-	var stopErr error
-	if m.proc != nil {
-		stopErr = m.proc.stop(syscall.SIGKILL)
-	}
-	return errors.Join(stopErr, os.RemoveAll(m.baseDir))
 }

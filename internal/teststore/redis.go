@@ -2,14 +2,10 @@ package teststore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,10 +18,7 @@ type Redis struct {
 	Port     int
 	Password string
 
-	mu      sync.Mutex
-	baseDir string
-	proc    *process
-	closed  bool
+	lifecycle
 }
 
 // StartRedis starts a password-protected, non-persistent redis-server.
@@ -38,7 +31,8 @@ func StartRedis(ctx context.Context) (_ *Redis, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{Host: "127.0.0.1", Password: randomHex(16), baseDir: base}
+	r := &Redis{Host: "127.0.0.1", Password: randomHex(16)}
+	r.baseDir, r.relaunch = base, r.launch
 	defer func() {
 		if err != nil {
 			_ = r.Close()
@@ -91,42 +85,4 @@ func (r *Redis) URL(db int) string {
 		u.User = url.UserPassword("", r.Password)
 	}
 	return u.String()
-}
-
-// Stop shuts the server down; its data is gone because persistence is off.
-func (r *Redis) Stop() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.proc == nil {
-		return nil
-	}
-	return r.proc.stop(syscall.SIGTERM)
-}
-
-// Start starts a stopped server again on the same port (empty). Starting a running server is a no-op.
-func (r *Redis) Start(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return errors.New("teststore: redis is closed")
-	}
-	if r.proc.running() {
-		return nil
-	}
-	return r.launch(ctx)
-}
-
-// Close stops the server and removes its directory. It is idempotent.
-func (r *Redis) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	var stopErr error
-	if r.proc != nil {
-		stopErr = r.proc.stop(syscall.SIGKILL)
-	}
-	return errors.Join(stopErr, os.RemoveAll(r.baseDir))
 }

@@ -17,8 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -43,10 +41,7 @@ type S3 struct {
 	// (StartS3TLS); nil for plain http.
 	CAPEM []byte
 
-	mu      sync.Mutex
-	baseDir string
-	proc    *process
-	closed  bool
+	lifecycle
 }
 
 // StartS3 starts versitygw on plain http with fresh root credentials and waits until it answers
@@ -65,7 +60,8 @@ func startS3(ctx context.Context, withTLS bool) (_ *S3, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &S3{Host: "127.0.0.1", AccessKey: "AK" + randomHex(8), SecretKey: randomHex(20), baseDir: base}
+	s := &S3{Host: "127.0.0.1", AccessKey: "AK" + randomHex(8), SecretKey: randomHex(20)}
+	s.baseDir, s.relaunch = base, s.launch
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -200,45 +196,6 @@ func (s *S3) CreateBucket(ctx context.Context, prefix string, versioned, locked 
 		}
 	}
 	return name, nil
-}
-
-// Stop shuts the server down; the directory and so the objects stay for Start.
-func (s *S3) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return nil
-	}
-	return s.proc.stop(syscall.SIGTERM)
-}
-
-// Start starts a stopped server again on the same port with the same objects. Starting a running
-// server is a no-op.
-func (s *S3) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("teststore: s3 is closed")
-	}
-	if s.proc.running() {
-		return nil
-	}
-	return s.launch(ctx)
-}
-
-// Close stops the server and removes its directory. It is idempotent.
-func (s *S3) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	var stopErr error
-	if s.proc != nil {
-		stopErr = s.proc.stop(syscall.SIGKILL)
-	}
-	return errors.Join(stopErr, os.RemoveAll(s.baseDir))
 }
 
 // writeServerCert writes tls.crt and tls.key for 127.0.0.1, signed by a fresh CA, into dir and

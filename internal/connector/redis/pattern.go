@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 )
@@ -174,33 +173,4 @@ func escapeGlob(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// MinContainsRunes: deep verification looks for identifier values at least this long anywhere in
-// a key name; shorter ones ("7", "ab") only as a whole segment of it, so that a user id "7" does
-// not report every key holding a 7. It is the SQL connectors' threshold.
-const MinContainsRunes = 4
-
-// nameHolds reports whether key holds v: anywhere if v is long enough, else delimited on both
-// sides by the key's start or end or a byte that is not an ASCII letter or digit.
-func nameHolds(key, v string) bool {
-	if utf8.RuneCountInString(v) >= MinContainsRunes {
-		return strings.Contains(key, v)
-	}
-	for from := 0; from+len(v) <= len(key); {
-		i := strings.Index(key[from:], v)
-		if i < 0 {
-			return false
-		}
-		start, end := from+i, from+i+len(v)
-		if (start == 0 || !alnum(key[start-1])) && (end == len(key) || !alnum(key[end])) {
-			return true
-		}
-		from = start + 1
-	}
-	return false
-}
-
-func alnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

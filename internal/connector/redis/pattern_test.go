@@ -119,8 +119,8 @@ func TestNameHolds(t *testing.T) {
 		{"k:u47", "u47", true},
 		{"k:xu47", "u47", false},
 	} {
-		if got := nameHolds(c.key, c.v); got != c.want {
-			t.Errorf("nameHolds(%q, %q) = %v", c.key, c.v, got)
+		if got := connector.NameHolds(c.key, c.v); got != c.want {
+			t.Errorf("NameHolds(%q, %q) = %v", c.key, c.v, got)
 		}
 	}
 }

@@ -357,7 +357,7 @@ func (c *client) Verify(ctx context.Context, req connector.Request) (*connector.
 // holdsAny reports whether key holds one of values (see nameHolds).
 func holdsAny(key string, values []string) bool {
 	for _, v := range values {
-		if nameHolds(key, v) {
+		if connector.NameHolds(key, v) {
 			return true
 		}
 	}

@@ -172,7 +172,7 @@ func (c *client) deepBucket(ctx context.Context, bucket string, covered []target
 			continue
 		}
 		for _, v := range values {
-			if keyHolds(obj.Key, v) {
+			if connector.NameHolds(obj.Key, v) {
 				hits++
 				break
 			}

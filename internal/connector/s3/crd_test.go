@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dsr-operator/dsr-operator/internal/connector"
 )
 
 // KeyRE and BucketRE must be the CRD's expressions, in every copy of the CRDs: a
@@ -66,8 +68,8 @@ func TestParseKeyAndHolds(t *testing.T) {
 		{"exports/17.csv", "7", false},
 		{"exports/a7b", "7", false},
 	} {
-		if got := keyHolds(tc.key, tc.v); got != tc.want {
-			t.Errorf("keyHolds(%q, %q) = %v", tc.key, tc.v, got)
+		if got := connector.NameHolds(tc.key, tc.v); got != tc.want {
+			t.Errorf("NameHolds(%q, %q) = %v", tc.key, tc.v, got)
 		}
 	}
 }

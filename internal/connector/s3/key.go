@@ -119,40 +119,10 @@ func (t *keyTemplate) expand(ids connector.Identifiers) (key string, ok bool, er
 	return b.String(), true, nil
 }
 
-// maxExpansions caps the keys one template is expanded to for one subject.
-const maxExpansions = 10000
-
 // expansions are the single-valued identifier sets a template is expanded with: every
 // combination of the values of the identifiers it names.
 func expansions(t *keyTemplate, all connector.Values) []connector.Identifiers {
-	out := []connector.Identifiers{{}}
-	seen := map[string]bool{}
-	for _, name := range t.names() {
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		values := all[name]
-		if len(values) == 0 {
-			return nil
-		}
-		next := make([]connector.Identifiers, 0, min(len(out)*len(values), maxExpansions))
-		for _, ids := range out {
-			for _, v := range values {
-				if len(next) == maxExpansions {
-					break
-				}
-				grown := make(connector.Identifiers, len(ids)+1)
-				for k, x := range ids {
-					grown[k] = x
-				}
-				grown[name] = v
-				next = append(next, grown)
-			}
-		}
-		out = next
-	}
-	return out
+	return connector.Expansions(t.names(), all)
 }
 
 // target is one expanded key of one mapping: an exact key, or a prefix.
@@ -171,32 +141,4 @@ func (t target) covers(bucket, key string) bool {
 		return strings.HasPrefix(key, t.key)
 	}
 	return key == t.key
-}
-
-// MinContainsRunes: deep verification looks for identifier values at least this long anywhere in
-// a key; shorter ones only as a whole segment, as the other connectors do.
-const MinContainsRunes = 4
-
-// keyHolds reports whether key holds v: anywhere if v is long enough, else delimited on both
-// sides by the key's start or end or a byte that is not an ASCII letter or digit.
-func keyHolds(key, v string) bool {
-	if utf8.RuneCountInString(v) >= MinContainsRunes {
-		return strings.Contains(key, v)
-	}
-	for from := 0; from+len(v) <= len(key); {
-		i := strings.Index(key[from:], v)
-		if i < 0 {
-			return false
-		}
-		start, end := from+i, from+i+len(v)
-		if (start == 0 || !alnum(key[start-1])) && (end == len(key) || !alnum(key[end])) {
-			return true
-		}
-		from = start + 1
-	}
-	return false
-}
-
-func alnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

@@ -54,7 +54,7 @@ func startThreeStores(t *testing.T) *threeStores {
 	f := &threeStores{}
 	var dsn string
 	f.db, dsn = linkedShop(t)
-	f.pgBystanders = pgBystanderRows(t, f.db)
+	f.pgBystanders = threeStoresBystanderRows(t, f.db)
 
 	dbName, uri := teststore.SharedMongo(t).CreateDatabase("")
 	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
@@ -63,21 +63,21 @@ func startThreeStores(t *testing.T) *threeStores {
 	}
 	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
 	f.profiles, f.events = mc.Database(dbName).Collection("profiles"), mc.Database(dbName).Collection("events")
-	insertDocs(t, f.profiles,
+	f.insert(t, f.profiles,
 		bson.D{{Key: "_id", Value: "p-jane"}, {Key: "customerId", Value: 1}, {Key: "avatar", Value: subjectAvatar}, {Key: "bio", Value: "likes tea"}},
 		bson.D{{Key: "_id", Value: "p-bystander"}, {Key: "customerId", Value: 2}, {Key: "avatar", Value: bystanderAvatar}, {Key: "bio", Value: "likes coffee"}},
 		bson.D{{Key: "_id", Value: "p-lookalike"}, {Key: "customerId", Value: 10}, {Key: "avatar", Value: "av-000010"}, {Key: "bio", Value: "an order id, not a customer id"}})
-	insertDocs(t, f.events,
+	f.insert(t, f.events,
 		bson.D{{Key: "_id", Value: "e1"}, {Key: "who", Value: bson.D{{Key: "customerId", Value: "1"}}}, {Key: "ip", Value: "192.0.2.1"}},
 		bson.D{{Key: "_id", Value: "e2"}, {Key: "who", Value: bson.D{{Key: "customerId", Value: int64(1)}}}, {Key: "ip", Value: "192.0.2.2"}},
 		bson.D{{Key: "_id", Value: "e3"}, {Key: "who", Value: bson.D{{Key: "customerId", Value: 2}}}, {Key: "ip", Value: "198.51.100.7"}},
 		bson.D{{Key: "_id", Value: "e4"}, {Key: "who", Value: bson.D{{Key: "customerId", Value: "11"}}}, {Key: "ip", Value: "198.51.100.8"}})
 	f.mongoBystanders = map[string]bson.Raw{}
 	for _, id := range []string{"p-bystander", "p-lookalike"} {
-		f.mongoBystanders["profiles/"+id] = findRaw(t, f.profiles, id)
+		f.mongoBystanders["profiles/"+id] = f.document(t, f.profiles, id)
 	}
 	for _, id := range []string{"e3", "e4"} {
-		f.mongoBystanders["events/"+id] = findRaw(t, f.events, id)
+		f.mongoBystanders["events/"+id] = f.document(t, f.events, id)
 	}
 
 	srv, err := teststore.StartS3(ctx)
@@ -113,7 +113,7 @@ func startThreeStores(t *testing.T) *threeStores {
 	f.put(t, f.uploads, "users/1.json", "not under the prefix")
 	f.put(t, f.avatars, "avatars/"+bystanderAvatar+".png", "bystander avatar bytes")
 	f.put(t, f.avatars, "avatars/"+subjectAvatar+".png.bak", "a longer key")
-	f.objectBystanders = f.objectContents(t, func(key string) bool { return !isSubjectObject(key) })
+	f.objectBystanders = f.objectContents(t, func(key string) bool { return !isThreeStoresSubjectObject(key) })
 
 	startOperator(t)
 	f.ns = newNamespace(t, nil)
@@ -146,12 +146,13 @@ func startThreeStores(t *testing.T) *threeStores {
 	return f
 }
 
-func isSubjectObject(key string) bool {
+// isThreeStoresSubjectObject tells the subject's object keys of both buckets.
+func isThreeStoresSubjectObject(key string) bool {
 	return strings.HasPrefix(key, "users/1/") || key == "avatars/"+subjectAvatar+".png"
 }
 
-// pgBystanderRows is every row of the shop that is not the subject's, as text.
-func pgBystanderRows(t *testing.T, db *sql.DB) string {
+// threeStoresBystanderRows is every row of the shop that is not the subject's, as text.
+func threeStoresBystanderRows(t *testing.T, db *sql.DB) string {
 	t.Helper()
 	var s string
 	err := db.QueryRow(`SELECT concat_ws(' | ',
@@ -164,7 +165,7 @@ func pgBystanderRows(t *testing.T, db *sql.DB) string {
 	return s
 }
 
-func insertDocs(t *testing.T, c *mongo.Collection, docs ...bson.D) {
+func (f *threeStores) insert(t *testing.T, c *mongo.Collection, docs ...bson.D) {
 	t.Helper()
 	for _, d := range docs {
 		if _, err := c.InsertOne(context.Background(), d); err != nil {
@@ -173,7 +174,7 @@ func insertDocs(t *testing.T, c *mongo.Collection, docs ...bson.D) {
 	}
 }
 
-func findRaw(t *testing.T, c *mongo.Collection, id string) bson.Raw {
+func (f *threeStores) document(t *testing.T, c *mongo.Collection, id string) bson.Raw {
 	t.Helper()
 	raw, err := c.FindOne(context.Background(), bson.D{{Key: "_id", Value: id}}).Raw()
 	if err != nil {
@@ -209,7 +210,7 @@ func (f *threeStores) objectContents(t *testing.T, keep func(string) bool) map[s
 				out[id] = nil
 				continue
 			}
-			r, err := f.s3.GetObject(ctx, b, o.Key, minio.GetObjectOptions{VersionID: addressable(o.VersionID)})
+			r, err := f.s3.GetObject(ctx, b, o.Key, minio.GetObjectOptions{VersionID: f.addressable(o.VersionID)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +226,7 @@ func (f *threeStores) objectContents(t *testing.T, keep func(string) bool) map[s
 }
 
 // addressable is the version to ask for: none for the "null" version of an unversioned bucket.
-func addressable(versionID string) string {
+func (f *threeStores) addressable(versionID string) string {
 	if versionID == "null" {
 		return ""
 	}
@@ -235,7 +236,7 @@ func addressable(versionID string) string {
 // assertBystandersIntact compares what is not the subject's with what was seeded, byte for byte.
 func (f *threeStores) assertBystandersIntact(t *testing.T) {
 	t.Helper()
-	if got := pgBystanderRows(t, f.db); got != f.pgBystanders {
+	if got := threeStoresBystanderRows(t, f.db); got != f.pgBystanders {
 		t.Errorf("postgres: bystander rows %q, seeded %q", got, f.pgBystanders)
 	}
 	for id, want := range f.mongoBystanders {
@@ -244,11 +245,11 @@ func (f *threeStores) assertBystandersIntact(t *testing.T) {
 		if coll == "events" {
 			c = f.events
 		}
-		if got := findRaw(t, c, doc); !bytes.Equal(got, want) {
+		if got := f.document(t, c, doc); !bytes.Equal(got, want) {
 			t.Errorf("mongodb: %s changed: %s, seeded %s", id, got, want)
 		}
 	}
-	got := f.objectContents(t, func(key string) bool { return !isSubjectObject(key) })
+	got := f.objectContents(t, func(key string) bool { return !isThreeStoresSubjectObject(key) })
 	if len(got) != len(f.objectBystanders) {
 		t.Errorf("s3: %d bystander object versions, seeded %d", len(got), len(f.objectBystanders))
 	}
@@ -260,10 +261,10 @@ func (f *threeStores) assertBystandersIntact(t *testing.T) {
 }
 
 // assertNoValuesIn checks the objects' JSON and the namespace's events for each value.
-func assertNoValuesIn(t *testing.T, ns string, values []string, objs ...client.Object) {
+func (f *threeStores) assertNoValuesIn(t *testing.T, values []string, objs ...client.Object) {
 	t.Helper()
 	var evs corev1.EventList
-	if err := env.Client.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+	if err := env.Client.List(context.Background(), &evs, client.InNamespace(f.ns)); err != nil {
 		t.Fatal(err)
 	}
 	text := mustJSON(t, &evs)
@@ -302,7 +303,7 @@ func TestLinkedThreeStoresErasure(t *testing.T) {
 			t.Errorf("mongodb %s: %d of the subject's documents left (%v)", c.Name(), n, err)
 		}
 	}
-	if left := f.objectContents(t, isSubjectObject); len(left) != 0 {
+	if left := f.objectContents(t, isThreeStoresSubjectObject); len(left) != 0 {
 		t.Errorf("s3: the subject's object versions left: %v", slices.Sorted(maps.Keys(left)))
 	}
 	f.assertBystandersIntact(t)
@@ -336,7 +337,7 @@ func TestLinkedThreeStoresErasure(t *testing.T) {
 	}
 	assertNoIdentifiersIn(t, f.ns, dr)
 	// The derived values, and object keys holding them, are as personal as the email.
-	assertNoValuesIn(t, f.ns, []string{subjectAvatar, `"10"`, `"11"`, "users/1/", "192.0.2."}, dr)
+	f.assertNoValuesIn(t, []string{subjectAvatar, `"10"`, `"11"`, "users/1/", "192.0.2."}, dr)
 }
 
 // An access request over the same three stores exports the subject's rows, documents and every
@@ -387,5 +388,5 @@ func TestLinkedThreeStoresAccessExport(t *testing.T) {
 		}
 	}
 	assertNoIdentifiersIn(t, f.ns, ar)
-	assertNoValuesIn(t, f.ns, []string{subjectAvatar, "users/1/"}, ar)
+	f.assertNoValuesIn(t, []string{subjectAvatar, "users/1/"}, ar)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -45,7 +46,10 @@ foreign keys, indexes; never a row) and prints a commented DataStore proposal:
 
 The DSN comes from a Secret (--secret namespace/name, --key), from --dsn-file (- for stdin) or
 from --dsn; it is never printed. The proposal's connection names the Secret given with --secret
-(the DataStore goes into its namespace), or a Secret <name>-db with key dsn to create.`,
+(the DataStore goes into its namespace), or a Secret <name>-db with key dsn to create.
+
+An s3 store has no catalog to read: discover refuses its endpoint and its credentials, and its
+spec.objects are written by hand.`,
 		Example: `  kubectl dsr discover --secret shop/shop-db --key dsn > shop-datastore.yaml
   kubectl dsr discover --dsn-file ./dsn.txt --name shop -n shop
   kubectl dsr discover --type sqlite --dsn /var/lib/app/app.db --identifiers email,phone`,
@@ -71,6 +75,9 @@ from --dsn; it is never printed. The proposal's connection names the Secret give
 }
 
 func runDiscover(cmd *cobra.Command, o *options, f *discoverFlags, stdout io.Writer) error {
+	if privacyv1alpha1.StoreType(strings.ToLower(f.typ)) == privacyv1alpha1.StoreTypeS3 {
+		return &ExitError{Code: exitUsage, Msg: noObjectStoreDiscovery}
+	}
 	sources := 0
 	for _, s := range []string{f.secret, f.dsn, f.dsnFile} {
 		if s != "" {
@@ -106,6 +113,9 @@ func runDiscover(cmd *cobra.Command, o *options, f *discoverFlags, stdout io.Wri
 	}
 	if err != nil {
 		return &ExitError{Code: exitFailed, Msg: err.Error()}
+	}
+	if f.typ == "" && looksLikeObjectStore(dsn) {
+		return &ExitError{Code: exitUsage, Msg: noObjectStoreDiscovery}
 	}
 	if header.Name == "" {
 		header.Name = "discovered"
@@ -143,6 +153,31 @@ func runDiscover(cmd *cobra.Command, o *options, f *discoverFlags, stdout io.Wri
 	}
 	_, err = stdout.Write(out.Bytes())
 	return err
+}
+
+// noObjectStoreDiscovery explains why an s3 store is not discovered: listing a bucket would read
+// the keys, and so the identifiers, of everyone in it, and key layouts are the application's.
+const noObjectStoreDiscovery = "discover reads a database's catalog; an s3 store has none (its object keys are " +
+	"the mapping, and listing a bucket would read everyone's keys): write spec.objects by hand, " +
+	"see docs/datastores.md, section S3-compatible object storage"
+
+// s3AccessKeyID is the form of an access key id (AWS AKIA..., MinIO and Ceph keys alike).
+var s3AccessKeyID = regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`)
+
+// looksLikeObjectStore tells an s3 store's endpoint (s3://, http:// or https://, which no
+// database DSN discover reads starts with) or its "<accessKeyId>:<secretAccessKey>" Secret.
+// Neither is ever printed.
+func looksLikeObjectStore(dsn string) bool {
+	s := strings.TrimSpace(dsn)
+	lowered := strings.ToLower(s)
+	for _, scheme := range []string{"s3://", "s3a://", "http://", "https://"} {
+		if strings.HasPrefix(lowered, scheme) {
+			return true
+		}
+	}
+	id, secret, ok := strings.Cut(s, ":")
+	return ok && s3AccessKeyID.MatchString(id) && secret != "" &&
+		!strings.ContainsAny(secret, "@=: \t") && !strings.HasSuffix(lowered, ".db")
 }
 
 // dsnFromSecret reads the DSN from a Secret through the kube client; the DataStore is proposed

@@ -225,3 +225,37 @@ func TestAccessExportExpiryRetriedWhileBucketDown(t *testing.T) {
 		t.Errorf("no ExpiryRetrying event: %s", describeEvents(evs))
 	}
 }
+
+// TestDestinationValidation: the API server refuses an invalid bucket name and a prefix that
+// climbs out of its folder.
+func TestDestinationValidation(t *testing.T) {
+	ns := newNamespace(t, nil)
+	for name, mutate := range map[string]func(*privacyv1alpha1.S3Destination){
+		"bad-bucket":   func(d *privacyv1alpha1.S3Destination) { d.Bucket = "Not_A_Bucket" },
+		"dotted":       func(d *privacyv1alpha1.S3Destination) { d.Bucket = "a..b" },
+		"climbing":     func(d *privacyv1alpha1.S3Destination) { d.Prefix = "exports/../other" },
+		"dot-segment":  func(d *privacyv1alpha1.S3Destination) { d.Prefix = "./x" },
+		"absolute":     func(d *privacyv1alpha1.S3Destination) { d.Prefix = "/exports" },
+		"control-char": func(d *privacyv1alpha1.S3Destination) { d.Prefix = "a\nb" },
+		"not-a-url":    func(d *privacyv1alpha1.S3Destination) { d.URL = "s3.example.com" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ar := accessRequest(ns, name, "jane", func(ar *privacyv1alpha1.AccessRequest) {
+				d := &privacyv1alpha1.S3Destination{URL: "https://s3.example.com", Bucket: "exports", Prefix: "dsr/exports",
+					SecretRef: privacyv1alpha1.SecretKeySelector{Name: "bucket-conn", Key: "credentials"}}
+				mutate(d)
+				ar.Spec.Destination = &privacyv1alpha1.ExportDestination{S3: d}
+			})
+			if err := env.Client.Create(context.Background(), ar); err == nil {
+				t.Errorf("accepted %+v", ar.Spec.Destination.S3)
+			}
+		})
+	}
+	ok := accessRequest(ns, "valid", "jane", func(ar *privacyv1alpha1.AccessRequest) {
+		ar.Spec.Destination = &privacyv1alpha1.ExportDestination{S3: &privacyv1alpha1.S3Destination{URL: "https://s3.example.com",
+			Bucket: "my.exports-1", Prefix: "dsr/exports..v2/", SecretRef: privacyv1alpha1.SecretKeySelector{Name: "c", Key: "k"}}}
+	})
+	if err := env.Client.Create(context.Background(), ok); err != nil {
+		t.Errorf("a valid destination was refused: %v", err)
+	}
+}

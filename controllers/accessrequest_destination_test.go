@@ -259,3 +259,25 @@ func TestDestinationValidation(t *testing.T) {
 		t.Errorf("a valid destination was refused: %v", err)
 	}
 }
+
+// TestAccessExportToMissingBucketIsRetried: a bucket that does not exist keeps the request
+// undelivered with a reason that names the S3 error, not the endpoint or the folder.
+func TestAccessExportToMissingBucketIsRetried(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	s3, _ := startDestination(t, ns)
+	f := startSQLiteFixture(t)
+	f.seed(t, subjectIDs, 100)
+	f.dataStore(t, ns, "shop")
+	create(t, secret(ns, "jane", subjectIDs))
+	create(t, accessRequest(ns, "no-bucket", "jane", withDestination(s3, "no-such-bucket", time.Hour)))
+
+	ar := waitAR(t, ns, "no-bucket", privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonExportNotDelivered, settle)
+	msg := condition(ar.Status.Conditions, privacyv1alpha1.ConditionReady)
+	if !strings.Contains(msg, "NoSuchBucket") || strings.Contains(msg, s3.Endpoint()) || strings.Contains(msg, string(ar.UID)) {
+		t.Errorf("Ready says %q", msg)
+	}
+	if ar.Status.Export != nil || ar.Status.Phase == privacyv1alpha1.PhaseCompleted {
+		t.Errorf("an undelivered export is recorded: phase %s, %+v", ar.Status.Phase, ar.Status.Export)
+	}
+}

@@ -138,6 +138,16 @@ func TestWriterFailureFailsTheUpload(t *testing.T) {
 	if _, err := mc.StatObject(ctx, bucket, tg.Prefix+"x.json", minio.StatObjectOptions{}); err == nil {
 		t.Error("a partial file was stored")
 	}
+	// On a bucket without versioning, expiry removes the one version there is.
+	if _, err := tg.Upload(ctx, "x.json", "application/json", func(w io.Writer) error {
+		_, err := w.Write([]byte("{}"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := tg.Expire(ctx); err != nil || res.Removed != 1 || res.Remaining != 0 {
+		t.Errorf("expiry of an unversioned bucket: %+v, %v", res, err)
+	}
 }
 
 // TestServerDownIsTransientAndQuotesNoURL: with the server stopped, expiry fails as transient and

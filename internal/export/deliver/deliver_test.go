@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,42 @@ func slicesOf(b []byte, n int) func(func([]byte) bool) {
 			}
 			b = b[k:]
 		}
+	}
+}
+
+// TestUploadMemoryIsBounded: a 64 MiB file written in 1 MiB chunks is uploaded without the
+// upload allocating anything near its size: memory is one part, not the file.
+func TestUploadMemoryIsBounded(t *testing.T) {
+	s := startS3(t)
+	ctx := context.Background()
+	bucket, err := s.CreateBucket(ctx, "dest", false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := target(t, s, bucket)
+	const size = 64 << 20
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	up, err := tg.Upload(ctx, "big.json", "application/json", func(w io.Writer) error {
+		for written := 0; written < size; written += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Bytes != size {
+		t.Fatalf("uploaded %d bytes", up.Bytes)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d MiB for a %d MiB upload", allocated>>20, size>>20)
+	if allocated > size/2 {
+		t.Errorf("the upload allocated %d MiB for a %d MiB file: it is not streamed", allocated>>20, size>>20)
 	}
 }

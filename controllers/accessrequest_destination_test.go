@@ -3,13 +3,16 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/minio/minio-go/v7"
@@ -174,6 +177,38 @@ func TestAccessExportToBucket(t *testing.T) {
 		t.Error("the export Secret outlived the TTL")
 	}
 	assertNoLinkIn(t, ar, files)
+	eventually(t, settle, func() (bool, string) {
+		ar = getAR(t, ns, "to-bucket")
+		return len(ar.Finalizers) == 0, fmt.Sprintf("finalizers %v after expiry", ar.Finalizers)
+	})
+}
+
+// TestDeletingTheRequestEmptiesTheBucket: a request deleted before its TTL takes its files out
+// of the bucket, every version, before it goes.
+func TestDeletingTheRequestEmptiesTheBucket(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	s3, bucket := startDestination(t, ns)
+	f := startSQLiteFixture(t)
+	f.seed(t, subjectIDs, 100)
+	f.dataStore(t, ns, "shop")
+	create(t, secret(ns, "jane", subjectIDs))
+	create(t, accessRequest(ns, "deleted-early", "jane", withDestination(s3, bucket, time.Hour)))
+
+	ar := waitAR(t, ns, "deleted-early", privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered, settle)
+	if n := versionsIn(t, s3, bucket); n != 3 || !slices.Contains(ar.Finalizers, "privacy.dsr.dev/export-destination") {
+		t.Fatalf("%d versions in the bucket, finalizers %v", n, ar.Finalizers)
+	}
+	if err := env.Client.Delete(context.Background(), ar); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, settle, func() (bool, string) {
+		err := env.Client.Get(context.Background(), keyOf(ns, "deleted-early"), &privacyv1alpha1.AccessRequest{})
+		return apierrors.IsNotFound(err), fmt.Sprintf("the request is still there (%v)", err)
+	})
+	if n := versionsIn(t, s3, bucket); n != 0 {
+		t.Errorf("%d versions left in the bucket after the request was deleted", n)
+	}
 }
 
 // TestAccessExportExpiryRetriedWhileBucketDown: with the server down at the TTL the expiry fails,

@@ -248,6 +248,10 @@ func (r *AccessRequestReconciler) expireExport(ctx context.Context, s *accessSco
 		return false, fmt.Errorf("deleting the identifiers Secret: %w", err)
 	}
 	ar.Status.Phase = privacyv1alpha1.PhaseExpired
+	if ar.Status.Export.Delivery != nil {
+		// The next reconcile, after this status is written, lets the request go (its finalizer).
+		s.effect.after(0)
+	}
 	s.effect.normal(privacyv1alpha1.ReasonExpired, "Expire", expiredMessage(ar))
 	return true, nil
 }

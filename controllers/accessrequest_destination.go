@@ -115,7 +115,7 @@ func (r *AccessRequestReconciler) destinationSecret(ctx context.Context, namespa
 	case secretref.IsNotOptedIn(err):
 		return nil, fmt.Errorf("the destination's %s %s", what, err.Error())
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("the destination's %s Secret %q was not found", what, ref.Name)
+		return nil, &missingSecretError{fmt.Sprintf("the destination's %s Secret %q was not found", what, ref.Name)}
 	case err != nil:
 		return nil, fmt.Errorf("reading the destination's %s Secret %q failed", what, ref.Name)
 	}
@@ -237,6 +237,11 @@ func (r *AccessRequestReconciler) expireDestination(ctx context.Context, s *acce
 	del.VerifiedAt = ptrTime(s.now)
 	return true
 }
+
+// missingSecretError is a destination Secret that does not exist (any more).
+type missingSecretError struct{ msg string }
+
+func (e *missingSecretError) Error() string { return e.msg }
 
 func exportTTL(ar *privacyv1alpha1.AccessRequest) time.Duration {
 	if ar.Spec.TTL != nil && ar.Spec.TTL.Duration > 0 {

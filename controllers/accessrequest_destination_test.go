@@ -316,3 +316,37 @@ func TestAccessExportToMissingBucketIsRetried(t *testing.T) {
 		t.Errorf("an undelivered export is recorded: phase %s, %+v", ar.Status.Phase, ar.Status.Export)
 	}
 }
+
+// TestDeletingTheRequestWithoutCredentials: a request whose destination credentials are gone
+// (its namespace being deleted) is not held for ever: it goes, with a Warning that its files
+// could not be deleted.
+func TestDeletingTheRequestWithoutCredentials(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	s3, bucket := startDestination(t, ns)
+	f := startSQLiteFixture(t)
+	f.seed(t, subjectIDs, 100)
+	f.dataStore(t, ns, "shop")
+	create(t, secret(ns, "jane", subjectIDs))
+	create(t, accessRequest(ns, "orphaned", "jane", withDestination(s3, bucket, time.Hour)))
+
+	ar := waitAR(t, ns, "orphaned", privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered, settle)
+	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bucket-conn"}}
+	if err := env.Client.Delete(context.Background(), creds); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(context.Background(), ar); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, settle, func() (bool, string) {
+		err := env.Client.Get(context.Background(), keyOf(ns, "orphaned"), &privacyv1alpha1.AccessRequest{})
+		return apierrors.IsNotFound(err), fmt.Sprintf("the request is still there (%v)", err)
+	})
+	eventually(t, settle, func() (bool, string) {
+		evs, _ := eventsAbout(ns, "orphaned")
+		return strings.Contains(describeEvents(evs), "ExportNotDeleted"), describeEvents(evs)
+	})
+	if n := versionsIn(t, s3, bucket); n != 3 {
+		t.Errorf("%d versions in the bucket; the files could not have been deleted", n)
+	}
+}

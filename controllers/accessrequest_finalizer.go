@@ -2,10 +2,14 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 )
@@ -14,6 +18,10 @@ import (
 // the bucket: deleting the request deletes the export Secret (and so the links) through its owner
 // reference, but nothing else would ever delete the objects.
 const finalizerExportDestination = "privacy.dsr.dev/export-destination"
+
+// reasonExportNotDeleted: a request with a destination was deleted without its files, whose
+// credentials were gone.
+const reasonExportNotDeleted = "ExportNotDeleted"
 
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=accessrequests,verbs=patch
 
@@ -30,7 +38,20 @@ func (r *AccessRequestReconciler) guardDestination(ctx context.Context, ar *priv
 		}
 		if ar.Status.Phase != privacyv1alpha1.PhaseExpired && ar.Spec.Destination != nil && ar.Spec.Destination.S3 != nil {
 			target, err := r.destinationTarget(ctx, ar)
-			if err != nil {
+			var missing *missingSecretError
+			switch {
+			case errors.As(err, &missing) && !ar.DeletionTimestamp.IsZero():
+				// Its namespace is being deleted, or someone deleted the credentials: waiting would
+				// hold the request (and the namespace) for ever. The bucket's lifecycle rule is
+				// the backstop (docs/portal-guide.md).
+				log.FromContext(ctx).Info("Deleting a request whose export files cannot be deleted: the destination's credentials are gone",
+					"bucket", ar.Spec.Destination.S3.Bucket)
+				if r.Recorder != nil {
+					r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, reasonExportNotDeleted, "Delete", "%s",
+						"the request was deleted but its files could not be deleted from bucket "+ar.Spec.Destination.S3.Bucket+": "+err.Error())
+				}
+				return true, r.patchFinalizer(ctx, ar, false)
+			case err != nil:
 				return true, fmt.Errorf("emptying the export's folder in its destination: %w", err)
 			}
 			defer target.Close()

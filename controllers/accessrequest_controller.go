@@ -50,6 +50,9 @@ func (r *AccessRequestReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, ar); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if done, err := r.guardDestination(ctx, ar); done || err != nil {
+		return ctrl.Result{}, err
+	}
 	if !ar.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}

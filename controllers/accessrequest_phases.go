@@ -132,6 +132,10 @@ func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessSc
 	ar := s.request
 	doc := export.BuildWithContext(r.ReportContext, export.Request{Namespace: ar.Namespace, Name: ar.Name, UID: string(ar.UID)},
 		string(ar.Spec.Regulation), ar.Status.SubjectDigest, s.now, s.collected)
+	if ar.Spec.Destination != nil && ar.Spec.Destination.S3 != nil {
+		// Not bounded by the Secret's size: the files go to the bucket, the Secret holds links.
+		return r.deliverToDestination(ctx, s, doc)
+	}
 	files, err := export.EncodeFiles(doc, exportFormats(&ar.Spec), r.MaxExportBytes)
 	if err != nil {
 		var tooLarge *export.TooLargeError
@@ -167,11 +171,7 @@ func (r *AccessRequestReconciler) deliverExport(ctx context.Context, s *accessSc
 	if err := s.deleteDerived(ctx); err != nil {
 		s.log.Error(err, "Deleting the derived values")
 	}
-	ttl := defaultExportTTL
-	if ar.Spec.TTL != nil && ar.Spec.TTL.Duration > 0 {
-		ttl = ar.Spec.TTL.Duration
-	}
-	expires := s.now.Add(ttl)
+	expires := s.now.Add(exportTTL(ar))
 	first := files[0]
 	ar.Status.Export = &privacyv1alpha1.ExportReference{SecretName: secret.Name, Key: first.Key, SHA256: first.SHA256,
 		Bytes: int64(len(first.Bytes)), Encoding: first.Encoding, ExpiresAt: ptrTime(expires)}
@@ -234,6 +234,11 @@ func (r *AccessRequestReconciler) expireExport(ctx context.Context, s *accessSco
 		s.effect.at(ar.Status.Export.ExpiresAt.Time)
 		return false, nil
 	}
+	// The files in the bucket go first: the Secret stays until they are gone, so that what is
+	// left stays described.
+	if ar.Status.Export.Delivery != nil && !r.expireDestination(ctx, s) {
+		return false, nil
+	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ar.Namespace, Name: ar.Status.Export.SecretName}}
 	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
 		return false, fmt.Errorf("deleting the export Secret: %w", err)
@@ -243,10 +248,18 @@ func (r *AccessRequestReconciler) expireExport(ctx context.Context, s *accessSco
 		return false, fmt.Errorf("deleting the identifiers Secret: %w", err)
 	}
 	ar.Status.Phase = privacyv1alpha1.PhaseExpired
+	if ar.Status.Export.Delivery != nil {
+		// The next reconcile, after this status is written, lets the request go (its finalizer).
+		s.effect.after(0)
+	}
 	s.effect.normal(privacyv1alpha1.ReasonExpired, "Expire", expiredMessage(ar))
 	return true, nil
 }
 
 func expiredMessage(ar *privacyv1alpha1.AccessRequest) string {
-	return fmt.Sprintf("the export's TTL passed at %s; Secret %s was deleted", ar.Status.Export.ExpiresAt.UTC().Format(time.RFC3339), ar.Status.Export.SecretName)
+	msg := fmt.Sprintf("the export's TTL passed at %s; Secret %s was deleted", ar.Status.Export.ExpiresAt.UTC().Format(time.RFC3339), ar.Status.Export.SecretName)
+	if d := ar.Status.Export.Delivery; d != nil {
+		msg += fmt.Sprintf("; %d object versions were deleted from bucket %s and a listing found none left", d.Removed, d.Bucket)
+	}
+	return msg
 }

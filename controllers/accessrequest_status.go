@@ -64,6 +64,12 @@ func deriveExpired(ar *privacyv1alpha1.AccessRequest) {
 	}
 	switch ar.Status.Phase {
 	case privacyv1alpha1.PhaseCompleted:
+		if d := ar.Status.Export.Delivery; d != nil && d.Attempts > 0 {
+			setCondition(&status.Conditions, gen, privacyv1alpha1.ConditionExpired, metav1.ConditionFalse, reasonExpiryRetrying,
+				fmt.Sprintf("the export's TTL passed but deleting its files from bucket %s failed %d times (%s); next attempt at %s",
+					d.Bucket, d.Attempts, d.Message, d.NextAttemptAt.UTC().Format(time.RFC3339)))
+			return
+		}
 		setCondition(&status.Conditions, gen, privacyv1alpha1.ConditionExpired, metav1.ConditionFalse, privacyv1alpha1.ReasonNotExpired,
 			"the export expires at "+ar.Status.Export.ExpiresAt.UTC().Format(time.RFC3339))
 	case privacyv1alpha1.PhaseExpired:
@@ -80,8 +86,11 @@ func deriveAccessReady(ar *privacyv1alpha1.AccessRequest, facts *requestFacts, e
 	}
 	switch ar.Status.Phase {
 	case privacyv1alpha1.PhaseCompleted:
-		setCondition(&status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered,
-			fmt.Sprintf("export delivered in Secret %s", ar.Status.Export.SecretName))
+		msg := fmt.Sprintf("export delivered in Secret %s", ar.Status.Export.SecretName)
+		if d := ar.Status.Export.Delivery; d != nil {
+			msg = fmt.Sprintf("export delivered to bucket %s; digests and download links in Secret %s", d.Bucket, ar.Status.Export.SecretName)
+		}
+		setCondition(&status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered, msg)
 	case privacyv1alpha1.PhaseExpired:
 		setCondition(&status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonExpired, "the export expired and was deleted")
 	case privacyv1alpha1.PhaseFailed:

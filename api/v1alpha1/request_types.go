@@ -387,6 +387,9 @@ type AccessRequestSpec struct {
 	// +kubebuilder:default="168h"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('2160h')",message="ttl must be between 1s and 2160h"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
+	// Destination sends the export files to an object store instead of the export Secret.
+	// +optional
+	Destination *ExportDestination `json:"destination,omitempty"`
 }
 
 // AccessStoreStatus is one store's part of an access request.
@@ -419,6 +422,9 @@ type ExportReference struct {
 	// ExpiresAt is when the export is deleted.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	// Delivery is the upload to spec.destination and its deletion at expiry.
+	// +optional
+	Delivery *DeliveryStatus `json:"delivery,omitempty"`
 }
 
 // AccessRequestStatus is what the operator did about an AccessRequest.

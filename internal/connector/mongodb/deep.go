@@ -3,6 +3,7 @@ package mongodb
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -20,16 +21,21 @@ const MinContainsRunes = 4
 
 // deepValues are what deep verification looks for: every value of the subject, the normalised
 // forms of values of normalised match fields, and (folded) email spellings in any letter case.
-func (s *Store) deepValues(owned connector.Values) (values, folded []string) {
+// With only, the values of those identifiers alone.
+func (s *Store) deepValues(owned connector.Values, only ...string) (values, folded []string) {
 	plain, fold := map[string]bool{}, map[string]bool{}
+	wanted := func(name string) bool { return len(only) == 0 || slices.Contains(only, name) }
 	for _, name := range owned.Names() {
+		if !wanted(name) {
+			continue
+		}
 		for _, v := range owned[name] {
 			plain[v] = true
 		}
 	}
 	for _, m := range s.mappings {
 		for _, f := range m.match {
-			if f.kind == normalize.Exact {
+			if f.kind == normalize.Exact || !wanted(f.identifier) {
 				continue
 			}
 			for _, raw := range owned[f.identifier] {
@@ -89,9 +95,25 @@ func (s *Store) deepSearch(ctx context.Context, plans []*plan, owned connector.V
 			delete(kept[p.m.name], f.Field)
 		}
 	}
+	// A match field is searched for its own identifiers' values only: a bystander's customerId
+	// "11" is not the subject's orderId "11", and would otherwise stay "remaining" for ever.
+	matchedBy := map[collectionName]map[string][]string{}
+	for _, p := range plans {
+		if matchedBy[p.m.name] == nil {
+			matchedBy[p.m.name] = map[string][]string{}
+		}
+		for _, f := range p.m.match {
+			matchedBy[p.m.name][f.field] = append(matchedBy[p.m.name][f.field], f.identifier)
+		}
+	}
 	var out []connector.LocationCount
 	for _, m := range colls {
-		counts, err := s.deepScan(ctx, m, kept[m.name], values, folded)
+		own := map[string]searchValues{}
+		for field, names := range matchedBy[m.name] {
+			v, f := s.deepValues(owned, names...)
+			own[field] = searchValues{v, f}
+		}
+		counts, err := s.deepScan(ctx, m, kept[m.name], searchValues{values, folded}, own)
 		if err != nil {
 			return nil, locate(err, m)
 		}
@@ -107,7 +129,10 @@ func (s *Store) deepSearch(ctx context.Context, plans []*plan, owned connector.V
 	return out, nil
 }
 
-func (s *Store) deepScan(ctx context.Context, m *mapping, kept map[string]bool, values, folded []string) (map[string]int64, error) {
+// searchValues are what one field is searched for.
+type searchValues struct{ values, folded []string }
+
+func (s *Store) deepScan(ctx context.Context, m *mapping, kept map[string]bool, all searchValues, own map[string]searchValues) (map[string]int64, error) {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	cur, err := s.coll(m).Find(ctx, bson.D{})
@@ -123,7 +148,11 @@ func (s *Store) deepScan(ctx context.Context, m *mapping, kept map[string]bool, 
 		}
 		hits := map[string]bool{}
 		walkStrings(doc, "", func(path, text string) {
-			if !kept[path] && !hits[path] && holdsValue(text, values, folded) {
+			search, ok := own[path]
+			if !ok {
+				search = all
+			}
+			if !kept[path] && !hits[path] && holdsValue(text, search.values, search.folded) {
 				hits[path] = true
 			}
 		})

@@ -187,3 +187,21 @@ func TestDeepVerifyOfTheWholeDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A match field is deep-searched for its own identifier's values only: the bystander whose
+// customerId is "11", the subject's order id, is not the subject's; a note holding "11" is.
+func TestDeepVerifySearchesMatchFieldsForTheirOwnValues(t *testing.T) {
+	e := newEnv(t, nil)
+	e.insert("events",
+		bson.D{{Key: "_id", Value: 1}, {Key: "who", Value: bson.D{{Key: "customerId", Value: "11"}}}, {Key: "note", Value: "someone else's"}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "who", Value: bson.D{{Key: "customerId", Value: "3"}}}, {Key: "note", Value: "11"}},
+	)
+	c := e.client(e.spec(privacyv1alpha1.CollectionMapping{Name: e.name("events"), Match: match("who.customerId", "customerId"), Action: privacyv1alpha1.ActionDelete}), mongodb.Options{})
+	r := req(map[string]string{"customerId": "1"})
+	r.Values = connector.Values{"orderId": {"11"}}
+	r.Deep = true
+	v := mustVerify(t, c, r)
+	if v.Remaining != 1 || len(v.RemainingLocations) != 1 || v.RemainingLocations[0].Location != e.name("events")+" (deep: note)" {
+		t.Fatalf("deep verify: %+v", v)
+	}
+}

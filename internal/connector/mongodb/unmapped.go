@@ -68,7 +68,7 @@ func (s *Store) searchUnmapped(ctx context.Context, owned connector.Values) (int
 			}
 			searched++
 			m := &mapping{name: name}
-			counts, err := s.deepScan(ctx, m, nil, values, folded)
+			counts, err := s.deepScan(ctx, m, nil, searchValues{values, folded}, nil)
 			if err != nil {
 				if ctx.Err() != nil {
 					return 0, nil, ctx.Err()

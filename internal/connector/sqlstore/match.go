@@ -246,26 +246,64 @@ func (s *Store) bindAll(ctx context.Context, q Querier, tables []*Table, ids con
 type deepSearch struct {
 	values       []string
 	foldedValues []string
+	// of holds, per identifier, the values above that are its own (as given, spellings,
+	// normalised forms): a match column is searched for its identifiers' values only, so that a
+	// bystander's customer id "11" is not the subject's order id "11" (deepSearch.allowIn).
+	of map[string]map[string]bool
+}
+
+func (ds *deepSearch) own(identifier, v string) {
+	if ds.of[identifier] == nil {
+		ds.of[identifier] = map[string]bool{}
+	}
+	ds.of[identifier][v] = true
+}
+
+// allowIn is the filter t's deep query applies: a match column of t takes only the values of
+// the identifiers it matches; any other column takes every value.
+func (ds deepSearch) allowIn(t *Table) func(column, v string) bool {
+	matched := map[string][]string{}
+	for _, m := range t.match {
+		matched[m.col.Name] = append(matched[m.col.Name], m.identifier)
+	}
+	return func(column, v string) bool {
+		names, ok := matched[column]
+		if !ok {
+			return true
+		}
+		for _, name := range names {
+			if ds.of[name][v] {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 func (s *Store) deepSearchFor(tables []*Table, ids connector.Values) deepSearch {
 	seen := map[string]bool{}
-	var ds deepSearch
-	add := func(v string) {
-		if v != "" && !seen[v] {
+	ds := deepSearch{of: map[string]map[string]bool{}}
+	add := func(identifier, v string) {
+		if v == "" {
+			return
+		}
+		ds.own(identifier, v)
+		if !seen[v] {
 			seen[v] = true
 			ds.values = append(ds.values, v)
 		}
 	}
-	for _, v := range deepValues(ids) {
-		add(v)
+	for _, name := range ids.Names() {
+		for _, v := range ids[name] {
+			add(name, v)
+		}
 	}
 	folded := map[string]bool{}
 	for _, t := range tables {
 		for i, m := range t.match {
 			for _, spellings := range t.spellings[i] {
 				for _, v := range spellings {
-					add(v)
+					add(m.identifier, v)
 				}
 			}
 			if m.kind == normalize.Exact {
@@ -276,10 +314,11 @@ func (s *Store) deepSearchFor(tables []*Table, ids connector.Values) deepSearch 
 				if raw == "" || !ok {
 					continue
 				}
-				add(key)
+				add(m.identifier, key)
 				if m.kind == normalize.Email {
 					for _, c := range normalize.EmailCandidates(raw, key) {
 						folded[c] = true
+						ds.own(m.identifier, c)
 					}
 				}
 			}

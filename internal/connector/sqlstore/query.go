@@ -163,6 +163,11 @@ func (t *Table) MaskQuery(ids connector.Values, salt []byte, limit int) (Query, 
 // (they identify the row by design). ok is false when nothing is searched.
 // folded values (lower case) are also searched for in any letter case in text columns.
 func (t *Table) DeepQuery(values, folded []string) (Query, []Column, bool) {
+	return t.deepQuery(values, folded, nil)
+}
+
+// deepQuery is DeepQuery searching each column only for the values allow admits there (nil: all).
+func (t *Table) deepQuery(values, folded []string, allow func(column, v string) bool) (Query, []Column, bool) {
 	kept := map[string]bool{}
 	if t.Mapping.Action == privacyv1alpha1.ActionMask {
 		for _, m := range t.match {
@@ -185,7 +190,7 @@ func (t *Table) DeepQuery(values, folded []string) (Query, []Column, bool) {
 		quoted := t.d.QuoteIdent(c.Name)
 		var preds []string
 		for _, v := range values {
-			if v == "" {
+			if v == "" || (allow != nil && !allow(c.Name, v)) {
 				continue
 			}
 			var p string
@@ -201,7 +206,7 @@ func (t *Table) DeepQuery(values, folded []string) (Query, []Column, bool) {
 		}
 		if c.Text {
 			for _, v := range folded {
-				if utf8.RuneCountInString(v) >= MinContainsRunes {
+				if utf8.RuneCountInString(v) >= MinContainsRunes && (allow == nil || allow(c.Name, v)) {
 					preds = append(preds, "("+foldedContains(b, quoted, v)+")")
 				}
 			}

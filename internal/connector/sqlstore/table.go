@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -173,18 +172,3 @@ func UsableIdentifiers(ids connector.Identifiers) connector.Identifiers {
 	return out
 }
 
-// deepValues are the distinct identifier values, in a stable order.
-func deepValues(ids connector.Values) []string {
-	seen := map[string]bool{}
-	var values []string
-	for _, name := range ids.Names() {
-		for _, v := range ids[name] {
-			if v != "" && !seen[v] {
-				seen[v] = true
-				values = append(values, v)
-			}
-		}
-	}
-	sort.Strings(values)
-	return values
-}

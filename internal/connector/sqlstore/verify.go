@@ -88,7 +88,7 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 }
 
 func (s *Store) deep(ctx context.Context, q Querier, t *Table, search deepSearch) ([]connector.LocationCount, error) {
-	query, cols, ok := t.DeepQuery(search.values, search.foldedValues)
+	query, cols, ok := t.deepQuery(search.values, search.foldedValues, search.allowIn(t))
 	if !ok {
 		return nil, nil
 	}

@@ -20,6 +20,7 @@ func RunUnmapped(t *testing.T, h Harness) {
 	t.Run("BrokenView", h.testUnmappedBrokenView)
 	t.Run("Cap", h.testUnmappedCap)
 	t.Run("IndexWarnings", h.testIndexWarnings)
+	t.Run("MatchColumnsTakeTheirOwnValues", h.testDeepMatchColumnsTakeTheirOwnValues)
 	if h.NewSchema != nil {
 		t.Run("SchemaTheMappingNames", h.testUnmappedInMappedSchema)
 	}

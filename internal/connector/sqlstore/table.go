@@ -171,4 +171,3 @@ func UsableIdentifiers(ids connector.Identifiers) connector.Identifiers {
 	}
 	return out
 }
-

@@ -71,6 +71,9 @@ type storeSweep struct {
 	erasedEntries, exemptEntries []suppression.Key
 	// foundEntries were found and left in place (action report): no status is decided for them.
 	foundEntries []suppression.Key
+	// optedOutEntries were found outside legal holds and left in place on purpose (action
+	// optOut): the broker records only an opt-out of them.
+	optedOutEntries []suppression.Key
 	// reappeared counts the records a sweep found outside their erased state: erased now
 	// (action erase) or still to erase (action report). Rows a request masked keep the identifier
 	// the sweep reads, and retained rows keep everything: neither is data that came back.
@@ -168,9 +171,10 @@ func (r *SuppressionListReconciler) markErasing(ctx context.Context, s *suppress
 }
 
 // applyStoreStatuses moves the DROP items one store's sweep found on: deleted (3) once any store
-// erased their data, exempted (2) when found only under a legal hold and not deleted elsewhere,
-// and marked found (not reported) when left in place, so that the sweep does not call them not
-// found.
+// erased their data, opted out (4) when found outside a legal hold by a list with action optOut
+// and not deleted, exempted (2) when found only under a legal hold and neither deleted nor opted
+// out elsewhere, and marked found (not reported) when left in place, so that the sweep does not
+// call them not found.
 func applyStoreStatuses(set *suppression.Set, res storeSweep) {
 	if res.scanned {
 		// Entries marked erasing by an earlier pass over this store that was interrupted: found
@@ -190,8 +194,13 @@ func applyStoreStatuses(set *suppression.Set, res storeSweep) {
 		}
 	}
 	for _, k := range res.exemptEntries {
-		if i, ok := set.Find(k); ok && set.Entries()[i].Status != suppression.StatusDeleted {
+		if i, ok := set.Find(k); ok && set.Entries()[i].Status != suppression.StatusDeleted && set.Entries()[i].Status != suppression.StatusOptedOut {
 			set.SetStatus(i, suppression.StatusExempted)
+		}
+	}
+	for _, k := range res.optedOutEntries {
+		if i, ok := set.Find(k); ok && set.Entries()[i].Status != suppression.StatusDeleted {
+			set.SetStatus(i, suppression.StatusOptedOut)
 		}
 	}
 	for _, k := range res.erasedEntries {
@@ -290,8 +299,9 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 			return fail("saving the sweep's progress", err)
 		}
 	}
+	optOut := s.list.Spec.Action == privacyv1alpha1.SuppressionOptOut
 	var lc *linkedClients
-	if len(linked) > 0 && len(out.liveEntries) > 0 {
+	if len(linked) > 0 && len(out.liveEntries) > 0 && !optOut {
 		if lc, err = r.acquireLinked(ctx, linked); err != nil {
 			return fail("connecting to the stores linked to it", err)
 		}
@@ -303,6 +313,12 @@ func (r *SuppressionListReconciler) sweepStore(ctx context.Context, s *suppressi
 		out.status.Retained += sub.retained
 		if sub.live == 0 {
 			out.exemptEntries = append(out.exemptEntries, sub.entries...)
+			continue
+		}
+		if optOut {
+			// Kept on purpose where the broker records only an opt-out: counted as matched,
+			// neither erased nor reappeared, and its linked stores are not followed.
+			out.optedOutEntries = append(out.optedOutEntries, sub.entries...)
 			continue
 		}
 		req := connector.Request{ID: fmt.Sprintf("%s/sweep/%d/%d", s.list.UID, s.list.Status.Sweeps+1, n), Values: sub.values}

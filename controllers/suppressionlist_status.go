@@ -76,7 +76,11 @@ func (r *SuppressionListReconciler) recordSweep(ctx context.Context, s *suppress
 		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionDataReappeared, metav1.ConditionTrue, privacyv1alpha1.ReasonDataFound, msg)
 		s.effect.warn(privacyv1alpha1.ReasonDataReappeared, "Sweep", msg)
 	} else {
-		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionDataReappeared, metav1.ConditionFalse, privacyv1alpha1.ReasonNoneFound, "the last sweep found no data of listed people outside legal holds")
+		msg := "the last sweep found no data of listed people outside legal holds"
+		if list.Spec.Action == privacyv1alpha1.SuppressionOptOut {
+			msg += " (action optOut: what it found is left in place and reported as opted out)"
+		}
+		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionDataReappeared, metav1.ConditionFalse, privacyv1alpha1.ReasonNoneFound, msg)
 	}
 	if len(failed) > 0 {
 		setCondition(&list.Status.Conditions, gen, privacyv1alpha1.ConditionReady, metav1.ConditionFalse, privacyv1alpha1.ReasonSweepFailed,

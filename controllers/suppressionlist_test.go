@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/dsr-operator/dsr-operator/internal/operator"
 	"sort"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/operator"
 )
 
 func suppressionList(ns, name string, source privacyv1alpha1.SuppressionSource) *privacyv1alpha1.SuppressionList {
@@ -74,10 +74,15 @@ func suplStore(t *testing.T, l *privacyv1alpha1.SuppressionList, name string) pr
 
 // A request ends, its Secret goes, the person is on the list as keyed hashes; when they come
 // back spelled differently, the next sweep erases them again, says so, leaves the bystander
-// alone, and nothing of the namespace holds their identifiers in clear.
+// alone, and nothing of the namespace, nor any line the manager logged, holds their identifiers
+// in clear.
 func TestSuppressionListKeepsAnErasedPersonErased(t *testing.T) {
 	f := startPostgresFixture(t)
-	startOperator(t, func(o *operator.Options) { o.EnableSuppressionLists = true })
+	var logs *logBuffer
+	op := startOperator(t, func(o *operator.Options) {
+		o.EnableSuppressionLists = true
+		logs = captureLogs(o)
+	})
 	ns := newNamespace(t, nil)
 	f.dataStore(t, ns, "pg")
 	create(t, suppressionList(ns, "erased", privacyv1alpha1.SuppressionSource{DeletionRequests: &privacyv1alpha1.DeletionRequestsSource{}}))
@@ -159,6 +164,24 @@ func TestSuppressionListKeepsAnErasedPersonErased(t *testing.T) {
 	if namespaceHolds(t, ns, "pg-conn", subjectIDs["email"], strings.TrimSpace(back), `"`+subjectIDs["userId"]+`"`) {
 		t.Errorf("an object of namespace %s holds an identifier of the person in clear", ns)
 	}
+
+	// Every line the manager logged, from its start to its stop, at its most verbose level.
+	op.Stop()
+	text, lines := readableLogs(t, logs.String())
+	// The grep can fail: the logs hold the reconciles of this namespace's request and list.
+	for _, seen := range []string{ns, `"controller":"suppressionlist"`, `"controller":"deletionrequest"`} {
+		if !strings.Contains(text, seen) {
+			t.Fatalf("the captured logs (%d lines) do not mention %s: the grep would see nothing", lines, seen)
+		}
+	}
+	lower := strings.ToLower(text)
+	for _, v := range []string{subjectIDs["email"], strings.TrimSpace(back), subjectIDs["userId"], "jane.doe",
+		base64.StdEncoding.EncodeToString([]byte(subjectIDs["email"])), base64.StdEncoding.EncodeToString([]byte(subjectIDs["userId"]))} {
+		if i := strings.Index(lower, strings.ToLower(v)); i >= 0 {
+			t.Errorf("the manager logged an identifier of the person (%q): ...%q...", v, lower[max(i-300, 0):min(i+100, len(lower))])
+		}
+	}
+	t.Logf("%d log lines checked", lines)
 }
 
 // A list with action report counts what came back and leaves it in place; rows a request

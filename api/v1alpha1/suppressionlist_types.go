@@ -5,7 +5,7 @@ import (
 )
 
 // SuppressionAction says what a sweep does with the data it finds of someone on the list.
-// +kubebuilder:validation:Enum=erase;report
+// +kubebuilder:validation:Enum=erase;report;optOut
 type SuppressionAction string
 
 const (
@@ -14,6 +14,10 @@ const (
 	SuppressionErase SuppressionAction = "erase"
 	// SuppressionReport only counts what a sweep finds; nothing is changed.
 	SuppressionReport SuppressionAction = "report"
+	// SuppressionOptOut is for stores in which the broker records only an opt-out (DROP lists
+	// only): what a sweep finds is left in place and counted (matched), its DROP items get status
+	// 4 (opted out), and it does not raise DataReappeared: the data is there on purpose.
+	SuppressionOptOut SuppressionAction = "optOut"
 )
 
 // DeletionRequestsSource feeds a list from the namespace's DeletionRequests. It has no fields yet.
@@ -38,6 +42,7 @@ type SuppressionSource struct {
 
 // SuppressionListSpec is a set of hashed identifiers that must not be found in the stores again,
 // and the schedule that sweeps the stores for them.
+// +kubebuilder:validation:XValidation:rule="!has(self.action) || self.action != 'optOut' || has(self.source.dropSecretRef)",message="action optOut needs a dropSecretRef source: opted out (4) is a DROP status"
 type SuppressionListSpec struct {
 	// Source of the entries.
 	Source SuppressionSource `json:"source"`
@@ -52,8 +57,9 @@ type SuppressionListSpec struct {
 	// +optional
 	StoreSelector *metav1.LabelSelector `json:"storeSelector,omitempty"`
 	// Action: report (default) only counts what a sweep finds; erase applies each store's mapping
-	// to it. Report is the default so that a list never changes a store before someone has seen
-	// what it would match.
+	// to it; optOut (DROP lists only), for stores in which the broker records only an opt-out,
+	// leaves what it finds in place and reports its DROP items as opted out (4). Report is the
+	// default so that a list never changes a store before someone has seen what it would match.
 	// +optional
 	// +kubebuilder:default=report
 	Action SuppressionAction `json:"action,omitempty"`

@@ -1,0 +1,5 @@
+//go:build !race
+
+package suppression
+
+const raceEnabled = false

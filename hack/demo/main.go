@@ -179,6 +179,7 @@ Explore (the requests stay in the dev cluster):
   kubectl get deletionrequest erase-jane -n %[2]s -o yaml
   bin/kubectl-dsr status erase-jane -n %[2]s          (make build builds the plugin)
   bin/kubectl-dsr receipt verify erase-jane -n %[2]s
+  bin/kubectl-dsr export access-max -n %[2]s --dir ./max   (the JSON document and the HTML report)
   bin/kubectl-dsr discover --secret %[2]s/shop-postgres   (with --keep-running: a mapping proposed from the catalog)
 Tear down:
   make dev-cluster-down

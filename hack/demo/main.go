@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -165,6 +166,11 @@ func run(kubeconfig string, keep bool, timeout time.Duration) error {
 	if err := printExport(ctx, c, &ar); err != nil {
 		return err
 	}
+	report, err := writeReport(ctx, c, &ar)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nThe HTML report, the letter Max would read: %s\n", report)
 
 	fmt.Printf(`
 Explore (the requests stay in the dev cluster):
@@ -173,6 +179,7 @@ Explore (the requests stay in the dev cluster):
   kubectl get deletionrequest erase-jane -n %[2]s -o yaml
   bin/kubectl-dsr status erase-jane -n %[2]s          (make build builds the plugin)
   bin/kubectl-dsr receipt verify erase-jane -n %[2]s
+  bin/kubectl-dsr export access-max -n %[2]s --dir ./max   (the JSON document and the HTML report)
   bin/kubectl-dsr discover --secret %[2]s/shop-postgres   (with --keep-running: a mapping proposed from the catalog)
 Tear down:
   make dev-cluster-down
@@ -304,7 +311,8 @@ func requests(ns string) []client.Object {
 		&privacyv1alpha1.DeletionRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erase-jane"},
 			Spec: privacyv1alpha1.DeletionRequestSpec{RequestSpecCommon: subject("jane-identifiers")}},
 		&privacyv1alpha1.AccessRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "access-max"},
-			Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: subject("max-identifiers")}},
+			Spec: privacyv1alpha1.AccessRequestSpec{RequestSpecCommon: subject("max-identifiers"),
+				Formats: []privacyv1alpha1.ExportFormat{privacyv1alpha1.ExportFormatJSON, privacyv1alpha1.ExportFormatHTML}}},
 	}
 }
 
@@ -425,4 +433,38 @@ func printExport(ctx context.Context, c client.Client, ar *privacyv1alpha1.Acces
 	}
 	fmt.Println("  " + strings.Join(lines, "\n"))
 	return nil
+}
+
+// writeReport writes the export's HTML report, its digest checked, into a new private temporary
+// directory and returns its path.
+func writeReport(ctx context.Context, c client.Client, ar *privacyv1alpha1.AccessRequest) (string, error) {
+	var s corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ar.Namespace, Name: ar.Status.Export.SecretName}, &s); err != nil {
+		return "", err
+	}
+	for _, f := range ar.Status.Export.Files {
+		if f.Format != privacyv1alpha1.ExportFormatHTML {
+			continue
+		}
+		raw := s.Data[f.Key]
+		if receipt.Digest(raw) != f.SHA256 {
+			return "", fmt.Errorf("the report in Secret %s does not match its digest in the status", s.Name)
+		}
+		if f.Encoding == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(raw))
+			if err != nil {
+				return "", err
+			}
+			if raw, err = io.ReadAll(zr); err != nil {
+				return "", err
+			}
+		}
+		dir, err := os.MkdirTemp("", "dsr-demo-report-")
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, "report.html")
+		return path, os.WriteFile(path, raw, 0o600)
+	}
+	return "", errors.New("the export has no HTML report")
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,9 @@ func newExport(o *options, stdout io.Writer) *cobra.Command {
 		Short: "Write an access request's export files, digests checked and decompressed",
 		Long: `Fetches the export of a completed AccessRequest from its Secret (status.export.files), checks that
 each file's stored bytes have the SHA-256 of its status entry and decompresses them when gzipped.
+An export delivered to a bucket (spec.destination) is downloaded through the links of its Secret's
+files.json; each file's SHA-256 is checked against status and files.json before it is written, and
+its name, size and digest are printed to stderr. The links are credentials: they are never printed.
 
 Without flags the JSON document goes to stdout; -o FILE writes it to FILE (mode 0600).
 --format csv or html picks another file the request asked for (spec.formats): the zip of CSV files,
@@ -42,16 +46,20 @@ The export is the person's data: hand it over, then delete your copies.`,
 			if dir != "" && (out != "" || format != "") {
 				return &ExitError{Code: exitUsage, Msg: "--dir writes every file: it takes neither -o nor --format"}
 			}
-			files, err := fetchExportFiles(cmd.Context(), o, args[0])
+			want := privacyv1alpha1.ExportFormat(format)
+			if want == "" {
+				want = privacyv1alpha1.ExportFormatJSON
+			}
+			only := want
+			if dir != "" {
+				only = "" // every file
+			}
+			files, err := fetchExportFiles(cmd.Context(), o, args[0], only)
 			if err != nil {
 				return err
 			}
 			if dir != "" {
 				return saveAll(dir, files, stdout)
-			}
-			want := privacyv1alpha1.ExportFormat(format)
-			if want == "" {
-				want = privacyv1alpha1.ExportFormatJSON
 			}
 			for _, f := range files {
 				if f.format != want {
@@ -107,7 +115,9 @@ func saveHTML(name string, data []byte, stdout io.Writer) error {
 	return nil
 }
 
-func fetchExportFiles(ctx context.Context, o *options, name string) ([]exportFile, error) {
+// fetchExportFiles returns the export's files of format only (every file when only is empty),
+// verified and decompressed.
+func fetchExportFiles(ctx context.Context, o *options, name string, only privacyv1alpha1.ExportFormat) ([]exportFile, error) {
 	c, ns, err := o.client()
 	if err != nil {
 		return nil, err
@@ -130,6 +140,14 @@ func fetchExportFiles(ctx context.Context, o *options, name string) ([]exportFil
 	entries := ref.Files
 	if len(entries) == 0 { // exports delivered before status.export.files: one JSON document
 		entries = []privacyv1alpha1.ExportFile{{Format: privacyv1alpha1.ExportFormatJSON, Key: ref.Key, SHA256: ref.SHA256, Bytes: ref.Bytes, Encoding: ref.Encoding}}
+	}
+	if only != "" {
+		entries = slices.DeleteFunc(slices.Clone(entries), func(e privacyv1alpha1.ExportFile) bool { return e.Format != only })
+	}
+	if ref.Delivery != nil {
+		if _, held := s.Data[ref.Key]; !held {
+			return downloadFiles(ctx, &s, entries, o.stderr)
+		}
 	}
 	files := make([]exportFile, 0, len(entries))
 	for _, e := range entries {

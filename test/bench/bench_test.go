@@ -15,6 +15,9 @@
 //	                     sweep            a SuppressionList sweep of PostgreSQL and Redis by the
 //	                                      connectors, against plain Go programs (sweep_test.go;
 //	                                      BENCH_SWEEP_ROWS, _KEYS, _ENTRIES, _HITS, _RUNS)
+//	                     export           one person's access export of BENCH_EXPORT_MB (50) MB in
+//	                                      JSON + CSV + HTML to an S3 bucket, links checked, bucket
+//	                                      empty after BENCH_EXPORT_TTL (export_test.go)
 //	BENCH_LINKED_ROWS=10000  the linked mode's rows per store
 //	BENCH_LINKED_STORES_ONLY=1  the linked mode without the control plane and the operator: the
 //	                     floor and the connector alone, three times each, interleaved
@@ -96,6 +99,10 @@ func TestBench(t *testing.T) {
 
 	if mode == modeSweep {
 		runSweep(t, ctx, logf) // sweep_test.go
+		return
+	}
+	if mode == modeExport {
+		runExport(t, ctx, root, outDir, diag, logf) // export_test.go
 		return
 	}
 	if mode == modeLinked {
@@ -329,6 +336,7 @@ const (
 	modeLinkedRequests = "linked-requests"
 	modeLinked         = "linked"
 	modeSweep          = "sweep"
+	modeExport         = "export"
 )
 
 // benchMode is BENCH_MODE, by default requests.
@@ -336,10 +344,10 @@ func benchMode() (string, error) {
 	switch m := os.Getenv("BENCH_MODE"); m {
 	case "":
 		return modeRequests, nil
-	case modeRequests, modeLinkedRequests, modeLinked, modeSweep:
+	case modeRequests, modeLinkedRequests, modeLinked, modeSweep, modeExport:
 		return m, nil
 	default:
-		return "", fmt.Errorf("BENCH_MODE=%q: want %s, %s, %s or %s", m, modeRequests, modeLinkedRequests, modeLinked, modeSweep)
+		return "", fmt.Errorf("BENCH_MODE=%q: want %s, %s, %s, %s or %s", m, modeRequests, modeLinkedRequests, modeLinked, modeSweep, modeExport)
 	}
 }
 

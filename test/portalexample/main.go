@@ -14,10 +14,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -214,7 +217,13 @@ func readExport(ctx context.Context, c client.Client, ar *privacyv1alpha1.Access
 		return nil, fmt.Errorf("reading the export of %s: %w", ar.Name, err)
 	}
 	data, ok := secret.Data[ref.Key]
-	if !ok {
+	if !ok && ref.Delivery != nil {
+		// Delivered to a bucket (spec.destination): files.json lists each file with its link.
+		var err error
+		if data, err = download(ctx, secret.Data["files.json"], ref.Key); err != nil {
+			return nil, fmt.Errorf("export of %s: %w", ar.Name, err)
+		}
+	} else if !ok {
 		return nil, fmt.Errorf("export Secret %s has no key %s", ref.SecretName, ref.Key)
 	}
 	// The digest is of the stored bytes, before decompression: "sha256:<hex>".
@@ -239,4 +248,43 @@ func readExport(ctx context.Context, c client.Client, ar *privacyv1alpha1.Access
 		return nil, fmt.Errorf("export of %s is not JSON", ar.Name)
 	}
 	return data, nil
+}
+
+// download fetches file name of a delivered export through its link in files.json. The link is a
+// credential: hand the person the file (or the link, over the portal's authenticated channel),
+// never log it. The caller checks the digest.
+func download(ctx context.Context, manifest []byte, name string) ([]byte, error) {
+	var m struct {
+		Files []struct {
+			Name  string `json:"name"`
+			Bytes int64  `json:"bytes"`
+			URL   string `json:"url"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, errors.New("files.json is not JSON")
+	}
+	for _, f := range m.Files {
+		if f.Name != name {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.URL, nil)
+		if err != nil {
+			return nil, fmt.Errorf("the link to %s is not a URL", name)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) { // its text quotes the link
+				err = ue.Err
+			}
+			return nil, fmt.Errorf("downloading %s: %w", name, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("downloading %s: %s", name, resp.Status)
+		}
+		return io.ReadAll(io.LimitReader(resp.Body, f.Bytes+1))
+	}
+	return nil, fmt.Errorf("files.json does not list %s", name)
 }

@@ -223,11 +223,11 @@ func TestAccessExportExpiryRetriedWhileBucketDown(t *testing.T) {
 	create(t, secret(ns, "jane", subjectIDs))
 	create(t, accessRequest(ns, "bucket-down", "jane", withDestination(s3, bucket, 15*time.Second)))
 
-	ar := waitAR(t, ns, "bucket-down", privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered, settle)
+	waitAR(t, ns, "bucket-down", privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered, settle)
 	if err := s3.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ar = waitAR(t, ns, "bucket-down", privacyv1alpha1.ConditionExpired, metav1.ConditionFalse, "ExpiryRetrying", settle)
+	ar := waitAR(t, ns, "bucket-down", privacyv1alpha1.ConditionExpired, metav1.ConditionFalse, "ExpiryRetrying", settle)
 	d := ar.Status.Export.Delivery
 	if d.Attempts < 1 || d.NextAttemptAt == nil || d.Message == "" || ar.Status.Phase != privacyv1alpha1.PhaseCompleted {
 		t.Fatalf("a failing expiry is not shown: phase %s, delivery %+v", ar.Status.Phase, d)

@@ -142,7 +142,7 @@ func (r *SuppressionListReconciler) reconcileList(ctx context.Context, s *suppre
 	}
 	s.interval = interval
 	next := list.Status.NextSweepTime
-	if next != nil && s.now.Before(next.Time) && !next.Time.After(s.now.Add(interval)) {
+	if next != nil && s.now.Before(next.Time) && !next.After(s.now.Add(interval)) {
 		s.effect.at(next.Time)
 		return nil
 	}

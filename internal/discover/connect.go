@@ -73,7 +73,7 @@ func Open(typ privacyv1alpha1.StoreType, dsn string) (*sql.DB, sqlstore.Dialect,
 
 // readOnlySQLite turns a path or file: URI into a read-only URI.
 func readOnlySQLite(s string) string {
-	base, query := s, ""
+	var base, query string
 	if strings.HasPrefix(s, "file:") {
 		base, query, _ = strings.Cut(s, "?")
 	} else {

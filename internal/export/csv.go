@@ -202,10 +202,10 @@ func VisibleControls(s string, keepCR bool) string {
 }
 
 func isControl(r rune, keepCR bool) bool {
-	switch {
-	case r == '\t' || r == '\n':
+	switch r {
+	case '\t', '\n':
 		return false
-	case r == '\r':
+	case '\r':
 		return !keepCR
 	}
 	return r < 0x20 || (r >= 0x7f && r <= 0x9f)

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -256,7 +257,7 @@ func TestEncodeFilesIsAllOrNothing(t *testing.T) {
 	}
 	if _, err := EncodeFiles(doc, all, total-1); err == nil {
 		t.Fatal("over the limit by one byte, and not refused")
-	} else if tl, ok := err.(*TooLargeError); !ok || tl.Size != total {
+	} else if tl := (*TooLargeError)(nil); !errors.As(err, &tl) || tl.Size != total {
 		t.Fatalf("want TooLargeError of %d bytes, got %v", total, err)
 	}
 }

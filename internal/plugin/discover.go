@@ -214,7 +214,7 @@ func dsnFromSecret(ctx context.Context, o *options, f *discoverFlags, h *discove
 			keys = append(keys, key)
 		}
 		sort.Strings(keys)
-		return "", fmt.Errorf("Secret %s/%s has no key %q (it has: %s); choose one with --key", ns, name, k, strings.Join(keys, ", "))
+		return "", fmt.Errorf("secret %s/%s has no key %q (it has: %s); choose one with --key", ns, name, k, strings.Join(keys, ", "))
 	}
 	h.Namespace, h.SecretName, h.SecretKey = ns, name, k
 	if h.Name == "" {

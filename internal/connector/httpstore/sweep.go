@@ -153,7 +153,7 @@ func (c *Client) resolveHits(ctx context.Context, sweepID string, salt []byte, h
 		if !ok || connector.SaltedDigest(salt, h) != mustDigest(d.Digest) {
 			return c.protocolError(op, "values[%d]: the value does not have its ref's digest", i)
 		}
-		hit := connector.SweepHit{Location: connector.Location(sanitize(d.Location, nil, MaxLocationBytes)),
+		hit := connector.SweepHit{Location: sanitize(d.Location, nil, MaxLocationBytes),
 			Identifier: sanitize(d.Identifier, nil, MaxLocationBytes), Kind: kind, Value: v.Value, Retained: d.Retained}
 		if err := visit(hit); err != nil {
 			return err

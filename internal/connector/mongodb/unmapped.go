@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -101,7 +102,8 @@ func containsString(list []string, v string) bool {
 
 // codeOf is the server's code of err for a log line, never its text.
 func codeOf(err error) string {
-	if e, ok := classify("verify", err, connector.Request{}).(*connector.Error); ok {
+	var e *connector.Error
+	if errors.As(classify("verify", err, connector.Request{}), &e) {
 		return e.Code
 	}
 	return ""

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"sync"
 	"testing"
@@ -85,21 +86,31 @@ func TestScanBatchReadsItsPagesOnly(t *testing.T) {
 		if strings.Contains(query, "LIKE") {
 			args[2] = "%5550100001%"
 		}
-		var plan strings.Builder
-		rows, err := raw.QueryContext(ctx, "EXPLAIN "+query, args...)
-		if err != nil {
-			t.Fatalf("explain %s: %v", query, err)
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan.WriteString(line + "\n")
-		}
-		_ = rows.Close()
-		if !strings.Contains(plan.String(), "Tid Range Scan") {
-			t.Errorf("the batch statement %s is not a TID range scan:\n%s", query, plan.String())
+		plan := explain(t, ctx, raw, query, args)
+		if !strings.Contains(plan, "Tid Range Scan") {
+			t.Errorf("the batch statement %s is not a TID range scan:\n%s", query, plan)
 		}
 	}
+}
+
+// explain is PostgreSQL's plan of query, one line per plan node.
+func explain(t *testing.T, ctx context.Context, raw *sql.DB, query string, args []any) string {
+	t.Helper()
+	rows, err := raw.QueryContext(ctx, "EXPLAIN "+query, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", query, err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan.String()
 }

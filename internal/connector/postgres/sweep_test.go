@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"testing"
 	"time"
 
@@ -99,6 +98,6 @@ func TestSweepFindsListedPersonAndErasesLinkedRows(t *testing.T) {
 	_ = db.QueryRow("SELECT count(*) FROM orders").Scan(&orders)
 	_ = db.QueryRow("SELECT count(*) FROM invoice").Scan(&invoices)
 	if customers != 2499 || orders != 49 || invoices != 2 {
-		t.Fatal(fmt.Sprintf("after erase: %d customers, %d orders, %d invoices", customers, orders, invoices))
+		t.Fatalf("after erase: %d customers, %d orders, %d invoices", customers, orders, invoices)
 	}
 }

@@ -23,25 +23,10 @@ ORDER BY il.name`, table.Table, schema, schema)
 	if err != nil {
 		return nil, err
 	}
-	var out []sqlstore.Index
-	var expressions []int
-	for rows.Next() {
-		var idx sqlstore.Index
-		var cid int
-		if err := rows.Scan(&idx.Name, &idx.Partial, &idx.Column, &cid); err != nil {
-			_ = rows.Close()
-			return nil, err
-		}
-		if cid == -2 {
-			expressions = append(expressions, len(out))
-		}
-		out = append(out, idx)
-	}
-	if err := rows.Err(); err != nil {
-		_ = rows.Close()
+	out, expressions, err := scanIndexList(rows)
+	if err != nil {
 		return nil, err
 	}
-	_ = rows.Close()
 	for _, i := range expressions {
 		var stmt sql.NullString
 		err := q.QueryRowContext(ctx, "SELECT sql FROM "+d.QuoteIdent(schema)+".sqlite_master WHERE type = 'index' AND name = ?",
@@ -52,6 +37,24 @@ ORDER BY il.name`, table.Table, schema, schema)
 		out[i].Expr = leadingKey(stmt.String)
 	}
 	return out, nil
+}
+
+// scanIndexList reads the index list and closes rows; expressions are the positions of the indexes
+// whose first key is an expression.
+func scanIndexList(rows *sql.Rows) (out []sqlstore.Index, expressions []int, err error) {
+	defer rows.Close()
+	for rows.Next() {
+		var idx sqlstore.Index
+		var cid int
+		if err := rows.Scan(&idx.Name, &idx.Partial, &idx.Column, &cid); err != nil {
+			return nil, nil, err
+		}
+		if cid == -2 {
+			expressions = append(expressions, len(out))
+		}
+		out = append(out, idx)
+	}
+	return out, expressions, rows.Err()
 }
 
 var trailingOrder = regexp.MustCompile(`(?i)\s+(asc|desc)\s*$`)

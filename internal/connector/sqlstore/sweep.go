@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -47,8 +48,9 @@ func (s *Store) Sweep(ctx context.Context, opts connector.SweepOptions, visit fu
 	pacer := connector.NewPacer(opts.RowsPerSecond)
 	for _, c := range cols {
 		if err := s.sweepColumn(ctx, c, opts, pacer, stats, visit); err != nil {
-			if _, isVisit := err.(visitError); isVisit {
-				return stats, err.(visitError).err
+			var ve visitError
+			if errors.As(err, &ve) {
+				return stats, ve.err
 			}
 			return stats, s.failAt(op, c.table.Location(), err, connector.Request{})
 		}

@@ -127,47 +127,50 @@ type Snapshot map[string]map[int64]map[string]string
 func Take(ctx context.Context, db *sql.DB) (Snapshot, error) {
 	snap := Snapshot{}
 	for _, table := range Tables {
-		rs, err := db.QueryContext(ctx, "SELECT * FROM "+table)
+		rows, err := takeTable(ctx, db, table)
 		if err != nil {
 			return nil, err
 		}
-		cols, err := rs.Columns()
-		if err != nil {
-			rs.Close()
-			return nil, err
-		}
-		snap[table] = map[int64]map[string]string{}
-		for rs.Next() {
-			vals := make([]sql.NullString, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rs.Scan(ptrs...); err != nil {
-				rs.Close()
-				return nil, err
-			}
-			row := map[string]string{}
-			var id int64
-			for i, c := range cols {
-				row[strings.ToLower(c)] = "NULL"
-				if vals[i].Valid {
-					row[strings.ToLower(c)] = vals[i].String
-				}
-			}
-			if _, err := fmt.Sscan(row["id"], &id); err != nil {
-				rs.Close()
-				return nil, err
-			}
-			snap[table][id] = row
-		}
-		err = rs.Err()
-		rs.Close()
-		if err != nil {
-			return nil, err
-		}
+		snap[table] = rows
 	}
 	return snap, nil
+}
+
+// takeTable reads every row of one table, by id, each column's value as text ("NULL" for null).
+func takeTable(ctx context.Context, db *sql.DB, table string) (map[int64]map[string]string, error) {
+	rs, err := db.QueryContext(ctx, "SELECT * FROM "+table)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	cols, err := rs.Columns()
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]map[string]string{}
+	for rs.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rs.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		row := map[string]string{}
+		var id int64
+		for i, c := range cols {
+			row[strings.ToLower(c)] = "NULL"
+			if vals[i].Valid {
+				row[strings.ToLower(c)] = vals[i].String
+			}
+		}
+		if _, err := fmt.Sscan(row["id"], &id); err != nil {
+			return nil, err
+		}
+		out[id] = row
+	}
+	return out, rs.Err()
 }
 
 // Expected is what the shop must hold once the subject is erased: the subject's own rows gone,

@@ -72,7 +72,7 @@ func plainCode(code string) string {
 		return ""
 	}
 	for _, r := range code {
-		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+		if (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9') {
 			return ""
 		}
 	}

@@ -19,10 +19,7 @@ func normalizedSubject() connector.Identifiers {
 }
 
 // Subject and bystander rows of the contacts table, by id.
-var (
-	normalizedSubjectRows = []int64{1, 2, 3, 4, 5, 6, 7, 8, 9}
-	normalizedBystanders  = []int64{20, 21, 22, 23, 24, 25, 26}
-)
+var normalizedSubjectRows = []int64{1, 2, 3, 4, 5, 6, 7, 8, 9}
 
 func (d *db) seedContacts(t *testing.T) {
 	t.Helper()

@@ -38,7 +38,7 @@ var expectedManagerRules = []permission{
 			"delete: expired exports, the identifiers Secret after the verification period, a list's retired chunks."},
 	{"events.k8s.io", "events", []string{"create", "patch"},
 		"events on requests and stores (events.k8s.io/v1 recorder)"},
-	{"privacy.dsr.dev", "accessrequests", []string{"get", "list", "watch"}, "reconciled; the operator never changes a spec"},
+	{"privacy.dsr.dev", "accessrequests", []string{"get", "list", "watch", "patch"}, "reconciled; patch only adds and removes the export-destination finalizer (files in a bucket are deleted before a request goes), never the spec"},
 	{"privacy.dsr.dev", "deletionrequests", []string{"get", "list", "watch"}, "reconciled; the operator never changes a spec"},
 	{"privacy.dsr.dev", "datastores", []string{"get", "list", "watch"}, "checked and resolved; the operator never changes a spec"},
 	{"privacy.dsr.dev", "clusterdatastores", []string{"get", "list", "watch"}, "checked and resolved; the operator never changes a spec"},

@@ -1,22 +1,16 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
-	"github.com/dsr-operator/dsr-operator/internal/requests"
 	"github.com/dsr-operator/dsr-operator/internal/suppression"
 )
 
@@ -36,9 +30,6 @@ var suppressionSweeps = prometheus.NewCounterVec(prometheus.CounterOpts{
 func init() {
 	crmetrics.Registry.MustRegister(suppressionReappeared, suppressionSweeps)
 }
-
-// reportKey is the key of the DROP status report in the report Secret.
-const reportKey = "report.csv"
 
 // recordSweep writes what the stores' sweeps found into the status, the DROP items' statuses and
 // the report.
@@ -135,49 +126,22 @@ func (r *SuppressionListReconciler) finishSweep(ctx context.Context, s *suppress
 	return r.writeReport(ctx, s)
 }
 
-// writeReport writes the report Secret: one line per item, "ID,Status", sorted by ID, in the
-// layout of a DROP status upload. Items no sweep has decided yet are left out.
+// writeReport writes the report: one line per item, "ID,Status", sorted by ID, in the layout of
+// a DROP status upload, into as many Secrets as it needs (suppressionlist_report.go). Items no
+// sweep has decided yet are left out.
 func (r *SuppressionListReconciler) writeReport(ctx context.Context, s *suppressionScope) error {
 	list := s.list
 	var lines []string
 	for _, e := range s.loaded.Set.Entries() {
 		if e.Status.Reportable() {
-			lines = append(lines, fmt.Sprintf("%s,%d", e.ID, e.Status.Base()))
+			lines = append(lines, e.ID+","+strconv.Itoa(int(e.Status.Base())))
 		}
 	}
 	sort.Strings(lines)
-	var buf bytes.Buffer
-	buf.WriteString("ID,Status\n")
-	for _, l := range lines {
-		buf.WriteString(l)
-		buf.WriteByte('\n')
-	}
-	if buf.Len() > suppression.MaxChunkBytes {
-		return errors.New("the DROP report is larger than one Secret holds; reports of more than about 30,000 items are not supported yet")
-	}
-	name := requests.DerivedName(list.Name, "-drop-report")
-	labels := requests.RequestLabels(suppression.LabelList, list.Name, "")
-	delete(labels, requests.LabelRequestUID)
-	labels[suppression.LabelListUID] = string(list.UID)
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: list.Namespace, Name: name, Labels: labels},
-		Type: corev1.SecretTypeOpaque, Data: map[string][]byte{reportKey: buf.Bytes()}}
-	if err := controllerutil.SetControllerReference(list, secret, r.Scheme()); err != nil {
-		return err
-	}
-	err := r.Create(ctx, secret)
-	if apierrors.IsAlreadyExists(err) {
-		var existing corev1.Secret
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), &existing); err != nil {
-			return err
-		}
-		if !metav1.IsControlledBy(&existing, list) {
-			return fmt.Errorf("secret %s exists and does not belong to this SuppressionList", name)
-		}
-		existing.Data = secret.Data
-		err = r.Update(ctx, &existing)
-	}
+	store := &reportStore{client: r.Client, reader: r.APIReader, scheme: r.Scheme(), list: list, maxBytes: suppression.MaxChunkBytes}
+	name, err := store.write(ctx, lines)
 	if err != nil {
-		return fmt.Errorf("writing the DROP report: %w", err)
+		return err
 	}
 	list.Status.ReportSecretName = name
 	return nil

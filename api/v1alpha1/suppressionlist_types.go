@@ -113,7 +113,8 @@ type SuppressionListStatus struct {
 	// +optional
 	// +listType=atomic
 	Stores []SuppressionStoreStatus `json:"stores,omitempty"`
-	// ReportSecretName is the Secret with the per-item DROP status report (key report.csv).
+	// ReportSecretName is the first Secret of the per-item DROP status report: key report.csv, or
+	// for a report split into parts, key report-index.json naming them (docs/suppression.md).
 	// +optional
 	ReportSecretName string `json:"reportSecretName,omitempty"`
 	// Conditions: Ready, DataReappeared.

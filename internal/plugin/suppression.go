@@ -18,7 +18,7 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/suppression"
 )
 
-// newSuppression is "kubectl dsr suppression status|add-drop" (docs/suppression.md).
+// newSuppression is "kubectl dsr suppression status|report|add-drop" (docs/suppression.md).
 func newSuppression(o *options, stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "suppression",
@@ -57,7 +57,22 @@ A Secret of that name is replaced. Nothing is written when a file is refused.`,
 		},
 	}
 	addDrop.Flags().StringVar(&secretName, "secret", "", "name of the download Secret the SuppressionList's spec.source.dropSecretRef names")
-	cmd.AddCommand(status, addDrop)
+	var outFile string
+	report := &cobra.Command{
+		Use:   "report NAME [-o FILE]",
+		Short: "Write a DROP list's status report (ID,Status), assembled from its Secrets",
+		Long: `Reads the report Secret of the SuppressionList (status.reportSecretName) and, for a report split
+into parts, every part its index names, checks each part's SHA-256 and item count and the whole
+report's, and writes the CSV: the file to upload to DROP as the status report. Nothing is written
+when a part is missing or does not match (a sweep rewriting the report meanwhile: run it again).`,
+		Example: "  kubectl dsr suppression report drop -n brokers -o drop-status.csv",
+		Args:    exactName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSuppressionReport(cmd.Context(), o, args[0], outFile, stdout)
+		},
+	}
+	report.Flags().StringVarP(&outFile, "output", "o", "", "file to write the report to (default: standard output)")
+	cmd.AddCommand(status, report, addDrop)
 	return cmd
 }
 
@@ -80,7 +95,7 @@ func runSuppressionStatus(ctx context.Context, o *options, name string, stdout i
 	fmt.Fprintf(stdout, "SuppressionList %s/%s\nSource:     %s\nAction:     %s\nEntries:    %d\n", ns, name, source, l.Spec.Action, l.Status.Entries)
 	fmt.Fprintf(stdout, "Sweeps:     %d (last %s, next %s)\n", l.Status.Sweeps, timeOrNever(l.Status.LastSweepTime), timeOrNever(l.Status.NextSweepTime))
 	if l.Status.ReportSecretName != "" {
-		fmt.Fprintf(stdout, "Report:     Secret %s, key report.csv\n", l.Status.ReportSecretName)
+		fmt.Fprintf(stdout, "Report:     %s (kubectl dsr suppression report %s)\n", reportLocation(ctx, c, ns, l.Status.ReportSecretName), name)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSTORE\tTYPE\tSCANNED\tMATCHED\tERASED\tRETAINED\tMESSAGE")

@@ -33,13 +33,13 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// captureLogs makes the manager log to the returned buffer, as JSON, at the most verbose level
-// the manager binary allows (V(7): main.go caps --zap-log-level there, because from V(8) on
-// client-go dumps request and response bodies, identifiers Secrets included). It is what the
-// manager's logger and every reconciler's and connector's logger derived from it write.
+// captureLogs makes the manager log to the returned buffer, as JSON, with a logger that would
+// log every level: operator.New caps it at V(7) (from V(8) on client-go dumps request and response
+// bodies, identifiers Secrets included), so this is the most the operator ever logs. It is what
+// the manager's logger and every reconciler's and connector's logger derived from it write.
 func captureLogs(o *operator.Options) *logBuffer {
 	logs := &logBuffer{}
-	o.Manager.Logger = zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-7)))
+	o.Manager.Logger = zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-127)))
 	return logs
 }
 

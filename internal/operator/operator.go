@@ -87,6 +87,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 		opts.StoreConcurrency = 8
 	}
 	mo := opts.Manager
+	if mo.Logger.GetSink() == nil {
+		mo.Logger = ctrl.Log
+	}
+	mo.Logger = capVerbosity(mo.Logger)
 	mo.Scheme = Scheme()
 	if mo.LeaderElectionID == "" {
 		mo.LeaderElectionID = "dsr-operator.privacy.dsr.dev"

@@ -167,13 +167,14 @@ func assertNoIdentifiersIn(t *testing.T, ns string, objs ...client.Object) {
 	for _, o := range objs {
 		text.WriteString(mustJSON(t, o))
 	}
+	// Events are recorded asynchronously: the request can be read Verified before its event is.
 	var evs corev1.EventList
-	if err := env.Client.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	if len(evs.Items) == 0 {
-		t.Error("no events were recorded")
-	}
+	eventually(t, 15*time.Second, func() (bool, string) {
+		if err := env.Client.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		return len(evs.Items) > 0, "no events were recorded"
+	})
 	text.WriteString(mustJSON(t, &evs))
 	for _, v := range subjectIDs {
 		if strings.Contains(text.String(), v) {

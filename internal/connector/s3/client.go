@@ -190,7 +190,7 @@ func (l *locks) reason(ctx context.Context, bucket string, obj minio.ObjectInfo)
 	mode := st.Metadata.Get("X-Amz-Object-Lock-Mode")
 	until, err := time.Parse(time.RFC3339, st.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"))
 	if mode != "" && err == nil && until.After(time.Now()) {
-		return fmt.Sprintf("Object Lock retention (%s mode)", plainCode(mode)), nil
+		return fmt.Sprintf("Object Lock retention (%s mode)", PlainCode(mode)), nil
 	}
 	return "", nil
 }

@@ -36,7 +36,7 @@ func fail(ctx context.Context, op, location string, err error) error {
 	resp := minio.ToErrorResponse(err)
 	e := &codeError{msg: "request failed"}
 	ce = &connector.Error{Kind: connector.KindUnavailable, Op: op, Location: location, Err: e}
-	if code := plainCode(resp.Code); code != "" {
+	if code := PlainCode(resp.Code); code != "" {
 		ce.Code = "S3 " + code
 		e.msg = fmt.Sprintf("S3 %s (HTTP %d)", code, resp.StatusCode)
 	}
@@ -95,9 +95,9 @@ func contextCode(err error) string {
 	return "timeout"
 }
 
-// plainCode keeps an S3 error code only if it is a short word of letters and digits, so that no
+// PlainCode keeps an S3 error code only if it is a short word of letters and digits, so that no
 // free text passes as a code.
-func plainCode(code string) string {
+func PlainCode(code string) string {
 	if code == "" || len(code) > 64 {
 		return ""
 	}

@@ -7,16 +7,13 @@ package s3
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
@@ -92,82 +89,26 @@ func (p *Provider) ValidateSpec(spec *privacyv1alpha1.DataStoreSpec) error {
 	return nil
 }
 
-// parseEndpoint accepts an http(s) URL with a host and nothing else: objects are addressed
-// path-style under it.
-func parseEndpoint(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("connection.url is not a URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("connection.url must start with https:// or http://")
-	case u.Host == "" || u.Hostname() == "":
-		return nil, fmt.Errorf("connection.url has no host")
-	case u.User != nil:
-		return nil, fmt.Errorf("connection.url must not hold credentials: put them in the Secret of connection.secretRef")
-	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-		return nil, fmt.Errorf("connection.url must be the endpoint alone (scheme, host, port): buckets are addressed path-style under it")
-	}
-	return u, nil
-}
-
 // NewClient builds a client for the endpoint of cfg. It does no I/O.
 func (p *Provider) NewClient(_ context.Context, cfg connector.Config) (connector.Client, error) {
 	const op = "connect"
 	if err := p.ValidateSpec(cfg.Spec); err != nil {
 		return nil, err
 	}
-	endpoint, err := parseEndpoint(cfg.Spec.Connection.URL)
-	if err != nil {
-		return nil, connector.Hinted(connector.KindInvalid, op, err.Error())
-	}
-	policy := cfg.Egress.OrDefault()
-	if endpoint.Scheme == "http" && !policy.InsecureHTTPAllowed(cfg.Spec.Connection.AllowInsecureHTTP) {
-		return nil, connector.Errorf(connector.KindEgressDenied, op,
-			"connection.url is plain http://: use https://, or opt in with spec.connection.allowInsecureHTTP (or the manager's --allow-insecure-http)")
-	}
-	accessKey, secretKey, found := strings.Cut(strings.TrimSpace(string(cfg.Secret)), ":")
-	if !found || accessKey == "" || secretKey == "" {
-		// Never quote the Secret, not even a part of it.
-		return nil, connector.Errorf(connector.KindInvalid, op, "the connection secret must be <accessKeyId>:<secretAccessKey>")
-	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if len(strings.TrimSpace(string(cfg.CABundle))) > 0 {
-		if endpoint.Scheme != "https" {
-			return nil, connector.Errorf(connector.KindInvalid, op, "a CA bundle is set but connection.url is not https://: nothing would be verified")
-		}
-		// Only the bundle: a private endpoint's certificate must chain to the CA its owner named.
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(cfg.CABundle) {
-			return nil, connector.Errorf(connector.KindInvalid, op, "the CA bundle of connection.caSecretRef holds no PEM certificate")
-		}
-		tlsConfig.RootCAs = pool
-	}
 	timeout := DefaultTimeout
 	if t := cfg.Spec.Connection.Timeout; t != nil && t.Duration > 0 {
 		timeout = t.Duration
 	}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           connector.DialThrough(policy, timeout),
-		TLSClientConfig:       tlsConfig,
-		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
-		ResponseHeaderTimeout: timeout,
-		MaxIdleConns:          8,
-		MaxIdleConnsPerHost:   8,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	mc, err := minio.New(endpoint.Host, &minio.Options{
-		Creds:        credentials.NewStaticV4(accessKey, secretKey, ""),
-		Secure:       endpoint.Scheme == "https",
-		Transport:    transport,
-		BucketLookup: minio.BucketLookupPath,
+	mc, transport, err := Endpoint{Field: "connection", OptIn: "spec.connection.allowInsecureHTTP", SecretName: "the connection secret",
+		URL: cfg.Spec.Connection.URL, Credentials: cfg.Secret, CABundle: cfg.CABundle, AllowInsecureHTTP: cfg.Spec.Connection.AllowInsecureHTTP,
+		Egress: cfg.Egress, Timeout: timeout, MaxIdleConns: 8,
 		// A few retries ride out a restart; more would hold a request for minutes.
-		MaxRetries: 3,
-	})
+		MaxRetries: 3}.Client()
+	if errors.Is(err, ErrPlainHTTP) {
+		return nil, connector.Hinted(connector.KindEgressDenied, op, err.Error())
+	}
 	if err != nil {
-		return nil, connector.Errorf(connector.KindInvalid, op, "the S3 client could not be built from connection.url")
+		return nil, connector.Hinted(connector.KindInvalid, op, err.Error())
 	}
 	c := &client{mc: mc, transport: transport, norm: normalize.Normalizer{Region: cfg.PhoneRegion()}}
 	for _, o := range cfg.Spec.Objects {

@@ -11,23 +11,20 @@ package deliver
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/connector/s3"
 	"github.com/dsr-operator/dsr-operator/internal/egress"
 )
 
@@ -64,52 +61,17 @@ type Config struct {
 // New builds a Target. It does no I/O. Its errors are safe for status: they quote no Secret.
 func New(cfg Config) (*Target, error) {
 	d := cfg.Destination
-	endpoint, err := parseEndpoint(d.URL)
-	if err != nil {
-		return nil, err
-	}
 	if cfg.RequestUID == "" || strings.ContainsAny(cfg.RequestUID, "/\\") {
 		return nil, errors.New("the request has no usable UID")
 	}
-	policy := cfg.Egress.OrDefault()
-	if endpoint.Scheme == "http" && !policy.InsecureHTTPAllowed(d.AllowInsecureHTTP) {
-		return nil, &connector.Error{Kind: connector.KindEgressDenied, Op: "connect",
-			Hint: "destination.s3.url is plain http://: use https://, or opt in with destination.s3.allowInsecureHTTP (or the manager's --allow-insecure-http)"}
+	mc, transport, err := s3.Endpoint{Field: "destination.s3", OptIn: "destination.s3.allowInsecureHTTP", SecretName: "the destination's secret",
+		URL: d.URL, Credentials: cfg.Credentials, CABundle: cfg.CABundle, AllowInsecureHTTP: d.AllowInsecureHTTP,
+		Egress: cfg.Egress, Timeout: timeout, MaxIdleConns: 4, MaxRetries: 2}.Client()
+	if errors.Is(err, s3.ErrPlainHTTP) {
+		return nil, &connector.Error{Kind: connector.KindEgressDenied, Op: "connect", Hint: err.Error()}
 	}
-	accessKey, secretKey, found := strings.Cut(strings.TrimSpace(string(cfg.Credentials)), ":")
-	if !found || accessKey == "" || secretKey == "" {
-		return nil, errors.New("the destination's secret must be <accessKeyId>:<secretAccessKey>")
-	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if len(strings.TrimSpace(string(cfg.CABundle))) > 0 {
-		if endpoint.Scheme != "https" {
-			return nil, errors.New("a CA bundle is set but destination.s3.url is not https://: nothing would be verified")
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(cfg.CABundle) {
-			return nil, errors.New("the CA bundle of destination.s3.caSecretRef holds no PEM certificate")
-		}
-		tlsConfig.RootCAs = pool
-	}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           connector.DialThrough(policy, timeout),
-		TLSClientConfig:       tlsConfig,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: timeout,
-		MaxIdleConns:          4,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	mc, err := minio.New(endpoint.Host, &minio.Options{
-		Creds:        credentials.NewStaticV4(accessKey, secretKey, ""),
-		Secure:       endpoint.Scheme == "https",
-		Transport:    transport,
-		BucketLookup: minio.BucketLookupPath,
-		MaxRetries:   2,
-	})
 	if err != nil {
-		return nil, errors.New("the S3 client could not be built from destination.s3.url")
+		return nil, err
 	}
 	return &Target{mc: mc, transport: transport, Bucket: d.Bucket, Prefix: FolderOf(d.Prefix, cfg.RequestUID)}, nil
 }
@@ -121,25 +83,6 @@ func FolderOf(prefix, uid string) string {
 		return uid + "/"
 	}
 	return prefix + "/" + uid + "/"
-}
-
-// parseEndpoint accepts an http(s) URL with a host and nothing else, as an s3 store's
-// connection.url.
-func parseEndpoint(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	switch {
-	case err != nil:
-		return nil, errors.New("destination.s3.url is not a URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("destination.s3.url must start with https:// or http://")
-	case u.Host == "" || u.Hostname() == "":
-		return nil, errors.New("destination.s3.url has no host")
-	case u.User != nil:
-		return nil, errors.New("destination.s3.url must not hold credentials: put them in the Secret of destination.s3.secretRef")
-	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-		return nil, errors.New("destination.s3.url must be the endpoint alone (scheme, host, port): the bucket is addressed path-style under it")
-	}
-	return u, nil
 }
 
 // Close lets the idle connections go.

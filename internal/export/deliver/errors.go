@@ -10,6 +10,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/dsr-operator/dsr-operator/internal/connector"
+	"github.com/dsr-operator/dsr-operator/internal/connector/s3"
 )
 
 // Error is a failed call to the destination, described by the S3 error code and HTTP status or
@@ -33,7 +34,7 @@ func describe(ctx context.Context, op string, err error) error {
 		return &Error{Op: op, Msg: ctx.Err().Error(), Transient: true}
 	}
 	resp := minio.ToErrorResponse(err)
-	if code := plainCode(resp.Code); code != "" {
+	if code := s3.PlainCode(resp.Code); code != "" {
 		e := &Error{Op: op, Msg: fmt.Sprintf("S3 %s (HTTP %d)", code, resp.StatusCode), Transient: resp.StatusCode >= 500 || resp.StatusCode == 429}
 		switch code {
 		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
@@ -64,19 +65,6 @@ func networkText(err error) string {
 		return "timeout"
 	}
 	return "network error"
-}
-
-// plainCode keeps an S3 error code only if it is a short word of letters and digits.
-func plainCode(code string) string {
-	if code == "" || len(code) > 64 {
-		return ""
-	}
-	for _, r := range code {
-		if (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9') {
-			return ""
-		}
-	}
-	return code
 }
 
 // IsTransient reports whether err is worth retrying soon.

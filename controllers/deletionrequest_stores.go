@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"k8s.io/utils/ptr"
+
 	"context"
 	"fmt"
 
@@ -52,7 +54,11 @@ func (r *DeletionRequestReconciler) planStore(ctx context.Context, s *deletionSc
 
 // eraseStore applies the mapping and verifies right away.
 func eraseStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) error {
-	res, err := cl.Erase(ctx, s.subjectRequest(string(s.request.UID)))
+	req := s.subjectRequest(string(s.request.UID))
+	if st.Planned != nil {
+		req.Planned = ptr.To(st.Planned.Erased + st.Planned.Masked)
+	}
+	res, err := cl.Erase(ctx, req)
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "erase", result(err, res != nil && res.Pending)).Inc()
 	if err != nil {
 		return err

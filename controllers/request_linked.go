@@ -41,8 +41,8 @@ func withDryRun(req connector.Request) connector.Request { req.DryRun = true; re
 
 func withDeep(req connector.Request, deep bool) connector.Request { req.Deep = deep; return req }
 
-// deriveLinked resolves the accepted stores' links and derives their values, store by store in
-// the graph's order. A graph that cannot work (an identifier nothing provides, one derived from
+// deriveLinked resolves the accepted stores' links and derives their values, wave by wave of
+// the graph (request_derive.go). A graph that cannot work (an identifier nothing provides, one derived from
 // itself) fails the request for good, naming it; a store that cannot be read leaves the request
 // pending, to be accepted again. It reports whether the request goes on.
 func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool, error) {
@@ -67,66 +67,33 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 		s.facts.blocked = &blockingFailure{reason, "linked data cannot be resolved: " + err.Error()}
 		return false, nil
 	}
-	// An earlier acceptance of this request may have derived values and erased the rows they
-	// came from before its status was written (a crash mid-erasure): deriving again would find
-	// nothing, and the linked rows of later stores would stay while the request verifies clean.
-	// What it derived is still the subject's and goes on.
-	earlier, err := s.readDerivedSecret(ctx)
+	d := newDerivation(s, plan, index, nodes)
+	none := derivedValues{connector.Values{}, connector.Values{}}
+	if failed := d.run(ctx, none); failed != nil {
+		s.refuseDerive(failed)
+		return false, nil
+	}
+	earlier, err := s.writeDerived(ctx, nameLabel, d.values, d.shared, nil)
 	if err != nil {
 		return false, err
 	}
-	values, shared := earlier.values.Clone(), earlier.shared.Clone()
-	// byStore is what each store derived (a store may take several steps), for its status.
-	byStore := map[int]*storeDerivation{}
-	for _, step := range plan.Steps {
-		i := index[step.Store]
-		st := s.acceptedStores[i]
-		mine := byStore[i]
-		if mine == nil {
-			mine = &storeDerivation{values: connector.Values{}, shared: connector.Values{}}
-			byStore[i] = mine
-		}
-		mine.names = union(mine.names, step.Provides)
-		for _, name := range step.Provides {
-			mine.values.Add(name, earlier.values[name]...)
-			mine.shared.Add(name, earlier.shared[name]...)
-		}
-		derivation, err := s.deriveIn(ctx, i, st.Ref.Kind, st.Ref.Name, connector.Request{
-			ID: string(s.object.GetUID()), Identifiers: s.identifiers, Values: values, Shared: shared})
-		if err != nil {
-			failure := requests.Classify(err, s.identifiers)
-			s.log.V(1).Info("Deriving linked identifiers failed", "store", step.Store, "detail", failure.Detail)
-			s.status.Phase = privacyv1alpha1.PhasePending
-			s.facts.refusal = &requests.Rejection{Reason: failure.Reason,
-				Message: fmt.Sprintf("deriving linked identifiers from %s: %s", step.Store, failure.Message)}
-			s.effect.after(rejectedRetry)
+	// An earlier acceptance of this request derived values and may have erased the rows they came
+	// from before its status was written (a crash mid-erasure): this derivation found only what
+	// is left, and the linked rows of later stores would stay while the request verifies clean.
+	// What it derived is still the subject's and is followed again. Only then is the Secret read:
+	// the first acceptance of a request writes it without reading it.
+	if earlier != nil {
+		d = newDerivation(s, plan, index, nodes)
+		if failed := d.run(ctx, *earlier); failed != nil {
+			s.refuseDerive(failed)
 			return false, nil
 		}
-		if derivation != nil {
-			values.Merge(derivation.Values)
-			shared.Merge(derivation.Shared)
-			mine.values.Merge(derivation.Values)
-			mine.shared.Merge(derivation.Shared)
+		if _, err := s.writeDerived(ctx, nameLabel, d.values, d.shared, earlier); err != nil {
+			return false, err
 		}
 	}
-	// A value that turned out shared in a later store never selects a row to change.
-	for name, vals := range values {
-		kept := vals[:0]
-		for _, v := range vals {
-			if !shared.Has(name, v) {
-				kept = append(kept, v)
-			}
-		}
-		values[name] = kept
-	}
-	if err := s.writeDerived(ctx, nameLabel, values, shared); err != nil {
-		return false, err
-	}
-	s.values, s.shared = values, shared
-	s.derivedByStore = make([][]privacyv1alpha1.DerivedIdentifier, len(s.acceptedStores))
-	for i, d := range byStore {
-		s.derivedByStore[i] = d.counts(shared)
-	}
+	s.values, s.shared = d.values, d.shared
+	s.derivedByStore = d.counts(len(s.acceptedStores))
 	return true, nil
 }
 
@@ -206,37 +173,48 @@ func derivedSecretName(obj client.Object) string {
 	return requests.DerivedName(obj.GetName(), derivedSecretSuffix)
 }
 
-// writeDerived keeps the derived values in the request's Secret, replacing what an earlier
-// acceptance of the same request left.
-func (s *requestScope) writeDerived(ctx context.Context, nameLabel string, values, shared connector.Values) error {
+// writeDerived keeps the derived values in the request's Secret. It creates the Secret; when an
+// earlier acceptance of the same request left one, it returns what that one holds and replaces
+// it only once the caller has seen it (over is what the caller saw, nil on the first write).
+func (s *requestScope) writeDerived(ctx context.Context, nameLabel string, values, shared connector.Values, over *derivedValues) (*derivedValues, error) {
 	v, err := json.Marshal(map[string][]string(values))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sh, err := json.Marshal(map[string][]string(shared))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 		Namespace: s.object.GetNamespace(), Name: derivedSecretName(s.object),
 		Labels: requests.RequestLabels(nameLabel, s.object.GetName(), string(s.object.GetUID())),
 	}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{derivedValuesKey: v, derivedSharedKey: sh}}
 	if err := ctrl.SetControllerReference(s.object, secret, s.deps.Scheme()); err != nil {
-		return err
+		return nil, err
 	}
 	err = s.deps.Create(ctx, secret)
 	if err == nil || !apierrors.IsAlreadyExists(err) {
-		return err
+		return nil, err
 	}
 	var existing corev1.Secret
 	if err := s.deps.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), &existing); err != nil {
-		return err
+		return nil, err
 	}
 	if !metav1.IsControlledBy(&existing, s.object) {
-		return fmt.Errorf("secret %q exists and does not belong to this request", secret.Name)
+		return nil, fmt.Errorf("secret %q exists and does not belong to this request", secret.Name)
+	}
+	if over == nil {
+		earlier, err := parseDerived(&existing)
+		if err != nil {
+			return nil, err
+		}
+		earlier.ensure()
+		if !earlier.within(values, shared) {
+			return &earlier, nil
+		}
 	}
 	existing.Data = secret.Data
-	return s.deps.Update(ctx, &existing)
+	return nil, s.deps.Update(ctx, &existing)
 }
 
 // readDerived reads the values derived at acceptance. A request without linked data has none
@@ -278,32 +256,43 @@ func parseDerived(secret *corev1.Secret) (derivedValues, error) {
 	return derivedValues{values, shared}, nil
 }
 
-// readDerivedSecret reads what an earlier acceptance of this very request derived; nothing
-// when there was none (or the Secret is not this request's).
-func (s *requestScope) readDerivedSecret(ctx context.Context) (derivedValues, error) {
-	none := derivedValues{connector.Values{}, connector.Values{}}
-	var secret corev1.Secret
-	err := s.deps.APIReader.Get(ctx, client.ObjectKey{Namespace: s.object.GetNamespace(), Name: derivedSecretName(s.object)}, &secret)
-	if apierrors.IsNotFound(err) {
-		return none, nil
-	}
-	if err != nil {
-		return none, err
-	}
-	if !metav1.IsControlledBy(&secret, s.object) {
-		return none, nil
-	}
-	d, err := parseDerived(&secret)
-	if err != nil {
-		return none, err
-	}
+// ensure makes both sets usable when the Secret held JSON null.
+func (d *derivedValues) ensure() {
 	if d.values == nil {
 		d.values = connector.Values{}
 	}
 	if d.shared == nil {
 		d.shared = connector.Values{}
 	}
-	return d, nil
+}
+
+// within reports whether every value of d is among values or shared, and every shared value of
+// d among shared.
+func (d derivedValues) within(values, shared connector.Values) bool {
+	has := func(v connector.Values, name string) map[string]bool {
+		set := make(map[string]bool, len(v[name]))
+		for _, x := range v[name] {
+			set[x] = true
+		}
+		return set
+	}
+	for name, vals := range d.values {
+		own, sh := has(values, name), has(shared, name)
+		for _, v := range vals {
+			if !own[v] && !sh[v] {
+				return false
+			}
+		}
+	}
+	for name, vals := range d.shared {
+		sh := has(shared, name)
+		for _, v := range vals {
+			if !sh[v] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // deleteDerived deletes the derived values with the identifiers Secret.

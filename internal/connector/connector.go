@@ -88,6 +88,10 @@ type Request struct {
 	Shared Values
 	// DryRun: Erase counts what it would do and changes nothing.
 	DryRun bool
+	// Planned, when set, is how many records a dry run of the same request counted to erase or
+	// mask: a connector may size its erasure by it instead of counting again. It is a hint: what
+	// an erasure reports is what it changed.
+	Planned *int64
 	// Deep: Verify also searches every text-like column of the mapped tables.
 	Deep bool
 }

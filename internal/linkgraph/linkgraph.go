@@ -47,6 +47,11 @@ type Step struct {
 type Plan struct {
 	// Steps to run in order, each after the ones before it.
 	Steps []Step
+	// Waves group the stores to call Derive on so that every store of a wave can be asked at
+	// the same time: a mapping with provides is in the wave after the last wave of the mappings
+	// that provide what it matches, and a store is in the waves of its mappings. A store asked in
+	// an earlier wave is asked again in a later one, to follow the values that arrived in between.
+	Waves [][]string
 	// Derived are the identifier names some mapping provides, sorted.
 	Derived []string
 }
@@ -127,7 +132,7 @@ func Resolve(nodes []Node, known []string) (*Plan, error) {
 		return nil, err
 	}
 	order := order(nodes, providers)
-	plan := &Plan{}
+	plan := &Plan{Waves: waves(nodes, providers)}
 	for name := range providers {
 		plan.Derived = append(plan.Derived, name)
 	}
@@ -213,6 +218,48 @@ func findCycle(nodes []Node) error {
 		}
 	}
 	return nil
+}
+
+// waves places every node with provides after the providers of what it matches, at the lowest
+// such depth, and lists per depth the stores of its nodes in input order. The graph is acyclic
+// (findCycle), so the depths are finite.
+func waves(nodes []Node, providers map[string][]int) [][]string {
+	depth := make([]int, len(nodes))
+	for i := range depth {
+		depth[i] = -1
+	}
+	var depthOf func(i int, seen int) int
+	depthOf = func(i int, seen int) int {
+		if depth[i] >= 0 {
+			return depth[i]
+		}
+		d := 0
+		if seen <= len(nodes) { // a guard only: findCycle has ruled cycles out
+			for _, m := range nodes[i].Match {
+				for _, p := range providers[m] {
+					if p != i {
+						d = max(d, depthOf(p, seen+1)+1)
+					}
+				}
+			}
+		}
+		depth[i] = d
+		return d
+	}
+	var out [][]string
+	for i, n := range nodes {
+		if len(n.Provides) == 0 {
+			continue
+		}
+		d := depthOf(i, 0)
+		for len(out) <= d {
+			out = append(out, nil)
+		}
+		if !slices.Contains(out[d], n.Store) {
+			out[d] = append(out[d], n.Store)
+		}
+	}
+	return out
 }
 
 // order sorts the nodes with provides so that every node comes after the providers of the

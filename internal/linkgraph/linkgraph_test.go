@@ -135,3 +135,43 @@ func TestFromSpecObjects(t *testing.T) {
 		t.Fatalf("nodes %+v", nodes)
 	}
 }
+
+func TestResolveWaves(t *testing.T) {
+	shop := func(store string) []Node {
+		return []Node{
+			node(store, "table customers", []string{"email"}, []string{"customerId"}),
+			node(store, "table orders", []string{"customerId"}, []string{"orderId"}),
+			node(store, "table order_item", []string{"orderId"}, nil),
+		}
+	}
+	cases := []struct {
+		name  string
+		nodes []Node
+		want  [][]string
+	}{
+		{"two stores of the same shape derive side by side", append(shop("pg"), shop("my")...),
+			[][]string{{"pg", "my"}, {"pg", "my"}}},
+		{"across stores, back and forth", []Node{
+			node("billing", "table invoices", []string{"customerId"}, []string{"invoiceId"}),
+			node("crm", "table customer", []string{"email"}, []string{"customerId"}),
+			node("crm", "table refunds", []string{"invoiceId"}, []string{"refundId"}),
+			node("cache", "key refund:{refundId}", []string{"refundId"}, nil),
+		}, [][]string{{"crm"}, {"billing"}, {"crm"}}},
+		{"independent stores are one wave", []Node{
+			node("a", "table users", []string{"email"}, []string{"userId"}),
+			node("b", "table members", []string{"email"}, []string{"memberId"}),
+			node("b", "table cards", []string{"memberId"}, nil),
+		}, [][]string{{"a", "b"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, err := Resolve(tc.nodes, []string{"email"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(plan.Waves, tc.want) {
+				t.Fatalf("waves %q, want %q", plan.Waves, tc.want)
+			}
+		})
+	}
+}

@@ -8,7 +8,8 @@ import (
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 )
 
-// tableWork is what an erasure has to do in one table, counted before doing it.
+// tableWork is what an erasure has to do in one table, counted before doing it (-1: not
+// counted, the plan sized the erasure).
 type tableWork struct {
 	table *Table
 	count int64
@@ -16,7 +17,8 @@ type tableWork struct {
 
 // Erase deletes and masks the subject's rows and counts the retained ones.
 //
-// It first counts, in one transaction, the rows each table still has to change. When that total
+// It first counts, in one transaction, the rows each table still has to change (unless the
+// request's plan already counted at most Options.MaxAtomicRows). When that total
 // is at most Options.MaxAtomicRows the changes are made in that same transaction, one statement
 // per table (the count bounds its rows, and batching inside one transaction would only multiply
 // statements), so a crash or outage leaves the store exactly as it was. Above it, every batch of
@@ -51,7 +53,14 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	res := &connector.EraseResult{}
 	var work []tableWork
 	var total int64
+	// A plan that fits one transaction needs no second count: every statement reports the rows it
+	// changed. Retained rows are still counted, since nothing else reports them.
+	planned := !req.DryRun && req.Planned != nil && *req.Planned <= s.opts.MaxAtomicRows
 	for _, t := range tables {
+		if planned && t.Mapping.Action != privacyv1alpha1.ActionRetain {
+			work = append(work, tableWork{table: t, count: -1})
+			continue
+		}
 		q, ok := t.CountQuery(ids)
 		if !ok {
 			continue
@@ -86,7 +95,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	}
 
 	res.Erased, res.Masked = 0, 0
-	if total <= s.opts.MaxAtomicRows {
+	if planned || total <= s.opts.MaxAtomicRows {
 		for _, w := range work {
 			n, err := s.applyAll(ctx, tx, w, ids)
 			if err != nil {

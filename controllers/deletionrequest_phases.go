@@ -19,6 +19,7 @@ func (r *DeletionRequestReconciler) acceptRequest(ctx context.Context, s *deleti
 	if acc == nil || err != nil {
 		return false, err
 	}
+	s.planWhileDeriving = true
 	if proceed, err := s.deriveLinked(ctx, labelDeletionRequest); !proceed || err != nil {
 		return false, err
 	}
@@ -29,6 +30,14 @@ func (r *DeletionRequestReconciler) acceptRequest(ctx context.Context, s *deleti
 		dr.Status.Stores[i] = privacyv1alpha1.DeletionStoreStatus{StoreProgress: privacyv1alpha1.StoreProgress{
 			Name: st.Ref.Name, Kind: st.Ref.Kind, Type: st.Spec.Type, Phase: privacyv1alpha1.StorePending,
 			Derived: s.derivedStatus(i)}}
+		// A store that counted its erasure while deriving, with the values it will erase with,
+		// is planned already.
+		if res, ok := s.derivedPlans[i]; ok {
+			metrics.StoreOperations.WithLabelValues(string(st.Spec.Type), "plan", result(nil, false)).Inc()
+			if recordStorePlan(dr, &dr.Status.Stores[i], res).planned {
+				s.planned++
+			}
+		}
 	}
 	dr.Status.Phase = privacyv1alpha1.PhaseErasing
 	// Normal events mark a recovery, not the usual path: a request accepted at once writes none
@@ -45,7 +54,8 @@ func (r *DeletionRequestReconciler) acceptRequest(ctx context.Context, s *deleti
 // planAcceptedStores plans what each store will erase, so that the counts reported after a crash
 // mid-erasure are those of the plan, not of a repeated erase that finds nothing.
 func (r *DeletionRequestReconciler) planAcceptedStores(ctx context.Context, s *deletionScope) (bool, error) {
-	r.runOnStores(ctx, s, func(int) bool { return true }, r.planStore)
+	stores := s.request.Status.Stores
+	r.runOnStores(ctx, s, func(i int) bool { return stores[i].Planned == nil }, r.planStore)
 	return true, nil
 }
 

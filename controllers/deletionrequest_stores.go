@@ -37,6 +37,12 @@ func (r *DeletionRequestReconciler) planStore(ctx context.Context, s *deletionSc
 		requests.PollAt(&st.StoreProgress, s.now.Add(pendingPoll), "the store is still counting")
 		return storeStep{}, nil
 	}
+	return recordStorePlan(dr, st, res), nil
+}
+
+// recordStorePlan records a store's plan: a dry-run request is done with it, any other goes on
+// to erase.
+func recordStorePlan(dr *privacyv1alpha1.DeletionRequest, st *privacyv1alpha1.DeletionStoreStatus, res *connector.EraseResult) storeStep {
 	st.Planned = &privacyv1alpha1.EraseCounts{Erased: res.Erased, Masked: res.Masked, Retained: res.Retained}
 	st.RetainedReasons = retainedReasons(res.RetainedLocations)
 	st.Shared, st.SharedLocations = res.Shared, locationRecords(res.SharedLocations)
@@ -46,10 +52,10 @@ func (r *DeletionRequestReconciler) planStore(ctx context.Context, s *deletionSc
 		if res.Shared > 0 {
 			st.Message += fmt.Sprintf(", leave %d shared", res.Shared)
 		}
-		return storeStep{}, nil
+		return storeStep{}
 	}
 	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreErasing)
-	return storeStep{planned: true}, nil
+	return storeStep{planned: true}
 }
 
 // eraseStore applies the mapping and verifies right away.

@@ -25,6 +25,8 @@ type derivation struct {
 
 	values, shared connector.Values
 	byStore        map[int]*storeDerivation
+	// plans are, per store, the dry run its last Derive counted (deletions only).
+	plans map[int]*connector.DerivedPlan
 	// seen is, per store, how many values and shared values of what it matches it was last
 	// asked with: values only ever grow, so an equal count is an equal set.
 	seen map[int]int
@@ -32,7 +34,7 @@ type derivation struct {
 
 func newDerivation(s *requestScope, plan *linkgraph.Plan, index map[string]int, nodes []linkgraph.Node) *derivation {
 	d := &derivation{s: s, plan: plan, index: index, matches: map[int][]string{}, provides: map[int][]string{},
-		byStore: map[int]*storeDerivation{}, seen: map[int]int{}}
+		byStore: map[int]*storeDerivation{}, seen: map[int]int{}, plans: map[int]*connector.DerivedPlan{}}
 	for _, n := range nodes {
 		i := index[n.Store]
 		d.matches[i] = union(d.matches[i], n.Match)
@@ -91,7 +93,8 @@ func (d *derivation) wave(ctx context.Context, wave []string) *failedDerive {
 		err     error
 	}
 	outcomes := make([]outcome, len(wave))
-	req := connector.Request{ID: string(d.s.object.GetUID()), Identifiers: d.s.identifiers, Values: d.values, Shared: d.shared}
+	req := connector.Request{ID: string(d.s.object.GetUID()), Identifiers: d.s.identifiers, Values: d.values, Shared: d.shared,
+		Plan: d.s.planWhileDeriving}
 	var wg sync.WaitGroup
 	for k, label := range wave {
 		i := d.index[label]
@@ -113,7 +116,12 @@ func (d *derivation) wave(ctx context.Context, wave []string) *failedDerive {
 	// What a store derived itself is no news to it in the next wave.
 	for k, label := range wave {
 		if outcomes[k].asked {
-			d.seen[d.index[label]] = d.askedWith(d.index[label], outcomes[k].derived)
+			i := d.index[label]
+			d.seen[i] = d.askedWith(i, outcomes[k].derived)
+			d.plans[i] = nil
+			if r := outcomes[k].derived; r != nil {
+				d.plans[i] = r.Plan
+			}
 		}
 	}
 	for k, label := range wave {
@@ -173,4 +181,43 @@ func (s *requestScope) refuseDerive(f *failedDerive) {
 	s.facts.refusal = &requests.Rejection{Reason: failure.Reason,
 		Message: fmt.Sprintf("deriving linked identifiers from %s: %s", f.store, failure.Message)}
 	s.effect.after(rejectedRetry)
+}
+
+// validPlans are the dry runs counted while deriving that still stand: those of stores whose
+// matched identifiers have, in the end, exactly the values and shared values the store counted
+// with (a later store may have found more, or found one shared).
+func (d *derivation) validPlans() map[int]*connector.EraseResult {
+	out := map[int]*connector.EraseResult{}
+	for i, p := range d.plans {
+		if p == nil || p.Result == nil {
+			continue
+		}
+		valid := true
+		for _, name := range d.matches[i] {
+			if !sameSet(d.values[name], p.Values[name]) || !sameSet(d.shared[name], p.Shared[name]) {
+				valid = false
+				break
+			}
+		}
+		if valid {
+			out[i] = p.Result
+		}
+	}
+	return out
+}
+
+// sameSet reports whether a and b hold the same values, ignoring order and repeats.
+func sameSet(a, b []string) bool {
+	set := make(map[string]bool, len(a))
+	for _, v := range a {
+		set[v] = true
+	}
+	other := make(map[string]bool, len(b))
+	for _, v := range b {
+		if !set[v] {
+			return false
+		}
+		other[v] = true
+	}
+	return len(other) == len(set)
 }

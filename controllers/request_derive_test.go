@@ -27,7 +27,9 @@ type scriptedDeriver struct {
 	*fakeconnector.Client
 	// rules: identifier -> value -> derived identifier -> values.
 	rules map[string]map[string]map[string][]string
-	mu    sync.Mutex
+	// shares are values it finds held by someone else too, by identifier.
+	shares connector.Values
+	mu     sync.Mutex
 	asked []connector.Values
 }
 
@@ -55,7 +57,21 @@ func (d *scriptedDeriver) Derive(_ context.Context, req connector.Request) (*con
 		out.Merge(next)
 		fresh = next
 	}
-	return &connector.Derivation{Values: out, Shared: connector.Values{}}, nil
+	shared := req.Shared.Clone()
+	if shared == nil {
+		shared = connector.Values{}
+	}
+	shared.Merge(d.shares)
+	res := &connector.Derivation{Values: out, Shared: shared}
+	if req.Plan {
+		values := req.Values.Clone()
+		values.Merge(out)
+		for name := range values {
+			values[name] = slices.DeleteFunc(values[name], func(v string) bool { return shared.Has(name, v) })
+		}
+		res.Plan = &connector.DerivedPlan{Result: &connector.EraseResult{Erased: int64(values.Count())}, Values: values, Shared: shared.Clone()}
+	}
+	return res, nil
 }
 
 func table(name string, match, provides []string) privacyv1alpha1.TableMapping {
@@ -92,6 +108,7 @@ func newDeriveCase(t *testing.T, objs []client.Object, specs map[string][]privac
 			Spec: &privacyv1alpha1.DataStoreSpec{Type: "postgres", Tables: specs[name]}})
 		c.clients[name] = &scriptedDeriver{Client: fakeconnector.NewClient(), rules: rules[name]}
 	}
+	c.scope.planWhileDeriving = true
 	c.scope.clientOverride = func(_ privacyv1alpha1.StoreKind, name string) (connector.Client, error) {
 		return c.clients[name], nil
 	}
@@ -194,5 +211,33 @@ func TestDeriveFollowsWhatAnEarlierAcceptanceKept(t *testing.T) {
 	got := c.secret(t)
 	if !slices.Equal(got["orderId"], []string{"70", "72"}) || !slices.Equal(got["customerId"], []string{"7"}) || !slices.Equal(got["cartId"], []string{"c9"}) {
 		t.Fatalf("derived %v", got)
+	}
+}
+
+// A dry run counted while deriving stands only when the values the store matches did not change
+// afterwards: here the address the crm counted as the subject's turns out shared.
+func TestDerivedPlansStandOnlyForUnchangedValues(t *testing.T) {
+	specs := map[string][]privacyv1alpha1.TableMapping{
+		"a-crm": {table("customers", []string{"email"}, []string{"addressId"}), table("address_book", []string{"addressId"}, nil)},
+		"b-geo": {table("addresses", []string{"addressId"}, []string{"regionId"})},
+	}
+	rules := map[string]map[string]map[string]map[string][]string{
+		"a-crm": {"email": {"jane@example.com": {"addressId": {"5"}}}},
+		"b-geo": {"addressId": {"5": {"regionId": {"r1"}}}},
+	}
+	c := newDeriveCase(t, nil, specs, rules)
+	c.clients["b-geo"].shares = connector.Values{"addressId": {"5"}}
+	c.derive(t)
+	if _, ok := c.scope.derivedPlans[0]; ok {
+		t.Fatal("the crm's plan counted address 5 as the subject's, yet it is shared: it must be planned again")
+	}
+	if res, ok := c.scope.derivedPlans[1]; !ok || res.Erased != 1 {
+		t.Fatalf("the geo store's plan %+v should stand", res)
+	}
+
+	same := newDeriveCase(t, nil, specs, rules)
+	same.derive(t)
+	if len(same.scope.derivedPlans) != 2 {
+		t.Fatalf("plans %v: with nothing shared both stand", same.scope.derivedPlans)
 	}
 }

@@ -94,6 +94,7 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 	}
 	s.values, s.shared = d.values, d.shared
 	s.derivedByStore = d.counts(len(s.acceptedStores))
+	s.derivedPlans = d.validPlans()
 	return true, nil
 }
 

@@ -76,6 +76,10 @@ type requestScope struct {
 	// derivedByStore are the derived identifiers of each accepted store, for its status; set
 	// with acceptedStores when the request uses linked data.
 	derivedByStore [][]privacyv1alpha1.DerivedIdentifier
+	// planWhileDeriving asks the stores to count, while they derive, what an erasure would do;
+	// derivedPlans are the counts that still stand once every store has derived, by store.
+	planWhileDeriving bool
+	derivedPlans      map[int]*connector.EraseResult
 	// progress returns each store's progress in the request's status.
 	progress func() []*privacyv1alpha1.StoreProgress
 	// acceptedStores are the stores resolved when the request was accepted in this reconcile, in

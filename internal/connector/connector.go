@@ -88,6 +88,9 @@ type Request struct {
 	Shared Values
 	// DryRun: Erase counts what it would do and changes nothing.
 	DryRun bool
+	// Plan: Derive also counts what an Erase dry run with what it derived would report
+	// (Derivation.Plan), in the same snapshot, so that the controllers need not plan apart.
+	Plan bool
 	// Planned, when set, is how many records a dry run of the same request counted to erase or
 	// mask: a connector may size its erasure by it instead of counting again. It is a hint: what
 	// an erasure reports is what it changed.
@@ -186,4 +189,15 @@ type Derivation struct {
 	// Shared values are also held by rows that are not the subject's; pass them on as
 	// Request.Shared.
 	Shared Values
+	// Plan is set when Request.Plan asked for it and the store can count while deriving.
+	Plan *DerivedPlan
+}
+
+// DerivedPlan is what an Erase dry run would report, counted while deriving, and the values it
+// counted with (besides the request's Identifiers): it stands for a dry run of a later request
+// only when that request's values and shared values of the identifiers the store matches are
+// these.
+type DerivedPlan struct {
+	Result         *EraseResult
+	Values, Shared Values
 }

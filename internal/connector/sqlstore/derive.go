@@ -29,6 +29,7 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
+	resolved := tables
 	sqlTx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
@@ -57,10 +58,50 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 			return nil, s.fail(op, err, req)
 		}
 		if found.Count() == 0 || round == maxDeriveRounds {
-			return &connector.Derivation{Values: derived, Shared: shared}, nil
+			d := &connector.Derivation{Values: derived, Shared: shared}
+			if req.Plan {
+				if d.Plan, err = s.planDerived(ctx, tx, resolved, fks, req, derived, shared); err != nil {
+					return nil, err
+				}
+			}
+			return d, nil
 		}
 		shared.Merge(found)
 	}
+}
+
+// planDerived counts, in the derivation's snapshot, what an Erase dry run would report with the
+// values the request came with and those derived, the shared ones set aside: the controllers
+// then need no dry run of their own when no other store changes these values.
+func (s *Store) planDerived(ctx context.Context, tx Querier, tables []*Table, fks []ForeignKey, req connector.Request, derived, shared connector.Values) (*connector.DerivedPlan, error) {
+	values := req.Values.Clone()
+	if values == nil {
+		values = connector.Values{}
+	}
+	values.Merge(derived)
+	for name, vals := range values {
+		set := make(map[string]bool, len(shared[name]))
+		for _, v := range shared[name] {
+			set[v] = true
+		}
+		kept := vals[:0]
+		for _, v := range vals {
+			if !set[v] {
+				kept = append(kept, v)
+			}
+		}
+		values[name] = kept
+	}
+	plan := connector.Request{ID: req.ID, Identifiers: req.Identifiers, Values: values, Shared: shared.Clone(), DryRun: true}
+	tables, err := s.bindAll(ctx, tx, linkedErase(s.d, tables, fks), withShared(plan.AllValues(), plan.Shared))
+	if err != nil {
+		return nil, s.fail("derive", err, req)
+	}
+	res, _, _, err := s.countWork(ctx, "derive", tx, tables, fks, plan, false)
+	if err != nil {
+		return nil, err
+	}
+	return &connector.DerivedPlan{Result: res, Values: values, Shared: plan.Shared}, nil
 }
 
 // deriveOnce follows the provides of the subject's rows to a fixed point, never through a value

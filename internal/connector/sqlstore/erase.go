@@ -50,45 +50,12 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		return nil, s.fail(op, err, req)
 	}
 
-	res := &connector.EraseResult{}
-	var work []tableWork
-	var total int64
 	// A plan that fits one transaction needs no second count: every statement reports the rows it
 	// changed. Retained rows are still counted, since nothing else reports them.
 	planned := !req.DryRun && req.Planned != nil && *req.Planned <= s.opts.MaxAtomicRows
-	for _, t := range tables {
-		if planned && t.Mapping.Action != privacyv1alpha1.ActionRetain {
-			work = append(work, tableWork{table: t, count: -1})
-			continue
-		}
-		q, ok := t.CountQuery(ids)
-		if !ok {
-			continue
-		}
-		n, err := s.count(ctx, tx, q)
-		if err != nil {
-			return nil, s.failAt(op, t.Location(), err, req)
-		}
-		if n == 0 {
-			continue
-		}
-		switch t.Mapping.Action {
-		case privacyv1alpha1.ActionRetain:
-			res.Retained += n
-			res.RetainedLocations = append(res.RetainedLocations,
-				connector.LocationCount{Location: t.Location(), Records: n, Reason: t.Mapping.RetainReason})
-		case privacyv1alpha1.ActionDelete:
-			res.Erased += n
-			work = append(work, tableWork{table: t, count: n})
-			total += n
-		case privacyv1alpha1.ActionMask:
-			res.Masked += n
-			work = append(work, tableWork{table: t, count: n})
-			total += n
-		}
-	}
-	if err := s.linkedPlan(ctx, tx, tables, fks, work, req, res); err != nil {
-		return nil, s.fail(op, err, req)
+	res, work, total, err := s.countWork(ctx, op, tx, tables, fks, req, planned)
+	if err != nil {
+		return nil, err
 	}
 	if req.DryRun || len(work) == 0 {
 		return res, nil
@@ -118,6 +85,52 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		}
 	}
 	return res, nil
+}
+
+// countWork counts, on tx, what an erasure of req has to do in each of tables (bound and in
+// erase order), and completes the plan for linked data (linkedPlan). With sized it counts only the
+// retained rows and lists every delete and mask table as work, uncounted. Its errors are those of
+// the operation op.
+func (s *Store) countWork(ctx context.Context, op string, tx Querier, tables []*Table, fks []ForeignKey, req connector.Request, sized bool) (*connector.EraseResult, []tableWork, int64, error) {
+	ids := req.AllValues()
+	res := &connector.EraseResult{}
+	var work []tableWork
+	var total int64
+	for _, t := range tables {
+		if sized && t.Mapping.Action != privacyv1alpha1.ActionRetain {
+			work = append(work, tableWork{table: t, count: -1})
+			continue
+		}
+		q, ok := t.CountQuery(ids)
+		if !ok {
+			continue
+		}
+		n, err := s.count(ctx, tx, q)
+		if err != nil {
+			return nil, nil, 0, s.failAt(op, t.Location(), err, req)
+		}
+		if n == 0 {
+			continue
+		}
+		switch t.Mapping.Action {
+		case privacyv1alpha1.ActionRetain:
+			res.Retained += n
+			res.RetainedLocations = append(res.RetainedLocations,
+				connector.LocationCount{Location: t.Location(), Records: n, Reason: t.Mapping.RetainReason})
+		case privacyv1alpha1.ActionDelete:
+			res.Erased += n
+			work = append(work, tableWork{table: t, count: n})
+			total += n
+		case privacyv1alpha1.ActionMask:
+			res.Masked += n
+			work = append(work, tableWork{table: t, count: n})
+			total += n
+		}
+	}
+	if err := s.linkedPlan(ctx, tx, tables, fks, work, req, res); err != nil {
+		return nil, nil, 0, s.fail(op, err, req)
+	}
+	return res, work, total, nil
 }
 
 // withShared is ids and shared together: the spellings of shared values are needed to count

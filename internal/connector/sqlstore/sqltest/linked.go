@@ -46,6 +46,22 @@ func derive(t *testing.T, c connector.Client, req connector.Request) connector.R
 	return req
 }
 
+// deriveAndPlan runs Derive as the controllers do for a deletion: counting the dry run too.
+func deriveAndPlan(t *testing.T, c connector.Client, req connector.Request) (connector.Request, *connector.DerivedPlan) {
+	t.Helper()
+	req.Plan = true
+	got, err := c.(connector.Deriver).Derive(ctxFor(t), req)
+	if err != nil {
+		t.Fatalf("Derive: %v", err)
+	}
+	if got.Plan == nil {
+		t.Fatal("Derive counted no plan")
+	}
+	req.Plan = false
+	req.Values, req.Shared = got.Values, got.Shared
+	return req, got.Plan
+}
+
 func sortedValues(v connector.Values, name string) string {
 	vals := append([]string(nil), v[name]...)
 	sort.Strings(vals)
@@ -55,7 +71,7 @@ func sortedValues(v connector.Values, name string) string {
 func (h Harness) testShop(t *testing.T, foreignKeys bool, enforceKeys func(string) string) {
 	d, c := h.shop(t, foreignKeys, enforceKeys)
 	before := d.shopSnapshot(t)
-	req := derive(t, c, connector.Request{ID: "r1", Identifiers: connector.Identifiers{"email": shopSubjectEmail}})
+	req, derivedPlan := deriveAndPlan(t, c, connector.Request{ID: "r1", Identifiers: connector.Identifiers{"email": shopSubjectEmail}})
 
 	for name, want := range map[string]string{"customerId": "1", "orderId": "10,11,12", "addressId": "1,5"} {
 		if got := sortedValues(req.Values, name); got != want {
@@ -71,7 +87,15 @@ func (h Harness) testShop(t *testing.T, foreignKeys bool, enforceKeys func(strin
 		t.Fatalf("dry run: %v", err)
 	}
 	sameShop(t, before, d.shopSnapshot(t))
-
+	// The dry run counted while deriving is the dry run's, with the values the request erases with.
+	if got := derivedPlan.Result; got.Erased != plan.Erased || got.Masked != plan.Masked || got.Shared != plan.Shared || got.Retained != plan.Retained {
+		t.Errorf("plan counted while deriving %+v, dry run %+v: want the same", got, plan)
+	}
+	for _, name := range []string{"customerId", "orderId", "addressId"} {
+		if sortedValues(derivedPlan.Values, name) != sortedValues(req.Values, name) || sortedValues(derivedPlan.Shared, name) != sortedValues(req.Shared, name) {
+			t.Errorf("the plan counted with other %s values than the request's", name)
+		}
+	}
 	// With foreign keys the erasure is sized by the plan, as the controllers do (no second
 	// count); without, it counts for itself: both must change exactly the same rows.
 	if foreignKeys {

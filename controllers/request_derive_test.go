@@ -30,7 +30,7 @@ type scriptedDeriver struct {
 	// shares are values it finds held by someone else too, by identifier.
 	shares connector.Values
 	mu     sync.Mutex
-	asked []connector.Values
+	asked  []connector.Values
 }
 
 func (d *scriptedDeriver) Derive(_ context.Context, req connector.Request) (*connector.Derivation, error) {

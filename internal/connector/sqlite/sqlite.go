@@ -232,6 +232,22 @@ func (Dialect) Equal(b *sqlstore.Builder, _ sqlstore.Column, quoted, value strin
 	return quoted + " = " + b.Arg(value) + " AND CAST(" + quoted + " AS BLOB) = CAST(" + b.Arg(value) + " AS BLOB)", true
 }
 
+var _ sqlstore.EqualAnyer = Dialect{}
+
+// EqualAny is Equal over several values, flat: SQLite refuses an expression more than 1,000
+// levels deep, which ORed pairs reach at about 500 values.
+func (Dialect) EqualAny(b *sqlstore.Builder, _ sqlstore.Column, quoted string, values []string) (string, bool) {
+	plain := make([]string, len(values))
+	for i, v := range values {
+		plain[i] = b.Arg(v)
+	}
+	exact := make([]string, len(values))
+	for i, v := range values {
+		exact[i] = "CAST(" + b.Arg(v) + " AS BLOB)"
+	}
+	return quoted + " IN (" + strings.Join(plain, ", ") + ") AND CAST(" + quoted + " AS BLOB) IN (" + strings.Join(exact, ", ") + ")", true
+}
+
 // Contains uses instr on bytes: no wildcards.
 func (Dialect) Contains(b *sqlstore.Builder, _ sqlstore.Column, quoted, value string) (string, bool) {
 	return "instr(CAST(" + quoted + " AS BLOB), CAST(" + b.Arg(value) + " AS BLOB)) > 0", true

@@ -96,20 +96,24 @@ func (s *Store) countWork(ctx context.Context, op string, tx Querier, tables []*
 	res := &connector.EraseResult{}
 	var work []tableWork
 	var total int64
-	for _, t := range tables {
-		if sized && t.Mapping.Action != privacyv1alpha1.ActionRetain {
-			work = append(work, tableWork{table: t, count: -1})
-			continue
+	counted := tables
+	if sized {
+		counted = nil
+		for _, t := range tables {
+			if t.Mapping.Action == privacyv1alpha1.ActionRetain {
+				counted = append(counted, t)
+			} else {
+				work = append(work, tableWork{table: t, count: -1})
+			}
 		}
-		q, ok := t.CountQuery(ids)
-		if !ok {
-			continue
-		}
-		n, err := s.count(ctx, tx, q)
-		if err != nil {
-			return nil, nil, 0, s.failAt(op, t.Location(), err, req)
-		}
-		if n == 0 {
+	}
+	counts, location, err := s.countTables(ctx, tx, counted, ids)
+	if err != nil {
+		return nil, nil, 0, s.failAt(op, location, err, req)
+	}
+	for k, t := range counted {
+		n := counts[k]
+		if n <= 0 {
 			continue
 		}
 		switch t.Mapping.Action {

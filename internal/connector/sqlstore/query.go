@@ -19,18 +19,37 @@ const MinContainsRunes = 4
 func (t *Table) matchCond(b *Builder, ids connector.Values) (string, bool) {
 	var preds []string
 	for i, m := range t.match {
-		var colPreds []string
-		for _, v := range t.matchValues(i, m, ids) {
-			if p, ok := t.d.Equal(b, m.col, m.quoted, v); ok {
-				colPreds = append(colPreds, p)
-			}
-		}
-		preds = append(preds, foldEqualities(m.quoted, colPreds)...)
+		preds = append(preds, equalAny(t.d, b, m.col, m.quoted, t.matchValues(i, m, ids))...)
 	}
 	if len(preds) == 0 {
 		return "", false
 	}
 	return "(" + strings.Join(preds, " OR ") + ")", true
+}
+
+// EqualAnyer is implemented by dialects whose Equal is a comparison an index serves refined by
+// exact bytes ("col = x AND bytes(col) = bytes(x)"), which foldEqualities cannot fold: for several
+// values they give the single "col IN (x, ...) AND bytes(col) IN (bytes(x), ...)", which selects
+// the same rows (equal bytes imply the other equality) and keeps the statement flat, where
+// thousands of ORed pairs would exceed SQLite's expression depth. ok false: use Equal per value.
+type EqualAnyer interface {
+	EqualAny(b *Builder, col Column, quoted string, values []string) (string, bool)
+}
+
+// equalAny is the predicates that compare col with any of values, as few as the dialect allows.
+func equalAny(d Dialect, b *Builder, col Column, quoted string, values []string) []string {
+	if ea, ok := d.(EqualAnyer); ok && len(values) > 1 {
+		if p, ok := ea.EqualAny(b, col, quoted, values); ok {
+			return []string{"(" + p + ")"}
+		}
+	}
+	var preds []string
+	for _, v := range values {
+		if p, ok := d.Equal(b, col, quoted, v); ok {
+			preds = append(preds, p)
+		}
+	}
+	return foldEqualities(quoted, preds)
 }
 
 // foldEqualities turns the predicates "col = x1", "col = x2", ... of one column into the single

@@ -101,13 +101,7 @@ func (s *Store) heldByOthers(ctx context.Context, q Querier, tables []*Table, h 
 	}
 	quoted := s.d.QuoteIdent(col.Name)
 	b := NewBuilder(s.d)
-	var equalities []string
-	for _, v := range values {
-		if p, ok := s.d.Equal(b, *col, quoted, v); ok {
-			equalities = append(equalities, p)
-		}
-	}
-	preds := foldEqualities(quoted, equalities)
+	preds := equalAny(s.d, b, *col, quoted, values)
 	if len(preds) == 0 {
 		return nil, nil
 	}

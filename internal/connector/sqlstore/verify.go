@@ -38,16 +38,13 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 		return nil, s.fail(op, err, req)
 	}
 	res := &connector.VerifyResult{}
-	for _, t := range tables {
-		q, ok := t.CountQuery(ids)
-		if !ok {
-			continue
-		}
-		n, err := s.count(ctx, tx, q)
-		if err != nil {
-			return nil, s.failAt(op, t.Location(), err, req)
-		}
-		if n == 0 {
+	counts, location, err := s.countTables(ctx, tx, tables, ids)
+	if err != nil {
+		return nil, s.failAt(op, location, err, req)
+	}
+	for k, t := range tables {
+		n := counts[k]
+		if n <= 0 {
 			continue
 		}
 		loc := connector.LocationCount{Location: t.Location(), Records: n}

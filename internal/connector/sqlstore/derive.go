@@ -29,7 +29,6 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	resolved := tables
 	sqlTx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
@@ -60,7 +59,9 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 		if found.Count() == 0 || round == maxDeriveRounds {
 			d := &connector.Derivation{Values: derived, Shared: shared}
 			if req.Plan {
-				if d.Plan, err = s.planDerived(ctx, tx, resolved, fks, req, derived, shared); err != nil {
+				// The tables keep the spellings they were bound with: the plan reads them again
+				// only for values it adds (the shared ones).
+				if d.Plan, err = s.planDerived(ctx, tx, bound, fks, req, derived, shared); err != nil {
 					return nil, err
 				}
 			}

@@ -7,7 +7,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -75,10 +74,13 @@ type Store struct {
 	Locations               []Location                               `json:"locations"`
 }
 
-// Location is a table or key pattern and the subject's records there.
+// Location is a table or key pattern and the subject's records there: in Records, or, for a
+// document built from a Spool, on disk (Records is then nil; the renderers read them one at a
+// time).
 type Location struct {
 	Location string   `json:"location"`
 	Records  []Record `json:"records"`
+	spooled  *spoolLocation
 }
 
 // Record is one row or key, values as stored: masked values stay masked.
@@ -93,16 +95,20 @@ type StoreInput struct {
 	Name string
 	Spec *privacyv1alpha1.DataStoreSpec
 	Data *connector.Collection
+	// Spooled holds the store's records instead of Data: they stay on disk.
+	Spooled *StoreSpool
 }
 
 // Build assembles the document without an installation context: the controller, its data
-// protection officer and the supervisory authority are listed as missing.
+// protection officer and the supervisory authority are listed as missing. Its inputs hold their
+// records in memory (Data).
 func Build(req Request, regulation, digest string, generatedAt time.Time, inputs []StoreInput) *Document {
 	return BuildWithContext(nil, req, regulation, digest, generatedAt, inputs)
 }
 
 // BuildWithContext assembles the document with the installation's context (nil: none). Stores and
-// locations are sorted, so the same data gives the same document.
+// locations are sorted, so the same data gives the same document. Spooled inputs must be
+// finished (StoreSpool.Finish).
 func BuildWithContext(inst *Installation, req Request, regulation, digest string, generatedAt time.Time, inputs []StoreInput) *Document {
 	doc := &Document{Format: Format, Request: req, Regulation: regulation, SubjectDigest: digest,
 		GeneratedAt: generatedAt.UTC().Truncate(time.Second), Complete: true, Stores: []Store{}}
@@ -111,19 +117,23 @@ func BuildWithContext(inst *Installation, req Request, regulation, digest string
 			Purposes: nonNil(in.Spec.Purposes), DataCategories: nonNil(in.Spec.DataCategories), Retention: in.Spec.Retention,
 			Recipients: nonNil(in.Spec.Recipients), Source: in.Spec.Source,
 			AutomatedDecisionMaking: in.Spec.AutomatedDecisionMaking, ThirdCountries: in.Spec.ThirdCountries, Locations: []Location{}}
-		byLoc := map[string][]Record{}
-		for _, r := range in.Data.Records {
-			data := r.Data
-			if data == nil {
-				data = map[string]any{}
+		if in.Spooled != nil {
+			s.Locations, s.RecordCount = in.Spooled.locations(), in.Spooled.Count()
+		} else {
+			byLoc := map[string][]Record{}
+			for _, r := range in.Data.Records {
+				data := r.Data
+				if data == nil {
+					data = map[string]any{}
+				}
+				byLoc[r.Location] = append(byLoc[r.Location], Record{Key: r.Key, Data: data})
 			}
-			byLoc[r.Location] = append(byLoc[r.Location], Record{Key: r.Key, Data: data})
+			for loc, recs := range byLoc {
+				s.Locations = append(s.Locations, Location{Location: loc, Records: recs})
+				s.RecordCount += int64(len(recs))
+			}
+			sort.Slice(s.Locations, func(i, j int) bool { return s.Locations[i].Location < s.Locations[j].Location })
 		}
-		for loc, recs := range byLoc {
-			s.Locations = append(s.Locations, Location{Location: loc, Records: recs})
-			s.RecordCount += int64(len(recs))
-		}
-		sort.Slice(s.Locations, func(i, j int) bool { return s.Locations[i].Location < s.Locations[j].Location })
 		doc.Stores = append(doc.Stores, s)
 		doc.RecordCount += s.RecordCount
 	}
@@ -190,7 +200,9 @@ func EncodeFiles(doc *Document, formats []privacyv1alpha1.ExportFormat, limit in
 		var enc *Encoded
 		switch f {
 		case privacyv1alpha1.ExportFormatJSON:
-			raw, err := jsonBytes(doc)
+			var buf bytes.Buffer
+			err := WriteJSON(&buf, doc)
+			raw := buf.Bytes()
 			if err != nil {
 				return nil, err
 			}
@@ -220,17 +232,6 @@ func EncodeFiles(doc *Document, formats []privacyv1alpha1.ExportFormat, limit in
 		return nil, &TooLargeError{Size: total, Limit: limit}
 	}
 	return files, nil
-}
-
-func jsonBytes(doc *Document) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("encoding export: %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 // gzipIfSmaller stores raw under key, or gzipped under key.gz when that is smaller.

@@ -3,10 +3,6 @@
 package export
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"time"
@@ -171,80 +167,16 @@ type Encoded struct {
 }
 
 // TooLargeError says an export does not fit in a Secret.
-type TooLargeError struct{ Size, Limit int }
+type TooLargeError struct {
+	Size, Limit int
+	// Stopped: rendering stopped once one file alone was over the limit; Size is what was
+	// written until then.
+	Stopped bool
+}
 
 func (e *TooLargeError) Error() string {
+	if e.Stopped {
+		return fmt.Sprintf("the export is more than %d bytes (after compression) but a Secret holds at most %d bytes; no partial export is delivered", e.Size, e.Limit)
+	}
 	return fmt.Sprintf("the export is %d bytes (after compression) but a Secret holds at most %d bytes; no partial export is delivered", e.Size, e.Limit)
-}
-
-// Encode serializes the document as JSON, gzips it when that makes it smaller, and refuses what is
-// over limit bytes (MaxBytes when limit is 0).
-func Encode(doc *Document, limit int) (*Encoded, error) {
-	files, err := EncodeFiles(doc, []privacyv1alpha1.ExportFormat{privacyv1alpha1.ExportFormatJSON}, limit)
-	if err != nil {
-		return nil, err
-	}
-	return files[0], nil
-}
-
-// EncodeFiles renders the document in every format asked for, in that order, each file ready to be
-// one key of the export Secret, and refuses the lot when together they are over limit bytes
-// (MaxBytes when limit is 0): a person gets all the formats asked for or none.
-func EncodeFiles(doc *Document, formats []privacyv1alpha1.ExportFormat, limit int) ([]*Encoded, error) {
-	if limit <= 0 {
-		limit = MaxBytes
-	}
-	files := make([]*Encoded, 0, len(formats))
-	total := 0
-	for _, f := range formats {
-		var enc *Encoded
-		switch f {
-		case privacyv1alpha1.ExportFormatJSON:
-			var buf bytes.Buffer
-			err := WriteJSON(&buf, doc)
-			raw := buf.Bytes()
-			if err != nil {
-				return nil, err
-			}
-			enc = gzipIfSmaller("export.json", raw)
-		case privacyv1alpha1.ExportFormatCSV:
-			raw, err := RenderCSV(doc)
-			if err != nil {
-				return nil, err
-			}
-			enc = &Encoded{Key: "export.csv.zip", Bytes: raw, Encoding: "identity", Raw: len(raw)}
-		case privacyv1alpha1.ExportFormatHTML:
-			raw, err := RenderHTML(doc)
-			if err != nil {
-				return nil, err
-			}
-			enc = gzipIfSmaller("report.html", raw)
-		default:
-			return nil, fmt.Errorf("unknown export format %q", f)
-		}
-		enc.Format = f
-		sum := sha256.Sum256(enc.Bytes)
-		enc.SHA256 = "sha256:" + hex.EncodeToString(sum[:])
-		total += len(enc.Bytes)
-		files = append(files, enc)
-	}
-	if total > limit {
-		return nil, &TooLargeError{Size: total, Limit: limit}
-	}
-	return files, nil
-}
-
-// gzipIfSmaller stores raw under key, or gzipped under key.gz when that is smaller.
-func gzipIfSmaller(key string, raw []byte) *Encoded {
-	out := &Encoded{Key: key, Bytes: raw, Encoding: "identity", Raw: len(raw)}
-	if len(raw) < gzipFrom {
-		return out
-	}
-	var gz bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	_, _ = w.Write(raw)
-	if err := w.Close(); err == nil && gz.Len() < len(raw) {
-		out.Key, out.Bytes, out.Encoding = key+".gz", gz.Bytes(), "gzip"
-	}
-	return out
 }

@@ -2,9 +2,12 @@ package export
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
@@ -188,7 +191,14 @@ func TestStreamingRenderersHoldBoundedMemory(t *testing.T) {
 	close(stop)
 	<-sampled
 	grew := int64(peak.Load()) - int64(base)
-	t.Logf("rendered %.1f MiB; the heap grew by at most %.1f MiB", float64(total)/(1<<20), float64(grew)/(1<<20))
+	var spooled int64
+	for _, f := range sp.files {
+		if fi, err := f.Stat(); err == nil {
+			spooled += fi.Size()
+		}
+	}
+	t.Logf("rendered %.1f MiB from a spool of %.1f MiB; the heap grew by at most %.1f MiB",
+		float64(total)/(1<<20), float64(spooled)/(1<<20), float64(grew)/(1<<20))
 	if total < 50<<20 {
 		t.Fatalf("rendered only %d bytes", total)
 	}
@@ -203,4 +213,41 @@ type countingWriter int64
 func (c *countingWriter) Write(p []byte) (int, error) {
 	*c += countingWriter(len(p))
 	return len(p), nil
+}
+
+// TestEncodeFilesStopsOnceTooLarge: an export far too large for a Secret is refused without being
+// rendered whole: the refusal says it stopped, and the heap stays small.
+func TestEncodeFilesStopsOnceTooLarge(t *testing.T) {
+	sp := NewSpool(t.TempDir())
+	defer sp.Close()
+	st := sp.Store()
+	rnd := mathrand.New(mathrand.NewPCG(1, 2))
+	raw := make([]byte, 256)
+	for i := range 20000 {
+		for j := range raw {
+			raw[j] = byte(rnd.Uint32())
+		}
+		// Hexadecimal noise: gzip cannot shrink it below half.
+		if err := st.Add(connector.Record{Location: "public.notes", Data: map[string]any{"id": int64(i), "note": hex.EncodeToString(raw)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	doc := Build(Request{Namespace: "ns", Name: "big", UID: "u"}, "GDPR", "sha256:00", time.Now(),
+		[]StoreInput{{Kind: "DataStore", Name: "pg", Spec: spoolSpec(), Spooled: st}})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := EncodeFiles(doc, []privacyv1alpha1.ExportFormat{"json", "csv", "html"}, 0)
+	runtime.ReadMemStats(&after)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || !tl.Stopped || tl.Size <= MaxBytes || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("want a TooLargeError that stopped early, got %v", err)
+	}
+	// Rendered whole, the JSON alone would be over 10 MiB; what was allocated stays a few limits.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 40<<20 {
+		t.Errorf("refusing the export allocated %.1f MiB", float64(alloc)/(1<<20))
+	}
 }

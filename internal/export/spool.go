@@ -169,12 +169,6 @@ func (s *StoreSpool) AddAll(records []connector.Record) error {
 // Count is the number of records spooled.
 func (s *StoreSpool) Count() int64 { return s.count }
 
-// Reset forgets what was spooled (a store that answered "pending" after some records); the files
-// are released with the Spool.
-func (s *StoreSpool) Reset() {
-	s.locs, s.count = map[string]*spoolLocation{}, 0
-}
-
 // Finish writes what is still buffered to disk; call it once every record was added, before the
 // document is built.
 func (s *StoreSpool) Finish() error {

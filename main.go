@@ -60,6 +60,7 @@ func main() {
 	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Let every http store use a plain http:// URL (otherwise each opts in with spec.connection.allowInsecureHTTP).")
 	flag.BoolVar(&enableSQLite, "enable-sqlite-stores", false, "Serve sqlite stores, which open any file path their author names in the operator's file system.")
 	reportContext := flag.String("access-report-context", "", "YAML file with the controller, data protection officer and supervisory authorities that access reports name (the chart's accessReports values); empty: reports list them as missing.")
+	spoolDir := flag.String("export-spool-dir", "", "Directory where an access export's records wait on disk, encrypted, while its files are rendered (empty: the temp directory, $TMPDIR or /tmp); needs about the size of the largest export being made at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -110,6 +111,7 @@ func main() {
 		ReceiptRecordsPeriod:   receiptRecordsPeriod,
 		DefaultPhoneRegion:     *phoneRegion,
 		ReportContext:          inst,
+		ExportSpoolDir:         *spoolDir,
 		Egress:                 policy,
 		Manager: manager.Options{
 			Metrics:                       metricsOpts,

@@ -26,6 +26,9 @@ type AccessRequestReconciler struct {
 	// ReportContext is the installation's controller, data protection officer and supervisory
 	// authorities for access reports (nil: the reports list them as missing).
 	ReportContext *export.Installation
+	// SpoolDir is where collected records wait on disk while the export is rendered
+	// (os.TempDir() when empty).
+	SpoolDir string
 }
 
 // +kubebuilder:rbac:groups=privacy.dsr.dev,resources=accessrequests,verbs=get;list;watch
@@ -38,6 +41,8 @@ type accessScope struct {
 	request *privacyv1alpha1.AccessRequest
 	// collected holds each store's records when every store answered in this reconcile.
 	collected []export.StoreInput
+	// spool holds the collected records on disk; it is released when the reconcile ends.
+	spool *export.Spool
 }
 
 // accessPhase is one part of a reconcile. It returns false when the reconcile ends after it.
@@ -61,6 +66,7 @@ func (r *AccessRequestReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		request:      ar,
 	}
 	scope.progress = func() []*privacyv1alpha1.StoreProgress { return accessProgress(ar) }
+	defer func() { _ = scope.spool.Close() }()
 	defer func() {
 		written, writeErr := scope.writeDerivedStatus(ctx, err == nil)
 		if err == nil {

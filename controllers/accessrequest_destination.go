@@ -55,38 +55,25 @@ type renderedFile struct {
 	write       func(io.Writer) error
 }
 
-// destinationFiles renders each format straight into the upload: JSON is encoded into the pipe,
-// CSV and HTML are written from the one copy their renderer builds. Files are stored uncompressed,
-// so that a browser opens them from the link.
+// destinationFiles renders each format straight into the upload, record by record from the
+// spool, so that no file is ever whole in memory. Files are stored uncompressed, so that a browser
+// opens them from the link.
 func destinationFiles(doc *export.Document, formats []privacyv1alpha1.ExportFormat) []renderedFile {
 	var out []renderedFile
+	render := func(write func(io.Writer, *export.Document) error) func(io.Writer) error {
+		return func(w io.Writer) error { return write(w, doc) }
+	}
 	for _, f := range formats {
 		switch f {
 		case privacyv1alpha1.ExportFormatJSON:
-			out = append(out, renderedFile{f, "export.json", "application/json", func(w io.Writer) error {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				return enc.Encode(doc)
-			}})
+			out = append(out, renderedFile{f, "export.json", "application/json", render(export.WriteJSON)})
 		case privacyv1alpha1.ExportFormatCSV:
-			out = append(out, renderedFile{f, "export.csv.zip", "application/zip", writeRendered(doc, export.RenderCSV)})
+			out = append(out, renderedFile{f, "export.csv.zip", "application/zip", render(export.WriteCSV)})
 		case privacyv1alpha1.ExportFormatHTML:
-			out = append(out, renderedFile{f, "report.html", "text/html; charset=utf-8", writeRendered(doc, export.RenderHTML)})
+			out = append(out, renderedFile{f, "report.html", "text/html; charset=utf-8", render(export.WriteHTML)})
 		}
 	}
 	return out
-}
-
-func writeRendered(doc *export.Document, render func(*export.Document) ([]byte, error)) func(io.Writer) error {
-	return func(w io.Writer) error {
-		b, err := render(doc)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	}
 }
 
 // destinationTarget builds the request's folder in its destination bucket from the Secrets the

@@ -62,9 +62,14 @@ func (r *AccessRequestReconciler) readIdentifiers(ctx context.Context, s *access
 // collectFromDueStores collects from every store that is not backing off. The export is built only
 // from one pass in which every store answered, so it never mixes a retried store's data with stale
 // data: the reconcile goes on to delivery only then.
+//
+// Records are spooled to disk as they are read (export.Spool), from connectors that stream them
+// (connector.CollectStreamer) one at a time, so that the manager's memory does not grow with the
+// export.
 func (r *AccessRequestReconciler) collectFromDueStores(ctx context.Context, s *accessScope) (bool, error) {
 	ar := s.request
 	resolved := make([]*stores.Store, len(ar.Status.Stores))
+	s.spool = export.NewSpool(r.SpoolDir)
 	results := requests.Run(ctx, s.fanOut(func(ctx context.Context, i int) (connector.Client, func(), error) {
 		st := &ar.Status.Stores[i]
 		store := (*stores.Store)(nil)
@@ -84,7 +89,7 @@ func (r *AccessRequestReconciler) collectFromDueStores(ctx context.Context, s *a
 		return lease.Client(), lease.Release, nil
 	}), accessProgress(ar), func(i int) bool {
 		return !requests.IsBackingOff(&ar.Status.Stores[i].StoreProgress, s.now)
-	}, func(ctx context.Context, i int, cl connector.Client) (*connector.Collection, error) {
+	}, func(ctx context.Context, i int, cl connector.Client) (*export.StoreSpool, error) {
 		return collectFromStore(ctx, s, cl, &ar.Status.Stores[i])
 	})
 
@@ -95,35 +100,69 @@ func (r *AccessRequestReconciler) collectFromDueStores(ctx context.Context, s *a
 		if res.NewlyFailing {
 			s.effect.warn(res.Failure.Reason, "Collect", fmt.Sprintf("%s: %s", storeLabel(&st.StoreProgress), res.Failure.Message))
 		}
-		if !res.Ran || res.Failure != nil || res.Value == nil || res.Value.Pending {
+		if !res.Ran || res.Failure != nil || res.Value == nil {
 			complete = false
 			continue
 		}
-		inputs[i] = export.StoreInput{Kind: st.Kind, Name: st.Name, Spec: resolved[i].Spec, Data: res.Value}
+		inputs[i] = export.StoreInput{Kind: st.Kind, Name: st.Name, Spec: resolved[i].Spec, Spooled: res.Value}
 	}
 	if !complete {
+		// What was spooled goes with the spool; the next pass collects every store again.
 		return false, nil
 	}
 	s.collected = inputs
 	return true, nil
 }
 
-// collectFromStore collects the subject's records from one store.
-func collectFromStore(ctx context.Context, s *accessScope, cl connector.Client, st *privacyv1alpha1.AccessStoreStatus) (*connector.Collection, error) {
-	col, err := cl.Collect(ctx, s.subjectRequest(string(s.request.UID)))
-	metrics.StoreOperations.WithLabelValues(string(st.Type), "collect", result(err, col != nil && col.Pending)).Inc()
+// collectFromStore collects the subject's records from one store into its part of the spool. It
+// returns nil, and no error, when the store is still collecting.
+func collectFromStore(ctx context.Context, s *accessScope, cl connector.Client, st *privacyv1alpha1.AccessStoreStatus) (*export.StoreSpool, error) {
+	spooled := s.spool.Store()
+	var spoolErr error
+	add := func(rec connector.Record) error {
+		if err := spooled.Add(rec); err != nil {
+			spoolErr = err
+			return err
+		}
+		return nil
+	}
+	req := s.subjectRequest(string(s.request.UID))
+	var pending bool
+	var err error
+	if streamer, ok := cl.(connector.CollectStreamer); ok {
+		pending, err = streamer.CollectTo(ctx, req, add)
+	} else {
+		var col *connector.Collection
+		if col, err = cl.Collect(ctx, req); err == nil {
+			pending = col.Pending
+			if !pending {
+				err = spooled.AddAll(col.Records)
+				spoolErr = err
+			}
+		}
+	}
+	if err == nil {
+		err = spooled.Finish()
+		spoolErr = err
+	}
+	if spoolErr != nil {
+		// The manager's disk, not the store: the text names no value and is retried.
+		err = &connector.Error{Kind: connector.KindUnavailable, Op: "collect",
+			Hint: "the manager could not spool the records to its disk (--export-spool-dir): " + spoolErr.Error(), Err: spoolErr}
+	}
+	metrics.StoreOperations.WithLabelValues(string(st.Type), "collect", result(err, pending)).Inc()
 	if err != nil {
 		return nil, err
 	}
-	if col.Pending {
+	if pending {
 		st.Phase = privacyv1alpha1.StorePending
 		requests.PollAt(&st.StoreProgress, s.now.Add(pendingPoll), "the store is still collecting")
-		return col, nil
+		return nil, nil
 	}
 	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreCollected)
-	st.Records = int64(len(col.Records))
+	st.Records = spooled.Count()
 	st.CollectedAt = ptrTime(s.now)
-	return col, nil
+	return spooled, nil
 }
 
 // deliverExport writes the export Secret. Its name is fixed, so a reconcile that crashed after

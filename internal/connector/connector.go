@@ -164,6 +164,17 @@ type Collection struct {
 	Pending bool
 }
 
+// CollectStreamer is implemented by clients that can hand over a subject's records one at a time
+// as they read them, rather than as one slice: an access export is then spooled to disk as it is
+// collected, and the manager's memory does not grow with its size. Clients without it are
+// collected with Collect.
+type CollectStreamer interface {
+	// CollectTo calls emit with every record Collect would return, in the same order, from one
+	// goroutine; an error from emit ends the collection with that error. pending is Collect's
+	// Collection.Pending: the records emitted before it are to be discarded.
+	CollectTo(ctx context.Context, req Request, emit func(Record) error) (pending bool, err error)
+}
+
 // Record is one row or key of the subject's, as the store holds it (masked values stay masked).
 type Record struct {
 	Location Location       `json:"location"`

@@ -2,63 +2,86 @@ package export
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 )
 
-// RenderCSV writes the document as a zip: about.csv (the request and the Art. 15 context, one row
-// per fact), one CSV per store and location (the records, one row each, a column per field) and
-// missing.csv. Every cell is neutralised against formula injection and control characters.
+// RenderCSV renders the document as a zip in memory (see WriteCSV).
 func RenderCSV(doc *Document) ([]byte, error) {
 	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	write := func(name string, rows [][]string) error {
+	if err := WriteCSV(&buf, doc); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteCSV writes the document as a zip: about.csv (the request and the Art. 15 context, one row
+// per fact), one CSV per store and location (the records, one row each, a column per field) and
+// missing.csv. Every cell is neutralised against formula injection and control characters. The
+// records are written one at a time, as they are read.
+func WriteCSV(out io.Writer, doc *Document) error {
+	bw := bufio.NewWriterSize(out, 64<<10)
+	zw := zip.NewWriter(bw)
+	write := func(name string, rows func(row func([]string) error) error) error {
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: doc.GeneratedAt})
 		if err != nil {
 			return err
 		}
 		cw := csv.NewWriter(w)
 		cw.UseCRLF = true // RFC 4180, and what spreadsheet programs expect
-		for _, row := range rows {
+		err = rows(func(row []string) error {
 			for i := range row {
 				row[i] = SafeCell(row[i])
 			}
-			if err := cw.Write(row); err != nil {
-				return err
-			}
+			return cw.Write(row)
+		})
+		if err != nil {
+			return err
 		}
 		cw.Flush()
 		return cw.Error()
 	}
-	if err := write("about.csv", aboutRows(doc)); err != nil {
-		return nil, fmt.Errorf("writing about.csv: %w", err)
+	all := func(rows [][]string) func(func([]string) error) error {
+		return func(row func([]string) error) error {
+			for _, r := range rows {
+				if err := row(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	if err := write("about.csv", all(aboutRows(doc))); err != nil {
+		return fmt.Errorf("writing about.csv: %w", err)
 	}
 	missing := [][]string{{"store", "item", "article", "description"}}
 	for _, m := range doc.Missing {
 		missing = append(missing, []string{m.Store, m.Item, m.Article, m.Description})
 	}
-	if err := write("missing.csv", missing); err != nil {
-		return nil, fmt.Errorf("writing missing.csv: %w", err)
+	if err := write("missing.csv", all(missing)); err != nil {
+		return fmt.Errorf("writing missing.csv: %w", err)
 	}
 	used := map[string]bool{}
 	for _, s := range doc.Stores {
-		for _, loc := range s.Locations {
+		for i := range s.Locations {
+			loc := &s.Locations[i]
 			name := uniqueName(used, "records/"+fileSafe(s.Kind+"-"+s.Name)+"/"+fileSafe(loc.Location), ".csv")
-			if err := write(name, locationRows(s, loc)); err != nil {
-				return nil, fmt.Errorf("writing a location's CSV: %w", err)
+			if err := write(name, func(row func([]string) error) error { return locationRows(loc, row) }); err != nil {
+				return fmt.Errorf("writing a location's CSV: %w", err)
 			}
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return nil, err
+		return err
 	}
-	return buf.Bytes(), nil
+	return bw.Flush()
 }
 
 // aboutRows is the request and the Art. 15 context as section, field, value rows.
@@ -105,43 +128,33 @@ func aboutRows(doc *Document) [][]string {
 	return rows
 }
 
-// locationRows is one row per record: the key (when the store has keys) and a column per field,
-// the union of every record's fields, sorted. Values that are not strings are written as JSON.
-func locationRows(s Store, loc Location) [][]string {
-	fields := map[string]bool{}
-	hasKey := false
-	for _, r := range loc.Records {
-		hasKey = hasKey || r.Key != ""
-		for f := range r.Data {
-			fields[f] = true
-		}
-	}
-	names := make([]string, 0, len(fields))
-	for f := range fields {
-		names = append(names, f)
-	}
-	sort.Strings(names)
+// locationRows calls row with the header and then one row per record: the key (when the
+// location has keys) and a column per field, the union of every record's fields, sorted. Values
+// that are not strings are written as JSON. Each row is a new slice that row may keep or change.
+func locationRows(loc *Location, row func([]string) error) error {
+	hasKey, names := loc.columns()
 	header := []string{}
 	if hasKey {
 		header = append(header, "key")
 	}
-	rows := [][]string{append(header, names...)}
-	for _, r := range loc.Records {
-		row := []string{}
+	if err := row(append(header, names...)); err != nil {
+		return err
+	}
+	return loc.each(func(r *Record) error {
+		cells := make([]string, 0, len(names)+1)
 		if hasKey {
-			row = append(row, r.Key)
+			cells = append(cells, r.Key)
 		}
 		for _, f := range names {
 			v, ok := r.Data[f]
 			if !ok {
-				row = append(row, "")
+				cells = append(cells, "")
 				continue
 			}
-			row = append(row, CellText(v))
+			cells = append(cells, CellText(v))
 		}
-		rows = append(rows, row)
-	}
-	return rows
+		return row(cells)
+	})
 }
 
 // CellText is a record value as text: strings as they are, null as empty, anything else as JSON.

@@ -3,11 +3,6 @@
 package export
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -75,10 +70,13 @@ type Store struct {
 	Locations               []Location                               `json:"locations"`
 }
 
-// Location is a table or key pattern and the subject's records there.
+// Location is a table or key pattern and the subject's records there: in Records, or, for a
+// document built from a Spool, on disk (Records is then nil; the renderers read them one at a
+// time).
 type Location struct {
 	Location string   `json:"location"`
 	Records  []Record `json:"records"`
+	spooled  *spoolLocation
 }
 
 // Record is one row or key, values as stored: masked values stay masked.
@@ -93,16 +91,20 @@ type StoreInput struct {
 	Name string
 	Spec *privacyv1alpha1.DataStoreSpec
 	Data *connector.Collection
+	// Spooled holds the store's records instead of Data: they stay on disk.
+	Spooled *StoreSpool
 }
 
 // Build assembles the document without an installation context: the controller, its data
-// protection officer and the supervisory authority are listed as missing.
+// protection officer and the supervisory authority are listed as missing. Its inputs hold their
+// records in memory (Data).
 func Build(req Request, regulation, digest string, generatedAt time.Time, inputs []StoreInput) *Document {
 	return BuildWithContext(nil, req, regulation, digest, generatedAt, inputs)
 }
 
 // BuildWithContext assembles the document with the installation's context (nil: none). Stores and
-// locations are sorted, so the same data gives the same document.
+// locations are sorted, so the same data gives the same document. Spooled inputs must be
+// finished (StoreSpool.Finish).
 func BuildWithContext(inst *Installation, req Request, regulation, digest string, generatedAt time.Time, inputs []StoreInput) *Document {
 	doc := &Document{Format: Format, Request: req, Regulation: regulation, SubjectDigest: digest,
 		GeneratedAt: generatedAt.UTC().Truncate(time.Second), Complete: true, Stores: []Store{}}
@@ -111,19 +113,23 @@ func BuildWithContext(inst *Installation, req Request, regulation, digest string
 			Purposes: nonNil(in.Spec.Purposes), DataCategories: nonNil(in.Spec.DataCategories), Retention: in.Spec.Retention,
 			Recipients: nonNil(in.Spec.Recipients), Source: in.Spec.Source,
 			AutomatedDecisionMaking: in.Spec.AutomatedDecisionMaking, ThirdCountries: in.Spec.ThirdCountries, Locations: []Location{}}
-		byLoc := map[string][]Record{}
-		for _, r := range in.Data.Records {
-			data := r.Data
-			if data == nil {
-				data = map[string]any{}
+		if in.Spooled != nil {
+			s.Locations, s.RecordCount = in.Spooled.locations(), in.Spooled.Count()
+		} else {
+			byLoc := map[string][]Record{}
+			for _, r := range in.Data.Records {
+				data := r.Data
+				if data == nil {
+					data = map[string]any{}
+				}
+				byLoc[r.Location] = append(byLoc[r.Location], Record{Key: r.Key, Data: data})
 			}
-			byLoc[r.Location] = append(byLoc[r.Location], Record{Key: r.Key, Data: data})
+			for loc, recs := range byLoc {
+				s.Locations = append(s.Locations, Location{Location: loc, Records: recs})
+				s.RecordCount += int64(len(recs))
+			}
+			sort.Slice(s.Locations, func(i, j int) bool { return s.Locations[i].Location < s.Locations[j].Location })
 		}
-		for loc, recs := range byLoc {
-			s.Locations = append(s.Locations, Location{Location: loc, Records: recs})
-			s.RecordCount += int64(len(recs))
-		}
-		sort.Slice(s.Locations, func(i, j int) bool { return s.Locations[i].Location < s.Locations[j].Location })
 		doc.Stores = append(doc.Stores, s)
 		doc.RecordCount += s.RecordCount
 	}
@@ -161,89 +167,16 @@ type Encoded struct {
 }
 
 // TooLargeError says an export does not fit in a Secret.
-type TooLargeError struct{ Size, Limit int }
+type TooLargeError struct {
+	Size, Limit int
+	// Stopped: rendering stopped once one file alone was over the limit; Size is what was
+	// written until then.
+	Stopped bool
+}
 
 func (e *TooLargeError) Error() string {
+	if e.Stopped {
+		return fmt.Sprintf("the export is more than %d bytes (after compression) but a Secret holds at most %d bytes; no partial export is delivered", e.Size, e.Limit)
+	}
 	return fmt.Sprintf("the export is %d bytes (after compression) but a Secret holds at most %d bytes; no partial export is delivered", e.Size, e.Limit)
-}
-
-// Encode serializes the document as JSON, gzips it when that makes it smaller, and refuses what is
-// over limit bytes (MaxBytes when limit is 0).
-func Encode(doc *Document, limit int) (*Encoded, error) {
-	files, err := EncodeFiles(doc, []privacyv1alpha1.ExportFormat{privacyv1alpha1.ExportFormatJSON}, limit)
-	if err != nil {
-		return nil, err
-	}
-	return files[0], nil
-}
-
-// EncodeFiles renders the document in every format asked for, in that order, each file ready to be
-// one key of the export Secret, and refuses the lot when together they are over limit bytes
-// (MaxBytes when limit is 0): a person gets all the formats asked for or none.
-func EncodeFiles(doc *Document, formats []privacyv1alpha1.ExportFormat, limit int) ([]*Encoded, error) {
-	if limit <= 0 {
-		limit = MaxBytes
-	}
-	files := make([]*Encoded, 0, len(formats))
-	total := 0
-	for _, f := range formats {
-		var enc *Encoded
-		switch f {
-		case privacyv1alpha1.ExportFormatJSON:
-			raw, err := jsonBytes(doc)
-			if err != nil {
-				return nil, err
-			}
-			enc = gzipIfSmaller("export.json", raw)
-		case privacyv1alpha1.ExportFormatCSV:
-			raw, err := RenderCSV(doc)
-			if err != nil {
-				return nil, err
-			}
-			enc = &Encoded{Key: "export.csv.zip", Bytes: raw, Encoding: "identity", Raw: len(raw)}
-		case privacyv1alpha1.ExportFormatHTML:
-			raw, err := RenderHTML(doc)
-			if err != nil {
-				return nil, err
-			}
-			enc = gzipIfSmaller("report.html", raw)
-		default:
-			return nil, fmt.Errorf("unknown export format %q", f)
-		}
-		enc.Format = f
-		sum := sha256.Sum256(enc.Bytes)
-		enc.SHA256 = "sha256:" + hex.EncodeToString(sum[:])
-		total += len(enc.Bytes)
-		files = append(files, enc)
-	}
-	if total > limit {
-		return nil, &TooLargeError{Size: total, Limit: limit}
-	}
-	return files, nil
-}
-
-func jsonBytes(doc *Document) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("encoding export: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// gzipIfSmaller stores raw under key, or gzipped under key.gz when that is smaller.
-func gzipIfSmaller(key string, raw []byte) *Encoded {
-	out := &Encoded{Key: key, Bytes: raw, Encoding: "identity", Raw: len(raw)}
-	if len(raw) < gzipFrom {
-		return out
-	}
-	var gz bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	_, _ = w.Write(raw)
-	if err := w.Close(); err == nil && gz.Len() < len(raw) {
-		out.Key, out.Bytes, out.Encoding = key+".gz", gz.Bytes(), "gzip"
-	}
-	return out
 }

@@ -1,10 +1,14 @@
 package export
 
 import (
+	"bufio"
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
+	"io"
+	"iter"
 	"sort"
 )
 
@@ -34,15 +38,30 @@ type htmlStore struct {
 	Tables                               []htmlTable
 }
 
+// htmlTable is one location's records. Rows reads them as the template ranges over it, so that
+// a page is written without all its rows in memory; a failure to read stops the range and is
+// kept in err.
 type htmlTable struct {
 	Location string
+	Count    int64
 	Header   []string
-	Rows     [][]string
+	Rows     iter.Seq[[]string]
 }
 
-// RenderHTML writes the document as one self-contained page that reads as a letter to the person:
-// no script, no external resource (a Content-Security-Policy forbids any), inline styles only.
+// RenderHTML renders the page in memory (see WriteHTML).
 func RenderHTML(doc *Document) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, doc); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteHTML writes the document as one self-contained page that reads as a letter to the person:
+// no script, no external resource (a Content-Security-Policy forbids any), inline styles only.
+// The records are written one at a time, as they are read.
+func WriteHTML(w io.Writer, doc *Document) error {
+	var rowsErr error
 	view := htmlView{Document: doc, Generated: doc.GeneratedAt.Format("2 January 2006 at 15:04 UTC"),
 		Controller: cleanParty(doc.Controller), DataProtectionOfficer: cleanParty(doc.DataProtectionOfficer),
 		SupervisoryAuthority: cleanParty(doc.SupervisoryAuthority)}
@@ -54,24 +73,55 @@ func RenderHTML(doc *Document) ([]byte, error) {
 		hs := htmlStore{Title: clean(title), RecordCount: s.RecordCount, Purposes: cleanAll(s.Purposes),
 			DataCategories: cleanAll(s.DataCategories), Recipients: cleanAll(s.Recipients), Retention: clean(s.Retention),
 			Source: clean(s.Source), Automated: clean(automatedText(s)), Transfers: cleanAll(transferTexts(s))}
-		for _, loc := range s.Locations {
-			rows := locationRows(s, loc)
-			for _, row := range rows {
-				for i := range row {
-					row[i] = clean(row[i])
-				}
+		for i := range s.Locations {
+			loc := &s.Locations[i]
+			hasKey, names := loc.columns()
+			header := cleanAll(names)
+			if hasKey {
+				header = append([]string{"key"}, header...)
 			}
-			hs.Tables = append(hs.Tables, htmlTable{Location: clean(loc.Location), Header: rows[0], Rows: rows[1:]})
+			hs.Tables = append(hs.Tables, htmlTable{Location: clean(loc.Location), Count: loc.Count(), Header: header,
+				Rows: htmlRows(loc, &rowsErr)})
 		}
 		sort.SliceStable(hs.Tables, func(i, j int) bool { return hs.Tables[i].Location < hs.Tables[j].Location })
 		view.Stores = append(view.Stores, hs)
 	}
-	var buf bytes.Buffer
-	if err := reportTemplate.Execute(&buf, view); err != nil {
-		return nil, fmt.Errorf("rendering the HTML report: %w", err)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := reportTemplate.Execute(bw, view); err != nil {
+		return fmt.Errorf("rendering the HTML report: %w", err)
 	}
-	return buf.Bytes(), nil
+	if rowsErr != nil {
+		return fmt.Errorf("rendering the HTML report: %w", rowsErr)
+	}
+	return bw.Flush()
 }
+
+// htmlRows yields a location's records as rows of cleaned cells (the header is left out). The
+// first error is kept in *errp and ends the rows.
+func htmlRows(loc *Location, errp *error) iter.Seq[[]string] {
+	return func(yield func([]string) bool) {
+		header := true
+		err := locationRows(loc, func(row []string) error {
+			if header {
+				header = false
+				return nil
+			}
+			for i := range row {
+				row[i] = clean(row[i])
+			}
+			if !yield(row) {
+				return errStopped
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStopped) && *errp == nil {
+			*errp = err
+		}
+	}
+}
+
+// errStopped ends reading a location's records when the template stops ranging over them.
+var errStopped = errors.New("stopped")
 
 func clean(s string) string { return VisibleControls(s, false) }
 

@@ -51,6 +51,9 @@ type Options struct {
 	MaxExportBytes int
 	// ReportContext is the installation's Art. 15 context of access reports (nil: none).
 	ReportContext *export.Installation
+	// ExportSpoolDir is where an access export's records wait on disk while it is rendered
+	// (--export-spool-dir; os.TempDir() when empty). Leftovers of a crash are removed at start.
+	ExportSpoolDir string
 	// ReceiptRecordsPeriod is how long a receipt is kept after it was issued, whether or not its
 	// request still exists (controllers.DefaultReceiptRecordsPeriod, 24 months, when 0).
 	ReceiptRecordsPeriod time.Duration
@@ -82,6 +85,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	}
 	if opts.RequestConcurrency <= 0 {
 		opts.RequestConcurrency = 16
+	}
+	if err := export.CleanSpools(opts.ExportSpoolDir); err != nil {
+		return nil, nil, fmt.Errorf("--export-spool-dir: %w", err)
 	}
 	if opts.StoreConcurrency <= 0 {
 		opts.StoreConcurrency = 8
@@ -160,7 +166,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 			return nil, nil, err
 		}
 	}
-	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes, ReportContext: opts.ReportContext}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
+	if err := (&controllers.AccessRequestReconciler{Dependencies: shared("accessrequest-controller"), MaxExportBytes: opts.MaxExportBytes, ReportContext: opts.ReportContext, SpoolDir: opts.ExportSpoolDir}).SetupWithManager(mgr, opts.RequestConcurrency); err != nil {
 		return nil, nil, err
 	}
 	metrics.Register(mgr.GetClient())

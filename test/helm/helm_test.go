@@ -276,6 +276,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		"unknown pull policy":               "image.pullPolicy=Sometimes",
 		"misspelt nested value":             "serviceMonitor.enable=true",
 		"non-string node selector (number)": "nodeSelector.zone=1",
+		"spool size not a quantity":         "exportSpool.sizeLimit=lots",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if out, err := tryRun(t, nil, helm, "template", release, chartDir, "--namespace", namespace, "--set", set); err == nil {
@@ -469,6 +470,7 @@ affinity:
         topologyKey: kubernetes.io/hostname
         labelSelector: {matchLabels: {app.kubernetes.io/name: dsr-operator}}
 priorityClassName: system-cluster-critical
+exportSpool: {sizeLimit: 3Gi}
 `
 
 func writeValues(t *testing.T, values string) string {
@@ -508,6 +510,10 @@ func TestChartValuesReachTheDeployment(t *testing.T) {
 		if !slices.Contains(c.Args, a) {
 			t.Errorf("args %q lack %q", c.Args, a)
 		}
+	}
+	if i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "tmp" }); i < 0 ||
+		pod.Volumes[i].EmptyDir == nil || pod.Volumes[i].EmptyDir.SizeLimit.String() != "3Gi" {
+		t.Errorf("exportSpool.sizeLimit does not reach the /tmp emptyDir: %+v", pod.Volumes)
 	}
 	svc := as[corev1.Service](t, find(t, objs, "Service", full+"-metrics"))
 	if svc.Spec.Ports[0].Port != 9443 {

@@ -146,12 +146,24 @@ func (s *Store) indexWarnings(ctx context.Context, m *mapping) ([]string, error)
 // Collect returns every document the mapping attributes to the subject, retained ones included,
 // each once, as relaxed extended JSON.
 func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
+	out := &connector.Collection{Records: []connector.Record{}}
+	if _, err := s.CollectTo(ctx, req, func(r connector.Record) error {
+		out.Records = append(out.Records, r)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CollectTo hands each document to emit as soon as it is converted (connector.CollectStreamer):
+// the plans hold the subject's documents, but not a second copy of them as records.
+func (s *Store) CollectTo(ctx context.Context, req connector.Request, emit func(connector.Record) error) (bool, error) {
 	const op = "collect"
 	plans, err := s.planAll(ctx, req.AllValues(), nil, true)
 	if err != nil {
-		return nil, s.fail(op, err, req)
+		return false, s.fail(op, err, req)
 	}
-	out := &connector.Collection{Records: []connector.Record{}}
 	seen := map[string]bool{}
 	for _, p := range plans {
 		for _, key := range p.docs.keys {
@@ -162,16 +174,18 @@ func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.
 			doc := p.docs.docs[key]
 			data, err := jsonData(doc)
 			if err != nil {
-				return nil, s.fail(op, locate(err, p.m), req)
+				return false, s.fail(op, locate(err, p.m), req)
 			}
 			rec := connector.Record{Location: p.m.location(), Data: data}
 			if text, ok := identifierText(idOf(doc)); ok {
 				rec.Key = text
 			}
-			out.Records = append(out.Records, rec)
+			if err := emit(rec); err != nil {
+				return false, err // the caller's own error
+			}
 		}
 	}
-	return out, nil
+	return false, nil
 }
 
 // jsonData is a document as relaxed extended JSON, decoded into plain values for the export.

@@ -16,24 +16,38 @@ import (
 // Collect reads every key of the subject, retained ones included, whatever its type. Each record
 // is {Location: pattern, Key: key, Data: {"type": ..., "value": ...}}; see read for the shapes.
 func (c *client) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
-	found, _, err := c.find(ctx, "collect", req)
-	if err != nil {
+	col := &connector.Collection{Records: []connector.Record{}}
+	if _, err := c.CollectTo(ctx, req, func(r connector.Record) error {
+		col.Records = append(col.Records, r)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	col := &connector.Collection{Records: []connector.Record{}}
+	return col, nil
+}
+
+// CollectTo hands each key's record to emit as soon as its value is read
+// (connector.CollectStreamer): only the subject's key names are held meanwhile, not their values.
+func (c *client) CollectTo(ctx context.Context, req connector.Request, emit func(connector.Record) error) (bool, error) {
+	found, _, err := c.find(ctx, "collect", req)
+	if err != nil {
+		return false, err
+	}
 	for _, l := range found {
 		for _, k := range l.keys {
 			data, err := c.read(ctx, k)
 			if err != nil {
-				return nil, fail(ctx, "collect", err, req.Identifiers)
+				return false, fail(ctx, "collect", err, req.Identifiers)
 			}
 			if data == nil {
 				continue // gone since it was found
 			}
-			col.Records = append(col.Records, connector.Record{Location: l.m.pattern.source, Key: k, Data: data})
+			if err := emit(connector.Record{Location: l.m.pattern.source, Key: k, Data: data}); err != nil {
+				return false, err // the caller's own error
+			}
 		}
 	}
-	return col, nil
+	return false, nil
 }
 
 // read returns a key's value by its type, nil if the key is gone:

@@ -30,33 +30,52 @@ const (
 // size, last modified time and content type, and carries the content of small objects: as text
 // when it is valid UTF-8, else base64.
 func (c *client) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
+	out := &connector.Collection{}
+	if _, err := c.CollectTo(ctx, req, func(r connector.Record) error {
+		out.Records = append(out.Records, r)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CollectTo hands each version's record to emit as it is listed (connector.CollectStreamer).
+func (c *client) CollectTo(ctx context.Context, req connector.Request, emit func(connector.Record) error) (bool, error) {
 	const op = "collect"
 	plans, err := c.plan(op, req)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	out := &connector.Collection{}
 	budget := MaxInlineTotal
+	n := 0
+	var emitErr error
 	for i, p := range plans {
 		err := c.walk(ctx, p, earlierTargets(plans, i), func(obj minio.ObjectInfo) error {
 			if obj.IsDeleteMarker {
 				return nil
 			}
-			if len(out.Records) >= MaxCollectObjects {
+			if n >= MaxCollectObjects {
 				return refused(op, p.m.location(), fmt.Errorf("the subject has more than %d object versions in the mapped keys: too many for one access export", MaxCollectObjects))
 			}
 			rec, err := c.record(ctx, p.m, obj, &budget)
 			if err != nil {
 				return err
 			}
-			out.Records = append(out.Records, rec)
+			n++
+			if emitErr = emit(rec); emitErr != nil {
+				return emitErr
+			}
 			return nil
 		})
+		if emitErr != nil {
+			return false, emitErr // the caller's own error
+		}
 		if err != nil {
-			return nil, fail(ctx, op, p.m.location(), err)
+			return false, fail(ctx, op, p.m.location(), err)
 		}
 	}
-	return out, nil
+	return false, nil
 }
 
 // record describes one version, reading its content when it fits the budget.

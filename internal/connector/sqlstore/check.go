@@ -45,6 +45,9 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 		if err == nil {
 			err = s.planSearches(ctx, s.db, t)
 		}
+		if err == nil {
+			err = s.readUnique(ctx, s.db, t)
+		}
 		if err != nil {
 			return nil, s.failAt(op, t.Location(), err, connector.Request{})
 		}

@@ -15,6 +15,52 @@ type holder struct {
 	column string
 }
 
+// UniqueColumner is implemented by dialects that can tell which columns of a table are unique
+// by themselves (a primary key or unique index of that one column): a value provided from such
+// a column is held by the one row it was read from, so it needs no search for other holders.
+type UniqueColumner interface {
+	UniqueColumns(ctx context.Context, q Querier, table TableName) ([]string, error)
+}
+
+// readUnique records which of t's columns are unique, for a table of a linked mapping that
+// provides identifiers (the only tables the answer serves).
+func (s *Store) readUnique(ctx context.Context, q Querier, t *Table) error {
+	uc, ok := s.d.(UniqueColumner)
+	if !ok || len(t.links.provides) == 0 || !s.linked() {
+		return nil
+	}
+	ctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	cols, err := uc.UniqueColumns(ctx, q, t.Name)
+	if err != nil {
+		return err
+	}
+	t.unique = map[string]bool{}
+	for _, c := range cols {
+		t.unique[foldName(s.d, c)] = true
+	}
+	return nil
+}
+
+// soleUniqueProvider reports whether h is the one column that provides identifier in this
+// store's mapping and is unique in its table: every derived value then came from the row of that
+// table which holds it, one of the subject's own, and no other row can hold it.
+func soleUniqueProvider(d Dialect, tables []*Table, h holder, identifier string) bool {
+	found := false
+	for _, t := range tables {
+		for _, p := range t.links.provides {
+			if p.identifier != identifier {
+				continue
+			}
+			if !sameTable(d, t.Name, h.table) || !sameColumn(d, p.col.Name, h.column) || !t.unique[foldName(d, p.col.Name)] {
+				return false
+			}
+			found = true
+		}
+	}
+	return found
+}
+
 // holders lists, per derived identifier, the columns that hold its values.
 func holders(d Dialect, tables []*Table, fks []ForeignKey, identifier string) []holder {
 	var out []holder
@@ -56,7 +102,7 @@ func (s *Store) sharedValues(ctx context.Context, q Querier, tables []*Table, fk
 	shared := connector.Values{}
 	for _, identifier := range derived.Names() {
 		for _, h := range holders(s.d, tables, fks, identifier) {
-			if ownsEveryHolder(s.d, tables, h, identifier) {
+			if ownsEveryHolder(s.d, tables, h, identifier) || soleUniqueProvider(s.d, tables, h, identifier) {
 				continue
 			}
 			found, err := s.heldByOthers(ctx, q, tables, h, derived[identifier], owned)

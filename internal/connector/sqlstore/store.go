@@ -166,6 +166,9 @@ func (s *Store) resolveTable(ctx context.Context, q Querier, m privacyv1alpha1.T
 	if err := s.planSearches(ctx, q, t); err != nil {
 		return nil, nil, err
 	}
+	if err := s.readUnique(ctx, q, t); err != nil {
+		return nil, nil, err
+	}
 	return t, nil, nil
 }
 

@@ -25,6 +25,9 @@ type Table struct {
 	// spellings are, per index of match and per value of the subject, the stored spellings of
 	// that value in a normalised column, found by Store.bind for one operation (see match.go).
 	spellings map[int]map[string][]string
+	// unique are the columns unique by themselves (folded names), read for tables that provide
+	// identifiers (see readUnique).
+	unique map[string]bool
 }
 
 type matchColumn struct {

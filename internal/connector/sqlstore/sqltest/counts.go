@@ -2,6 +2,7 @@ package sqltest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -68,5 +69,26 @@ func (h Harness) testCountsInFewStatements(t *testing.T) {
 		if err := d.raw.QueryRowContext(ctxFor(t), fmt.Sprintf("SELECT COUNT(*) FROM c%02d WHERE ref = 999999", i)).Scan(&n); err != nil || n != 1 {
 			t.Fatalf("table c%02d: bystander rows %d, %v", i, n, err)
 		}
+	}
+}
+
+// testUniqueColumns: the primary key and a one-column unique constraint are unique by
+// themselves; a column of a composite unique key or of a plain index is not.
+func (h Harness) testUniqueColumns(t *testing.T) {
+	uc, ok := h.Dialect.(sqlstore.UniqueColumner)
+	if !ok {
+		t.Skip("the dialect cannot tell unique columns")
+	}
+	d := h.newDB(t)
+	d.exec(t, "CREATE TABLE u (id INTEGER PRIMARY KEY, code VARCHAR(32) NOT NULL, a INTEGER, b INTEGER, c INTEGER,"+
+		" CONSTRAINT u_code UNIQUE (code), CONSTRAINT u_ab UNIQUE (a, b))")
+	d.exec(t, "CREATE INDEX u_c ON u (c)")
+	cols, err := uc.UniqueColumns(ctxFor(t), d.raw, sqlstore.TableName{Table: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(cols)
+	if !slices.Equal(cols, []string{"code", "id"}) {
+		t.Fatalf("unique columns %q, want code and id", cols)
 	}
 }

@@ -23,6 +23,7 @@ func RunLinked(t *testing.T, h Harness, enforceKeys func(secret string) string) 
 	t.Run("QualifiedNames", func(t *testing.T) { h.testQualifiedNames(t, enforceKeys) })
 	t.Run("StatementsPerErase", func(t *testing.T) { h.testStatementsPerErase(t, enforceKeys) })
 	t.Run("CountsInFewStatements", h.testCountsInFewStatements)
+	t.Run("UniqueColumns", h.testUniqueColumns)
 }
 
 func (h Harness) shop(t *testing.T, foreignKeys bool, enforceKeys func(string) string) (*db, connector.Client) {

@@ -36,31 +36,40 @@ func (h Harness) testCountsInFewStatements(t *testing.T) {
 	for i := range 9000 {
 		many.Values.Add("ref", fmt.Sprint(100000+i))
 	}
+	// Many values over three of the tables: each binds more than one statement takes.
+	threeSpec := *spec
+	threeSpec.Tables = spec.Tables[:3]
+	three := h.client(t, d.secret, &threeSpec, sqlstore.Options{OnStatement: log.record})
+	if _, err := three.Check(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name          string
+		c             connector.Client
+		tables        int
 		req           connector.Request
 		maxStatements int
-	}{{"few values", few, 2}, {"many values", many, tables}} {
+	}{{"few values", c, tables, few, 2}, {"many values", three, 3, many, 3}} {
 		log.take()
-		v, err := c.Verify(ctxFor(t), tc.req)
+		v, err := tc.c.Verify(ctxFor(t), tc.req)
 		if err != nil {
 			t.Fatalf("%s: Verify: %v", tc.name, err)
 		}
 		verbs, _ := log.take()
-		if v.Remaining != 3*tables || len(v.RemainingLocations) != tables {
-			t.Errorf("%s: verify found %d rows in %d tables, want %d in %d", tc.name, v.Remaining, len(v.RemainingLocations), 3*tables, tables)
+		if v.Remaining != int64(3*tc.tables) || len(v.RemainingLocations) != tc.tables {
+			t.Errorf("%s: verify found %d rows in %d tables, want %d in %d", tc.name, v.Remaining, len(v.RemainingLocations), 3*tc.tables, tc.tables)
 		}
 		if verbs["SELECT"] > tc.maxStatements {
 			t.Errorf("%s: verify sent %d SELECT statements, want at most %d", tc.name, verbs["SELECT"], tc.maxStatements)
 		}
 		dry := tc.req
 		dry.DryRun = true
-		plan, err := c.Erase(ctxFor(t), dry)
-		if err != nil || plan.Erased != 3*tables {
-			t.Errorf("%s: dry run %+v, %v: want %d rows", tc.name, plan, err, 3*tables)
+		plan, err := tc.c.Erase(ctxFor(t), dry)
+		if err != nil || plan.Erased != int64(3*tc.tables) {
+			t.Errorf("%s: dry run %+v, %v: want %d rows", tc.name, plan, err, 3*tc.tables)
 		}
 	}
-	res, err := c.Erase(ctxFor(t), many)
+	res, err := c.Erase(ctxFor(t), few)
 	if err != nil || res.Erased != 3*tables {
 		t.Fatalf("erase %+v, %v: want %d rows", res, err, 3*tables)
 	}

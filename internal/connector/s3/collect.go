@@ -18,7 +18,7 @@ const (
 	// MaxInlineBytes: an object up to this size has its content in the access export.
 	MaxInlineBytes = 64 << 10
 	// MaxInlineTotal bounds the content one Collect inlines; later objects are listed without it.
-	// The export itself is bounded again by the manager's --max-export-bytes.
+	// An export kept in a Secret is bounded again by what a Secret holds (export.MaxBytes).
 	MaxInlineTotal = 4 << 20
 	// MaxCollectObjects bounds the object versions one Collect lists.
 	MaxCollectObjects = 100_000

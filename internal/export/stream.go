@@ -118,7 +118,7 @@ func WriteJSON(w io.Writer, doc *Document) error {
 					sep = "\n"
 				}
 				k++
-				bw.WriteString(sep + prefix)
+				_, _ = bw.WriteString(sep + prefix)
 				ind.Reset()
 				if err := json.Indent(&ind, raw, prefix, "  "); err != nil {
 					return fmt.Errorf("encoding export: %w", err)
@@ -134,16 +134,16 @@ func WriteJSON(w io.Writer, doc *Document) error {
 		writeClose(bw, len(s.Locations), "    ")
 	}
 	writeClose(bw, len(doc.Stores), "")
-	bw.WriteString("\n")
+	_, _ = bw.WriteString("\n")
 	return bw.Flush()
 }
 
 // writeElem writes the i-th element of an array at prefix, opened (see writeOpen).
 func writeElem(bw *bufio.Writer, i int, prefix string, v any) error {
 	if i > 0 {
-		bw.WriteString(",")
+		_, _ = bw.WriteString(",")
 	}
-	bw.WriteString("\n" + prefix)
+	_, _ = bw.WriteString("\n" + prefix)
 	return writeOpen(bw, v, prefix)
 }
 
@@ -165,10 +165,12 @@ func writeOpen(bw *bufio.Writer, v any, prefix string) error {
 	return err
 }
 
-// writeClose closes an array of n elements and the object at prefix that holds it.
+// writeClose closes an array of n elements and the object at prefix that holds it. A
+// bufio.Writer keeps its first error and returns it from every later write and from Flush, which
+// WriteJSON checks; the writes of separators here leave it to that.
 func writeClose(bw *bufio.Writer, n int, prefix string) {
 	if n > 0 {
-		bw.WriteString("\n" + prefix + "  ")
+		_, _ = bw.WriteString("\n" + prefix + "  ")
 	}
-	bw.WriteString("]\n" + prefix + "}")
+	_, _ = bw.WriteString("]\n" + prefix + "}")
 }

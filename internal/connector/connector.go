@@ -175,6 +175,22 @@ type CollectStreamer interface {
 	CollectTo(ctx context.Context, req Request, emit func(Record) error) (pending bool, err error)
 }
 
+// CollectAll is Collect for a client that streams: it gathers what CollectTo emits.
+func CollectAll(ctx context.Context, s CollectStreamer, req Request) (*Collection, error) {
+	out := &Collection{Records: []Record{}}
+	pending, err := s.CollectTo(ctx, req, func(r Record) error {
+		out.Records = append(out.Records, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if pending {
+		return &Collection{Records: []Record{}, Pending: true}, nil
+	}
+	return out, nil
+}
+
 // Record is one row or key of the subject's, as the store holds it (masked values stay masked).
 type Record struct {
 	Location Location       `json:"location"`

@@ -146,14 +146,7 @@ func (s *Store) indexWarnings(ctx context.Context, m *mapping) ([]string, error)
 // Collect returns every document the mapping attributes to the subject, retained ones included,
 // each once, as relaxed extended JSON.
 func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
-	out := &connector.Collection{Records: []connector.Record{}}
-	if _, err := s.CollectTo(ctx, req, func(r connector.Record) error {
-		out.Records = append(out.Records, r)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return connector.CollectAll(ctx, s, req)
 }
 
 // CollectTo hands each document to emit as soon as it is converted (connector.CollectStreamer):

@@ -16,14 +16,7 @@ import (
 // Collect reads every key of the subject, retained ones included, whatever its type. Each record
 // is {Location: pattern, Key: key, Data: {"type": ..., "value": ...}}; see read for the shapes.
 func (c *client) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
-	col := &connector.Collection{Records: []connector.Record{}}
-	if _, err := c.CollectTo(ctx, req, func(r connector.Record) error {
-		col.Records = append(col.Records, r)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	return col, nil
+	return connector.CollectAll(ctx, c, req)
 }
 
 // CollectTo hands each key's record to emit as soon as its value is read

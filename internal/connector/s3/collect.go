@@ -30,14 +30,7 @@ const (
 // size, last modified time and content type, and carries the content of small objects: as text
 // when it is valid UTF-8, else base64.
 func (c *client) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
-	out := &connector.Collection{}
-	if _, err := c.CollectTo(ctx, req, func(r connector.Record) error {
-		out.Records = append(out.Records, r)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return connector.CollectAll(ctx, c, req)
 }
 
 // CollectTo hands each version's record to emit as it is listed (connector.CollectStreamer).

@@ -13,15 +13,11 @@ var _ sqlstore.UniqueColumner = Dialect{}
 // has no column name and is not listed.
 func (Dialect) UniqueColumns(ctx context.Context, q sqlstore.Querier, table sqlstore.TableName) ([]string, error) {
 	schema := schemaArg(table)
-	var out []string
-	pk, err := primaryKey(ctx, q, table.Table, schema)
+	pk, err := sqlstore.QueryStrings(ctx, q, "SELECT name FROM pragma_table_info(?, ?) WHERE pk > 0", table.Table, schema)
 	if err != nil {
 		return nil, err
 	}
-	if len(pk) == 1 {
-		out = append(out, pk[0])
-	}
-	rows, err := q.QueryContext(ctx, `
+	out, err := sqlstore.QueryStrings(ctx, q, `
 SELECT MIN(ii.name)
 FROM pragma_index_list(?, ?) il, pragma_index_info(il.name, ?) ii
 WHERE il."unique" = 1 AND il.partial = 0
@@ -30,31 +26,8 @@ HAVING COUNT(*) = 1 AND MIN(ii.name) IS NOT NULL`, table.Table, schema, schema)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		out = append(out, name)
+	if len(pk) == 1 {
+		out = append(out, pk[0])
 	}
-	return out, rows.Err()
-}
-
-// primaryKey lists the columns of the table's primary key.
-func primaryKey(ctx context.Context, q sqlstore.Querier, table, schema string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, "SELECT name FROM pragma_table_info(?, ?) WHERE pk > 0", table, schema)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var pk []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		pk = append(pk, name)
-	}
-	return pk, rows.Err()
+	return out, nil
 }

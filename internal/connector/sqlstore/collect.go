@@ -9,15 +9,7 @@ import (
 
 // Collect returns every row the mapping attributes to the subject, retained tables included.
 func (s *Store) Collect(ctx context.Context, req connector.Request) (*connector.Collection, error) {
-	out := &connector.Collection{Records: []connector.Record{}}
-	_, err := s.CollectTo(ctx, req, func(r connector.Record) error {
-		out.Records = append(out.Records, r)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return connector.CollectAll(ctx, s, req)
 }
 
 // CollectTo hands every row the mapping attributes to the subject to emit as it is read, table by

@@ -67,18 +67,27 @@ func (s *Store) countTables(ctx context.Context, q Querier, tables []*Table, ids
 
 // countBatch runs one combined count and spreads its columns over counts.
 func (s *Store) countBatch(ctx context.Context, q Querier, query Query, batch []int, counts []int64) error {
-	ctx, cancel := s.stmtCtx(ctx)
-	defer cancel()
-	got := make([]int64, len(batch))
-	dest := make([]any, len(batch))
-	for k := range got {
-		dest[k] = &got[k]
-	}
-	if err := q.QueryRowContext(ctx, query.SQL, query.Args...).Scan(dest...); err != nil {
+	got, err := s.countRow(ctx, q, query, len(batch))
+	if err != nil {
 		return err
 	}
 	for k, i := range batch {
 		counts[i] = got[k]
 	}
 	return nil
+}
+
+// countRow runs query, whose one row is n counts, and returns them.
+func (s *Store) countRow(ctx context.Context, q Querier, query Query, n int) ([]int64, error) {
+	ctx, cancel := s.stmtCtx(ctx)
+	defer cancel()
+	got := make([]int64, n)
+	dest := make([]any, n)
+	for k := range got {
+		dest[k] = &got[k]
+	}
+	if err := q.QueryRowContext(ctx, query.SQL, query.Args...).Scan(dest...); err != nil {
+		return nil, err
+	}
+	return got, nil
 }

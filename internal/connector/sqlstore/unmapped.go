@@ -299,14 +299,8 @@ func (s *Store) deepCounts(ctx context.Context, t *Table, search deepSearch) (ma
 	if !ok {
 		return nil, nil
 	}
-	ctx, cancel := s.stmtCtx(ctx)
-	defer cancel()
-	n := make([]int64, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range n {
-		ptrs[i] = &n[i]
-	}
-	if err := s.db.QueryRowContext(ctx, query.SQL, query.Args...).Scan(ptrs...); err != nil {
+	n, err := s.countRow(ctx, s.db, query, len(cols))
+	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]int64, len(cols))

@@ -89,14 +89,8 @@ func (s *Store) deep(ctx context.Context, q Querier, t *Table, search deepSearch
 	if !ok {
 		return nil, nil
 	}
-	ctx, cancel := s.stmtCtx(ctx)
-	defer cancel()
-	counts := make([]int64, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range counts {
-		ptrs[i] = &counts[i]
-	}
-	if err := q.QueryRowContext(ctx, query.SQL, query.Args...).Scan(ptrs...); err != nil {
+	counts, err := s.countRow(ctx, q, query, len(cols))
+	if err != nil {
 		return nil, err
 	}
 	var found []connector.LocationCount

@@ -116,6 +116,32 @@ func TestLinkedDeletionFromTheEmailAlone(t *testing.T) {
 	}
 }
 
+// A dry run of linked data is planned from the count the store made while deriving: the plan
+// counts the linked rows, and nothing changes.
+func TestLinkedDryRunCountsWhatItWouldErase(t *testing.T) {
+	db, dsn := linkedShop(t)
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
+	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
+	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	before := countRows(t, db, `SELECT (SELECT COUNT(*) FROM customer) + (SELECT COUNT(*) FROM orders) + (SELECT COUNT(*) FROM order_item)`)
+	create(t, deletionRequest(ns, "dry-jane", "jane", func(dr *privacyv1alpha1.DeletionRequest) { dr.Spec.DryRun = true }))
+
+	dr := waitDR(t, ns, "dry-jane", privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonDryRun, settle)
+	st := storeStatus(t, dr, "shop")
+	if st.Phase != privacyv1alpha1.StoreDryRun || st.Planned == nil || st.Planned.Erased != 6 || st.Erased != 0 {
+		t.Errorf("store: %+v (planned %+v)", st, st.Planned)
+	}
+	if len(st.Derived) == 0 {
+		t.Errorf("no derived identifiers in the status: %+v", st)
+	}
+	after := countRows(t, db, `SELECT (SELECT COUNT(*) FROM customer) + (SELECT COUNT(*) FROM orders) + (SELECT COUNT(*) FROM order_item)`)
+	if after != before {
+		t.Errorf("a dry run changed rows: %d before, %d after", before, after)
+	}
+}
+
 // A mapping that matches an identifier neither the Secret holds nor any mapping provides fails
 // the request before anything is erased, naming the identifier.
 func TestLinkedUnprovidedIdentifierFailsTheRequest(t *testing.T) {

@@ -12,12 +12,12 @@ package linkgraph
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
+	"github.com/dsr-operator/dsr-operator/internal/connector"
 )
 
 // Node is one mapping of one store.
@@ -310,8 +310,6 @@ func order(nodes []Node, providers map[string][]int) []int {
 	return out
 }
 
-var placeholder = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
-
 // FromSpec lists the mappings of one store. An http store has none: it receives every value and
 // decides itself.
 func FromSpec(store string, spec *privacyv1alpha1.DataStoreSpec) []Node {
@@ -338,16 +336,12 @@ func FromSpec(store string, spec *privacyv1alpha1.DataStoreSpec) []Node {
 	}
 	for i, k := range spec.Keys {
 		n := Node{Store: store, Mapping: fmt.Sprintf("key pattern %s (keys[%d])", k.Pattern, i), Index: i}
-		for _, m := range placeholder.FindAllStringSubmatch(k.Pattern, -1) {
-			n.Match = union(n.Match, []string{m[1]})
-		}
+		n.Match = union(n.Match, connector.TemplateNames(k.Pattern))
 		nodes = append(nodes, n)
 	}
 	for i, o := range spec.Objects {
 		n := Node{Store: store, Mapping: fmt.Sprintf("object key %s/%s (objects[%d])", o.Bucket, o.Key, i), Index: i}
-		for _, m := range placeholder.FindAllStringSubmatch(o.Key, -1) {
-			n.Match = union(n.Match, []string{m[1]})
-		}
+		n.Match = union(n.Match, connector.TemplateNames(o.Key))
 		nodes = append(nodes, n)
 	}
 	return nodes

@@ -17,10 +17,7 @@ const KeyPatternRE = `^([^*?\[\]{}\\\s]|\{[A-Za-z][A-Za-z0-9_.-]*\})*\{[A-Za-z][
 // maxPatternLength is the CRD's MaxLength of a key pattern.
 const maxPatternLength = 512
 
-var (
-	keyPatternRE  = regexp.MustCompile(KeyPatternRE)
-	placeholderRE = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
-)
+var keyPatternRE = regexp.MustCompile(KeyPatternRE)
 
 // pattern is a parsed key pattern: literal parts and placeholders, and whether it ends in a glob.
 type pattern struct {
@@ -30,10 +27,7 @@ type pattern struct {
 }
 
 // part is either a literal or a placeholder (the name of an identifier).
-type part struct {
-	literal     string
-	placeholder string
-}
+type part = connector.TemplatePart
 
 // parsePattern accepts exactly what the CRD accepts.
 func parsePattern(src string) (*pattern, error) {
@@ -48,18 +42,7 @@ func parsePattern(src string) (*pattern, error) {
 	if strings.HasSuffix(body, "*") {
 		body, p.glob = body[:len(body)-1], true
 	}
-	for body != "" {
-		loc := placeholderRE.FindStringSubmatchIndex(body)
-		if loc == nil {
-			p.parts = append(p.parts, part{literal: body})
-			break
-		}
-		if loc[0] > 0 {
-			p.parts = append(p.parts, part{literal: body[:loc[0]]})
-		}
-		p.parts = append(p.parts, part{placeholder: body[loc[2]:loc[3]]})
-		body = body[loc[1]:]
-	}
+	p.parts = connector.SplitTemplate(body)
 	return p, nil
 }
 
@@ -78,26 +61,26 @@ func (e *ambiguousError) Error() string {
 // *ambiguousError refuses a glob pattern whose separator is inside a value.
 func (p *pattern) expand(ids connector.Identifiers) (string, bool, error) {
 	for _, pt := range p.parts {
-		if pt.placeholder != "" && ids[pt.placeholder] == "" {
+		if pt.Placeholder != "" && ids[pt.Placeholder] == "" {
 			return "", false, nil
 		}
 	}
 	if p.glob {
 		for i, pt := range p.parts {
-			if sep := p.separatorAfter(i); sep != "" && strings.Contains(ids[pt.placeholder], sep) {
-				return "", false, &ambiguousError{identifier: pt.placeholder, separator: sep, pattern: p.source}
+			if sep := p.separatorAfter(i); sep != "" && strings.Contains(ids[pt.Placeholder], sep) {
+				return "", false, &ambiguousError{identifier: pt.Placeholder, separator: sep, pattern: p.source}
 			}
 		}
 	}
 	var b strings.Builder
 	for _, pt := range p.parts {
 		switch {
-		case pt.placeholder == "":
-			b.WriteString(pt.literal)
+		case pt.Placeholder == "":
+			b.WriteString(pt.Literal)
 		case p.glob:
-			b.WriteString(escapeGlob(ids[pt.placeholder]))
+			b.WriteString(escapeGlob(ids[pt.Placeholder]))
 		default:
-			b.WriteString(ids[pt.placeholder])
+			b.WriteString(ids[pt.Placeholder])
 		}
 	}
 	if p.glob {
@@ -108,10 +91,10 @@ func (p *pattern) expand(ids connector.Identifiers) (string, bool, error) {
 
 // separatorAfter is the first byte of the literal that follows placeholder part i, or "".
 func (p *pattern) separatorAfter(i int) string {
-	if p.parts[i].placeholder == "" || i+1 >= len(p.parts) || p.parts[i+1].placeholder != "" {
+	if p.parts[i].Placeholder == "" || i+1 >= len(p.parts) || p.parts[i+1].Placeholder != "" {
 		return ""
 	}
-	return p.parts[i+1].literal[:1]
+	return p.parts[i+1].Literal[:1]
 }
 
 // probeKey is a key of the pattern's shape that no subject has: every placeholder is token and
@@ -120,10 +103,10 @@ func (p *pattern) separatorAfter(i int) string {
 func (p *pattern) probeKey(token string) string {
 	var b strings.Builder
 	for _, pt := range p.parts {
-		if pt.placeholder != "" {
+		if pt.Placeholder != "" {
 			b.WriteString(token)
 		} else {
-			b.WriteString(pt.literal)
+			b.WriteString(pt.Literal)
 		}
 	}
 	if p.glob {
@@ -138,14 +121,14 @@ func (p *pattern) probeKey(token string) string {
 func (p *pattern) warnings() []string {
 	var out []string
 	for i, pt := range p.parts {
-		if pt.placeholder == "" {
+		if pt.Placeholder == "" {
 			continue
 		}
-		if i+1 < len(p.parts) && p.parts[i+1].placeholder != "" {
-			out = append(out, fmt.Sprintf("key pattern %q: placeholders {%s} and {%s} are adjacent, so different identifier values can form the same key", p.source, pt.placeholder, p.parts[i+1].placeholder))
+		if i+1 < len(p.parts) && p.parts[i+1].Placeholder != "" {
+			out = append(out, fmt.Sprintf("key pattern %q: placeholders {%s} and {%s} are adjacent, so different identifier values can form the same key", p.source, pt.Placeholder, p.parts[i+1].Placeholder))
 		}
 		if sep := p.separatorAfter(i); p.glob && sep != "" && commonInValues(sep[0]) {
-			out = append(out, fmt.Sprintf("key pattern %q: identifier values often contain %q, the separator after {%s}: a subject whose value contains it is refused, and a subject whose value is the start of another's up to it (\"a\" and \"a%sb\") matches the other's keys; prefer a separator such as ':'", p.source, sep, pt.placeholder, sep))
+			out = append(out, fmt.Sprintf("key pattern %q: identifier values often contain %q, the separator after {%s}: a subject whose value contains it is refused, and a subject whose value is the start of another's up to it (\"a\" and \"a%sb\") matches the other's keys; prefer a separator such as ':'", p.source, sep, pt.Placeholder, sep))
 		}
 	}
 	return out

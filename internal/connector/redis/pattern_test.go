@@ -52,10 +52,10 @@ func TestParsePattern(t *testing.T) {
 		}
 		var got []string
 		for _, pt := range p.parts {
-			if pt.placeholder != "" {
-				got = append(got, "P("+pt.placeholder+")")
+			if pt.Placeholder != "" {
+				got = append(got, "P("+pt.Placeholder+")")
 			} else {
-				got = append(got, "L("+pt.literal+")")
+				got = append(got, "L("+pt.Literal+")")
 			}
 		}
 		if p.glob {
@@ -195,10 +195,10 @@ func FuzzExpand(f *testing.F) {
 		}
 		var whole strings.Builder
 		for _, pt := range p.parts {
-			if pt.placeholder != "" {
-				whole.WriteString("{" + pt.placeholder + "}")
+			if pt.Placeholder != "" {
+				whole.WriteString("{" + pt.Placeholder + "}")
 			} else {
-				whole.WriteString(pt.literal)
+				whole.WriteString(pt.Literal)
 			}
 		}
 		if p.glob {
@@ -209,8 +209,8 @@ func FuzzExpand(f *testing.F) {
 		}
 		ids := connector.Identifiers{}
 		for _, pt := range p.parts {
-			if pt.placeholder != "" {
-				ids[pt.placeholder] = v
+			if pt.Placeholder != "" {
+				ids[pt.Placeholder] = v
 			}
 		}
 		match, ok, err := p.expand(ids)

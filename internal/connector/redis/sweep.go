@@ -63,11 +63,11 @@ func (c *client) Sweep(ctx context.Context, opts connector.SweepOptions, visit f
 func (p *pattern) sweepMatch() (string, bool) {
 	var b strings.Builder
 	for i, pt := range p.parts {
-		if pt.placeholder == "" {
-			b.WriteString(escapeGlob(pt.literal))
+		if pt.Placeholder == "" {
+			b.WriteString(escapeGlob(pt.Literal))
 			continue
 		}
-		if i+1 < len(p.parts) && p.parts[i+1].placeholder != "" {
+		if i+1 < len(p.parts) && p.parts[i+1].Placeholder != "" {
 			return "", false
 		}
 		b.WriteByte('*')
@@ -85,16 +85,16 @@ func (p *pattern) read(key string) map[string]string {
 	out := map[string]string{}
 	rest := key
 	for i, pt := range p.parts {
-		if pt.placeholder == "" {
+		if pt.Placeholder == "" {
 			var ok bool
-			if rest, ok = strings.CutPrefix(rest, pt.literal); !ok {
+			if rest, ok = strings.CutPrefix(rest, pt.Literal); !ok {
 				return nil
 			}
 			continue
 		}
 		end := len(rest)
 		if i+1 < len(p.parts) {
-			next := p.parts[i+1].literal
+			next := p.parts[i+1].Literal
 			j := strings.Index(rest, next)
 			if j < 0 {
 				return nil
@@ -106,7 +106,7 @@ func (p *pattern) read(key string) map[string]string {
 		if end == 0 {
 			return nil
 		}
-		out[pt.placeholder] = rest[:end]
+		out[pt.Placeholder] = rest[:end]
 		rest = rest[end:]
 	}
 	if rest != "" && !p.glob {

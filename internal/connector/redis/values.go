@@ -9,13 +9,7 @@ import (
 // expansions are the single-valued identifier sets a pattern is expanded with
 // (connector.Expansions).
 func expansions(p *pattern, all connector.Values) []connector.Identifiers {
-	var names []string
-	for _, pt := range p.parts {
-		if pt.placeholder != "" {
-			names = append(names, pt.placeholder)
-		}
-	}
-	return connector.Expansions(names, all)
+	return connector.Expansions(connector.TemplateNames(p.source), all)
 }
 
 // keysOf returns the keys of m for one expansion; ok is false when the pattern does not apply.

@@ -20,9 +20,8 @@ const BucketRE = `^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`
 const maxKeyBytes = 1024
 
 var (
-	keyRE         = regexp.MustCompile(KeyRE)
-	bucketRE      = regexp.MustCompile(BucketRE)
-	placeholderRE = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
+	keyRE    = regexp.MustCompile(KeyRE)
+	bucketRE = regexp.MustCompile(BucketRE)
 )
 
 // keyTemplate is a parsed ObjectMapping.Key: literal parts and placeholders; prefix is true when
@@ -33,10 +32,7 @@ type keyTemplate struct {
 	prefix bool
 }
 
-type part struct {
-	literal     string
-	placeholder string
-}
+type part = connector.TemplatePart
 
 func parseKey(src string) (*keyTemplate, error) {
 	if len(src) > maxKeyBytes {
@@ -45,33 +41,11 @@ func parseKey(src string) (*keyTemplate, error) {
 	if !keyRE.MatchString(src) || !utf8.ValidString(src) {
 		return nil, fmt.Errorf("key %q is not valid: it needs at least one {identifier} placeholder, braces only around a placeholder, and no control character, e.g. \"users/{userId}/\"", src)
 	}
-	t := &keyTemplate{source: src, prefix: strings.HasSuffix(src, "/")}
-	body := src
-	for body != "" {
-		loc := placeholderRE.FindStringSubmatchIndex(body)
-		if loc == nil {
-			t.parts = append(t.parts, part{literal: body})
-			break
-		}
-		if loc[0] > 0 {
-			t.parts = append(t.parts, part{literal: body[:loc[0]]})
-		}
-		t.parts = append(t.parts, part{placeholder: body[loc[2]:loc[3]]})
-		body = body[loc[1]:]
-	}
-	return t, nil
+	return &keyTemplate{source: src, prefix: strings.HasSuffix(src, "/"), parts: connector.SplitTemplate(src)}, nil
 }
 
 // names are the template's placeholders in order, repeats included.
-func (t *keyTemplate) names() []string {
-	var out []string
-	for _, p := range t.parts {
-		if p.placeholder != "" {
-			out = append(out, p.placeholder)
-		}
-	}
-	return out
-}
+func (t *keyTemplate) names() []string { return connector.TemplateNames(t.source) }
 
 // hostileValueError refuses a value that would change the key's structure. It names the
 // identifier and the rule, never the value.
@@ -103,16 +77,16 @@ func checkValue(v string) string {
 func (t *keyTemplate) expand(ids connector.Identifiers) (key string, ok bool, err error) {
 	var b strings.Builder
 	for _, p := range t.parts {
-		if p.placeholder == "" {
-			b.WriteString(p.literal)
+		if p.Placeholder == "" {
+			b.WriteString(p.Literal)
 			continue
 		}
-		v := ids[p.placeholder]
+		v := ids[p.Placeholder]
 		if v == "" {
 			return "", false, nil
 		}
 		if why := checkValue(v); why != "" {
-			return "", false, &hostileValueError{identifier: p.placeholder, key: t.source, why: why}
+			return "", false, &hostileValueError{identifier: p.Placeholder, key: t.source, why: why}
 		}
 		b.WriteString(v)
 	}

@@ -36,9 +36,7 @@ func NewProvider() *Provider { return &Provider{} }
 // IdentifierNames returns the placeholders of the object keys, in spec order, repeats included.
 func (p *Provider) IdentifierNames(spec *privacyv1alpha1.DataStoreSpec) (names []string, acceptsAny bool) {
 	for _, o := range spec.Objects {
-		for _, m := range placeholderRE.FindAllStringSubmatch(o.Key, -1) {
-			names = append(names, m[1])
-		}
+		names = append(names, connector.TemplateNames(o.Key)...)
 	}
 	return names, false
 }

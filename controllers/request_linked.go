@@ -73,7 +73,7 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 		s.refuseDerive(failed)
 		return false, nil
 	}
-	earlier, err := s.writeDerived(ctx, nameLabel, d.values, d.shared, nil)
+	existing, err := s.createDerived(ctx, nameLabel, d.values, d.shared)
 	if err != nil {
 		return false, err
 	}
@@ -82,13 +82,23 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 	// is left, and the linked rows of later stores would stay while the request verifies clean.
 	// What it derived is still the subject's and is followed again. Only then is the Secret read:
 	// the first acceptance of a request writes it without reading it.
-	if earlier != nil {
-		d = newDerivation(s, plan, index, nodes)
-		if failed := d.run(ctx, *earlier); failed != nil {
-			s.refuseDerive(failed)
-			return false, nil
+	if existing != nil {
+		earlier, err := parseDerived(existing)
+		if err != nil {
+			return false, err
 		}
-		if _, err := s.writeDerived(ctx, nameLabel, d.values, d.shared, earlier); err != nil {
+		earlier.ensure()
+		if !earlier.within(d.values, d.shared) {
+			d = newDerivation(s, plan, index, nodes)
+			if failed := d.run(ctx, earlier); failed != nil {
+				s.refuseDerive(failed)
+				return false, nil
+			}
+		}
+		if existing.Data, err = derivedData(d.values, d.shared); err != nil {
+			return false, err
+		}
+		if err := s.deps.Update(ctx, existing); err != nil {
 			return false, err
 		}
 	}
@@ -174,10 +184,8 @@ func derivedSecretName(obj client.Object) string {
 	return requests.DerivedName(obj.GetName(), derivedSecretSuffix)
 }
 
-// writeDerived keeps the derived values in the request's Secret. It creates the Secret; when an
-// earlier acceptance of the same request left one, it returns what that one holds and replaces
-// it only once the caller has seen it (over is what the caller saw, nil on the first write).
-func (s *requestScope) writeDerived(ctx context.Context, nameLabel string, values, shared connector.Values, over *derivedValues) (*derivedValues, error) {
+// derivedData is the derived values Secret's data.
+func derivedData(values, shared connector.Values) (map[string][]byte, error) {
 	v, err := json.Marshal(map[string][]string(values))
 	if err != nil {
 		return nil, err
@@ -186,10 +194,21 @@ func (s *requestScope) writeDerived(ctx context.Context, nameLabel string, value
 	if err != nil {
 		return nil, err
 	}
+	return map[string][]byte{derivedValuesKey: v, derivedSharedKey: sh}, nil
+}
+
+// createDerived keeps the derived values in a new Secret owned by the request. When an earlier
+// acceptance of the same request left one, it returns that one, unchanged, for the caller to
+// read and replace.
+func (s *requestScope) createDerived(ctx context.Context, nameLabel string, values, shared connector.Values) (*corev1.Secret, error) {
+	data, err := derivedData(values, shared)
+	if err != nil {
+		return nil, err
+	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 		Namespace: s.object.GetNamespace(), Name: derivedSecretName(s.object),
 		Labels: requests.RequestLabels(nameLabel, s.object.GetName(), string(s.object.GetUID())),
-	}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{derivedValuesKey: v, derivedSharedKey: sh}}
+	}, Type: corev1.SecretTypeOpaque, Data: data}
 	if err := ctrl.SetControllerReference(s.object, secret, s.deps.Scheme()); err != nil {
 		return nil, err
 	}
@@ -204,18 +223,7 @@ func (s *requestScope) writeDerived(ctx context.Context, nameLabel string, value
 	if !metav1.IsControlledBy(&existing, s.object) {
 		return nil, fmt.Errorf("secret %q exists and does not belong to this request", secret.Name)
 	}
-	if over == nil {
-		earlier, err := parseDerived(&existing)
-		if err != nil {
-			return nil, err
-		}
-		earlier.ensure()
-		if !earlier.within(values, shared) {
-			return &earlier, nil
-		}
-	}
-	existing.Data = secret.Data
-	return nil, s.deps.Update(ctx, &existing)
+	return &existing, nil
 }
 
 // readDerived reads the values derived at acceptance. A request without linked data has none

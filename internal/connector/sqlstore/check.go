@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,31 +22,15 @@ func (s *Store) Check(ctx context.Context) (*connector.CheckResult, error) {
 	var problems, warnings []string
 	var checked []*Table
 	for _, m := range s.tables {
-		name, err := ParseTableName(m.Name)
+		t, tableProblems, err := s.resolveTable(ctx, s.db, m)
 		if err != nil {
-			problems = append(problems, err.Error())
-			continue
+			return nil, s.failAt(op, m.Name, err, connector.Request{})
 		}
-		cols, err := s.columns(ctx, s.db, name)
-		if err != nil {
-			return nil, s.failAt(op, name.String(), err, connector.Request{})
-		}
-		t, err := NewTable(s.d, m, cols)
-		if err != nil {
-			var me *MappingError
-			if !errors.As(err, &me) {
-				return nil, s.failAt(op, name.String(), err, connector.Request{})
-			}
-			problems = append(problems, me.Problems...)
+		problems = append(problems, tableProblems...)
+		if t == nil {
 			continue
 		}
 		w, err := s.indexWarnings(ctx, t)
-		if err == nil {
-			err = s.planSearches(ctx, s.db, t)
-		}
-		if err == nil {
-			err = s.readUnique(ctx, s.db, t)
-		}
 		if err != nil {
 			return nil, s.failAt(op, t.Location(), err, connector.Request{})
 		}

@@ -76,16 +76,25 @@ when a part is missing or does not match (a sweep rewriting the report meanwhile
 	return cmd
 }
 
-func runSuppressionStatus(ctx context.Context, o *options, name string, stdout io.Writer) error {
+// getSuppressionList reads the list name of the options' namespace, with the client it used.
+func getSuppressionList(ctx context.Context, o *options, name string) (client.Client, string, *privacyv1alpha1.SuppressionList, error) {
 	c, ns, err := o.client()
 	if err != nil {
-		return err
+		return nil, "", nil, err
 	}
 	var l privacyv1alpha1.SuppressionList
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &l); err != nil {
 		if apierrors.IsNotFound(err) {
-			return &ExitError{Code: exitFailed, Msg: fmt.Sprintf("no SuppressionList %q in namespace %q", name, ns)}
+			return nil, "", nil, &ExitError{Code: exitFailed, Msg: fmt.Sprintf("no SuppressionList %q in namespace %q", name, ns)}
 		}
+		return nil, "", nil, err
+	}
+	return c, ns, &l, nil
+}
+
+func runSuppressionStatus(ctx context.Context, o *options, name string, stdout io.Writer) error {
+	c, ns, l, err := getSuppressionList(ctx, o, name)
+	if err != nil {
 		return err
 	}
 	source := "deletionRequests"

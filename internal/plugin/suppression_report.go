@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/suppression"
 )
 
@@ -39,15 +38,8 @@ func reportLocation(ctx context.Context, c client.Client, ns, name string) strin
 // assembled in a temporary file first, so that nothing is written, and no half report uploaded,
 // when a part does not match its index.
 func runSuppressionReport(ctx context.Context, o *options, name, outFile string, stdout io.Writer) error {
-	c, ns, err := o.client()
+	c, ns, l, err := getSuppressionList(ctx, o, name)
 	if err != nil {
-		return err
-	}
-	var l privacyv1alpha1.SuppressionList
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &l); err != nil {
-		if apierrors.IsNotFound(err) {
-			return &ExitError{Code: exitFailed, Msg: fmt.Sprintf("no SuppressionList %q in namespace %q", name, ns)}
-		}
 		return err
 	}
 	if l.Status.ReportSecretName == "" {

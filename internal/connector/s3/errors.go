@@ -46,7 +46,7 @@ func fail(ctx context.Context, op, location string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		e.cause, ce.Code, e.msg = context.DeadlineExceeded, "timeout", "timeout"
 	case resp.Code == "":
-		e.msg = networkText(err)
+		e.msg = NetworkText(err)
 	default:
 		switch resp.Code {
 		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "ExpiredToken", "InvalidToken":
@@ -66,9 +66,9 @@ func fail(ctx context.Context, op, location string, err error) error {
 	return ce
 }
 
-// networkText describes a failure without a server reply by the kind of network error only: the
-// error's own text holds the request URL, and so the key.
-func networkText(err error) string {
+// NetworkText describes a failure without a server reply by the kind of network error only: the
+// error's own text holds the request URL, and so the key (the export destination uses it too).
+func NetworkText(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -84,6 +84,9 @@ func networkText(err error) string {
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
 		return "the endpoint's host name does not resolve"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
 	}
 	return "network error"
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 
 	"github.com/minio/minio-go/v7"
 
@@ -44,27 +42,7 @@ func describe(ctx context.Context, op string, err error) error {
 		}
 		return e
 	}
-	return &Error{Op: op, Msg: networkText(err), Transient: true}
-}
-
-// networkText names the kind of network error only: the error's own text holds the URL.
-func networkText(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return fmt.Sprintf("network error (%s %s)", oe.Op, oe.Net)
-	}
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return "the endpoint's host name does not resolve"
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "timeout"
-	}
-	return "network error"
+	return &Error{Op: op, Msg: s3.NetworkText(err), Transient: true}
 }
 
 // IsTransient reports whether err is worth retrying soon.

@@ -36,15 +36,7 @@ func (h Harness) shop(t *testing.T, foreignKeys bool, enforceKeys func(string) s
 // derive runs Derive as the controllers will: with the Secret's identifiers, once per step.
 func derive(t *testing.T, c connector.Client, req connector.Request) connector.Request {
 	t.Helper()
-	deriver, ok := c.(connector.Deriver)
-	if !ok {
-		t.Fatalf("%T does not derive", c)
-	}
-	got, err := deriver.Derive(ctxFor(t), req)
-	if err != nil {
-		t.Fatalf("Derive: %v", err)
-	}
-	req.Values, req.Shared = got.Values, got.Shared
+	req, _ = deriveWith(t, c, req)
 	return req
 }
 
@@ -52,12 +44,23 @@ func derive(t *testing.T, c connector.Client, req connector.Request) connector.R
 func deriveAndPlan(t *testing.T, c connector.Client, req connector.Request) (connector.Request, *connector.DerivedPlan) {
 	t.Helper()
 	req.Plan = true
-	got, err := c.(connector.Deriver).Derive(ctxFor(t), req)
+	req, plan := deriveWith(t, c, req)
+	if plan == nil {
+		t.Fatal("Derive counted no plan")
+	}
+	return req, plan
+}
+
+// deriveWith derives and returns the request carrying what was derived, and the plan if asked.
+func deriveWith(t *testing.T, c connector.Client, req connector.Request) (connector.Request, *connector.DerivedPlan) {
+	t.Helper()
+	deriver, ok := c.(connector.Deriver)
+	if !ok {
+		t.Fatalf("%T does not derive", c)
+	}
+	got, err := deriver.Derive(ctxFor(t), req)
 	if err != nil {
 		t.Fatalf("Derive: %v", err)
-	}
-	if got.Plan == nil {
-		t.Fatal("Derive counted no plan")
 	}
 	req.Plan = false
 	req.Values, req.Shared = got.Values, got.Shared

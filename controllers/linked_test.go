@@ -65,6 +65,19 @@ func linkedSpec(secretName string) privacyv1alpha1.DataStoreSpec {
 	}
 }
 
+// linkedShopForJane runs the operator over the linked shop, mapped by a DataStore "shop" of a
+// new namespace, with the identifiers Secret "jane" holding her email alone.
+func linkedShopForJane(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	db, dsn := linkedShop(t)
+	startOperator(t)
+	ns := newNamespace(t, nil)
+	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
+	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
+	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	return db, ns
+}
+
 func countRows(t *testing.T, db *sql.DB, query string) int {
 	t.Helper()
 	var n int
@@ -77,12 +90,7 @@ func countRows(t *testing.T, db *sql.DB, query string) int {
 // Only the email is known: the customer's id and its orders' ids are derived, and the orders and
 // order items are erased and verified through them, the bystander's left alone.
 func TestLinkedDeletionFromTheEmailAlone(t *testing.T) {
-	db, dsn := linkedShop(t)
-	startOperator(t)
-	ns := newNamespace(t, nil)
-	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
-	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
-	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	db, ns := linkedShopForJane(t)
 	create(t, deletionRequest(ns, "erase-jane", "jane"))
 
 	dr := waitDR(t, ns, "erase-jane", privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonCompleted, settle)
@@ -119,12 +127,7 @@ func TestLinkedDeletionFromTheEmailAlone(t *testing.T) {
 // A dry run of linked data is planned from the count the store made while deriving: the plan
 // counts the linked rows, and nothing changes.
 func TestLinkedDryRunCountsWhatItWouldErase(t *testing.T) {
-	db, dsn := linkedShop(t)
-	startOperator(t)
-	ns := newNamespace(t, nil)
-	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
-	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
-	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	db, ns := linkedShopForJane(t)
 	before := countRows(t, db, `SELECT (SELECT COUNT(*) FROM customer) + (SELECT COUNT(*) FROM orders) + (SELECT COUNT(*) FROM order_item)`)
 	create(t, deletionRequest(ns, "dry-jane", "jane", func(dr *privacyv1alpha1.DeletionRequest) { dr.Spec.DryRun = true }))
 
@@ -170,12 +173,7 @@ func TestLinkedUnprovidedIdentifierFailsTheRequest(t *testing.T) {
 
 // An access request over the same shop exports the rows reached through the derived ids too.
 func TestLinkedAccessExportsDerivedRows(t *testing.T) {
-	_, dsn := linkedShop(t)
-	startOperator(t)
-	ns := newNamespace(t, nil)
-	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
-	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
-	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	_, ns := linkedShopForJane(t)
 	create(t, accessRequest(ns, "export-jane", "jane"))
 
 	ar := waitAR(t, ns, "export-jane", privacyv1alpha1.ConditionReady, metav1.ConditionTrue, privacyv1alpha1.ReasonExportDelivered, settle)
@@ -192,12 +190,7 @@ func TestLinkedAccessExportsDerivedRows(t *testing.T) {
 
 // The derived values go with the identifiers Secret when re-verification ends.
 func TestLinkedDerivedValuesDeletedWithTheIdentifiers(t *testing.T) {
-	_, dsn := linkedShop(t)
-	startOperator(t)
-	ns := newNamespace(t, nil)
-	create(t, connSecret(ns, "shop-conn", map[string]string{"dsn": dsn}))
-	create(t, &privacyv1alpha1.DataStore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"}, Spec: linkedSpec("shop-conn")})
-	create(t, secret(ns, "jane", map[string]string{"email": "jane.doe@example.com"}))
+	_, ns := linkedShopForJane(t)
 	create(t, deletionRequest(ns, "forget", "jane", func(dr *privacyv1alpha1.DeletionRequest) {
 		dr.Spec.Verification = &privacyv1alpha1.Verification{ReverifyInterval: &metav1.Duration{Duration: time.Second},
 			ReverifyPeriod: &metav1.Duration{Duration: 3 * time.Second}}

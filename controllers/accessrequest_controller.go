@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -109,7 +108,7 @@ func (s *accessScope) writeDerivedStatus(ctx context.Context, succeeded bool) (c
 		scheduleUnfinished(s.effect, accessProgress(ar))
 	}
 	before := s.before.(*privacyv1alpha1.AccessRequest)
-	return s.writeStatus(ctx, !equality.Semantic.DeepEqual(before.Status, ar.Status))
+	return s.writeStatus(ctx, before.Status, ar.Status)
 }
 
 // accessProgress returns each store's progress, in the order of the status.

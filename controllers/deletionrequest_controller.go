@@ -5,7 +5,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -123,7 +122,7 @@ func (s *deletionScope) writeDerivedStatus(ctx context.Context, succeeded bool) 
 	if !dr.IsFinished() {
 		scheduleUnfinished(s.effect, deletionProgress(dr))
 	}
-	return s.writeStatus(ctx, !equality.Semantic.DeepEqual(before.Status, dr.Status))
+	return s.writeStatus(ctx, before.Status, dr.Status)
 }
 
 // checkpoint writes the status mid-reconcile (and emits the events gathered so far). It reports

@@ -17,9 +17,10 @@ func (r *DeletionRequestReconciler) workOnStore(ctx context.Context, s *deletion
 	switch {
 	case st.Planned == nil:
 		return r.planStore(ctx, s, cl, st)
-	case st.Phase == privacyv1alpha1.StoreErased:
+	case st.Phase == privacyv1alpha1.StoreErased && st.Remaining == 0:
 		return storeStep{}, verifyStore(ctx, s, cl, st)
 	default:
+		// Planned and not erased yet, or erased with records left that the verification found.
 		return storeStep{}, eraseStore(ctx, s, cl, st)
 	}
 }
@@ -58,9 +59,19 @@ func recordStorePlan(dr *privacyv1alpha1.DeletionRequest, st *privacyv1alpha1.De
 	return storeStep{planned: true}
 }
 
-// eraseStore applies the mapping and verifies right away.
+// eraseStore applies the mapping and verifies right away. A store whose verification found records
+// left (written while it was erased, or under a spelling its plan had not seen) is erased again:
+// the request is not complete, so what is there now is its to erase. That erasure has its own ID
+// (an http processor may answer a repeated ID from its record of the first), and what it erases
+// adds to the plan's counts. Its attempts keep counting, so that records an erasure cannot
+// change (a mapping that verifies what it does not erase) are retried ever more slowly.
 func eraseStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) error {
-	req := s.subjectRequest(string(s.request.UID))
+	id := string(s.request.UID)
+	left := st.Remaining > 0
+	if left {
+		id += fmt.Sprintf("/left/%d", st.Attempts)
+	}
+	req := s.subjectRequest(id)
 	if st.Planned != nil {
 		req.Planned = ptr.To(st.Planned.Erased + st.Planned.Masked)
 	}
@@ -74,19 +85,25 @@ func eraseStore(ctx context.Context, s *deletionScope, cl connector.Client, st *
 		requests.PollAt(&st.StoreProgress, s.now.Add(pendingPoll), "the store accepted the erasure and is still working on it")
 		return nil
 	}
-	// A repeated erase (after a crash, or a stale read) finds nothing left: the plan holds the
-	// counts of what this request erased.
-	st.Erased = max(st.Planned.Erased, res.Erased)
-	st.Masked = max(st.Planned.Masked, res.Masked)
+	if left {
+		st.Erased += res.Erased
+		st.Masked += res.Masked
+		st.Phase = privacyv1alpha1.StoreErased
+	} else {
+		// A repeated erase (after a crash, or a stale read) finds nothing left: the plan holds
+		// the counts of what this request erased.
+		st.Erased = max(st.Planned.Erased, res.Erased)
+		st.Masked = max(st.Planned.Masked, res.Masked)
+		requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreErased)
+	}
 	st.Retained = res.Retained
 	st.RetainedReasons = retainedReasons(res.RetainedLocations)
 	st.Shared, st.SharedLocations = res.Shared, locationRecords(res.SharedLocations)
-	requests.EnterStep(&st.StoreProgress, privacyv1alpha1.StoreErased)
 	return verifyStore(ctx, s, cl, st)
 }
 
-// verifyStore checks that nothing identifying the subject is left; what is left is looked for
-// again with backoff.
+// verifyStore checks that nothing identifying the subject is left; what is left is erased and
+// looked for again, with backoff (see eraseStore).
 func verifyStore(ctx context.Context, s *deletionScope, cl connector.Client, st *privacyv1alpha1.DeletionStoreStatus) error {
 	res, err := cl.Verify(ctx, withDeep(s.subjectRequest(string(s.request.UID)), deep(s.request)))
 	metrics.StoreOperations.WithLabelValues(string(st.Type), "verify", result(err, res != nil && res.Pending)).Inc()

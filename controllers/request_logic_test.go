@@ -243,3 +243,64 @@ func hasEvent(e *effects, typ, reason string) bool {
 	}
 	return false
 }
+
+// Records a verification finds left right after the erasure (written meanwhile, or under a spelling
+// the plan had not seen) are erased by the next attempt, under an ID of its own, and counted on top
+// of the plan; records that an erasure cannot change are retried ever more slowly.
+func TestRecordsLeftAfterErasureAreErasedAgain(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(logicNow)
+	deps := logicDeps(t, clk)
+	r := &DeletionRequestReconciler{Dependencies: *deps}
+	dr := testbuilders.DeletionRequest("ns", "late", "jane")
+	dr.Status.Phase = privacyv1alpha1.PhaseErasing
+	dr.Status.Stores = []privacyv1alpha1.DeletionStoreStatus{testbuilders.DeletionStore("db", privacyv1alpha1.StoreErasing)}
+	st := &dr.Status.Stores[0]
+	st.Planned = &privacyv1alpha1.EraseCounts{Erased: 3}
+	cl := fakeconnector.NewClient().
+		On(fakeconnector.OpErase, fakeconnector.Result{Erase: &connector.EraseResult{Erased: 3}}, fakeconnector.Result{Erase: &connector.EraseResult{Erased: 1}}).
+		On(fakeconnector.OpVerify, fakeconnector.Result{Verify: &connector.VerifyResult{Remaining: 1}}, fakeconnector.Result{})
+	attempt := func() {
+		t.Helper()
+		s := deletionScopeFor(t, deps, dr, map[string]*fakeconnector.Client{"db": cl})
+		if _, err := r.workOnDueStores(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		clk.SetTime(clk.Now().Add(time.Hour))
+	}
+	attempt()
+	if st.Phase != privacyv1alpha1.StoreErased || st.Remaining != 1 || st.Erased != 3 {
+		t.Fatalf("after the erasure: phase %s, remaining %d, erased %d", st.Phase, st.Remaining, st.Erased)
+	}
+	attempt()
+	if n := cl.Calls(fakeconnector.OpErase); n != 2 {
+		t.Fatalf("the records left were not erased again: %d erasures", n)
+	}
+	if st.Phase != privacyv1alpha1.StoreVerified || st.Remaining != 0 || st.Erased != 4 {
+		t.Fatalf("after erasing what was left: phase %s, remaining %d, erased %d; want Verified, 0, 4", st.Phase, st.Remaining, st.Erased)
+	}
+
+	// A store that keeps reporting what it cannot erase backs off longer each time.
+	stuck := testbuilders.DeletionRequest("ns", "stuck", "jane")
+	stuck.Status.Phase = privacyv1alpha1.PhaseErasing
+	stuck.Status.Stores = []privacyv1alpha1.DeletionStoreStatus{testbuilders.DeletionStore("db", privacyv1alpha1.StoreErasing)}
+	stuck.Status.Stores[0].Planned = &privacyv1alpha1.EraseCounts{Erased: 1}
+	always := fakeconnector.NewClient().
+		On(fakeconnector.OpErase, fakeconnector.Result{Erase: &connector.EraseResult{Erased: 1}}, fakeconnector.Result{}, fakeconnector.Result{}, fakeconnector.Result{}).
+		On(fakeconnector.OpVerify, fakeconnector.Result{Verify: &connector.VerifyResult{Remaining: 2}})
+	var waits []time.Duration
+	for range 4 {
+		s := deletionScopeFor(t, deps, stuck, map[string]*fakeconnector.Client{"db": always})
+		if _, err := r.workOnDueStores(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		ss := &stuck.Status.Stores[0]
+		if ss.Phase != privacyv1alpha1.StoreErased || ss.Remaining != 2 || ss.Erased != 1 {
+			t.Fatalf("phase %s, remaining %d, erased %d", ss.Phase, ss.Remaining, ss.Erased)
+		}
+		waits = append(waits, ss.NextAttemptAt.Sub(clk.Now()))
+		clk.SetTime(ss.NextAttemptAt.Time)
+	}
+	if stuck.Status.Stores[0].Attempts != 4 || waits[3] <= waits[0] {
+		t.Errorf("attempts %d, waits %v: want 4 attempts and a growing wait", stuck.Status.Stores[0].Attempts, waits)
+	}
+}

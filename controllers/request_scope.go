@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -194,10 +195,11 @@ func (s *requestScope) fanOut(clientOf func(context.Context, int) (connector.Cli
 // writeStatus patches the status when it changed, with optimistic locking so that a reconcile
 // working from a stale read cannot overwrite newer progress, then emits the gathered events. A
 // write that lost a race marks the scope conflicted: the reconcile ends and is repeated, and the
-// next one sees the newer status and repeats nothing harmful.
-func (s *requestScope) writeStatus(ctx context.Context, changed bool) (ctrl.Result, error) {
-	if changed {
-		err := s.deps.Status().Patch(ctx, s.object, client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{}))
+// next one sees the newer status and repeats nothing harmful. beforeStatus and status are the
+// status of s.before and of the object.
+func (s *requestScope) writeStatus(ctx context.Context, beforeStatus, status any) (ctrl.Result, error) {
+	if !equality.Semantic.DeepEqual(beforeStatus, status) {
+		err := s.deps.Status().Patch(ctx, s.object, statusPatch(s.before, beforeStatus, status))
 		if apierrors.IsConflict(err) {
 			s.conflicted = true
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil

@@ -21,20 +21,18 @@ const maxDeriveRounds = 16
 // mappings: a mask mapping matches someone else's row the subject only appears in), following
 // this store's provides/match links until nothing new is found. Values also held by a row that is
 // not the subject's are shared: they are set aside and the derivation runs again without them, so
-// nothing is derived through someone else's row either. All of it reads one consistent snapshot
-// and changes nothing.
+// nothing is derived through someone else's row either. It changes nothing (see reader).
 func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.Derivation, error) {
 	const op = "derive"
 	tables, fks, err := s.resolveLinked(ctx)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	sqlTx, err := s.readTx(ctx)
+	tx, done, err := s.reader(ctx, tables)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	defer func() { _ = sqlTx.Rollback() }()
-	tx := s.observed(sqlTx)
+	defer done()
 	given := req.AllValues()
 	shared := req.Shared.Clone()
 	if shared == nil {
@@ -71,7 +69,7 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 	}
 }
 
-// planDerived counts, in the derivation's snapshot, what an Erase dry run would report with the
+// planDerived counts, right after the derivation, what an Erase dry run would report with the
 // values the request came with and those derived, the shared ones set aside: the controllers
 // then need no dry run of their own when no other store changes these values.
 func (s *Store) planDerived(ctx context.Context, tx Querier, tables []*Table, fks []ForeignKey, req connector.Request, derived, shared connector.Values) (*connector.DerivedPlan, error) {
@@ -102,6 +100,7 @@ func (s *Store) planDerived(ctx context.Context, tx Querier, tables []*Table, fk
 	if err != nil {
 		return nil, err
 	}
+	s.memo.put(req.ID, spellingsOf(tables), time.Now())
 	return &connector.DerivedPlan{Result: res, Values: values, Shared: plan.Shared}, nil
 }
 

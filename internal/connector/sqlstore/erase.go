@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
@@ -46,7 +47,11 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	}
 	defer func() { _ = sqlTx.Rollback() }()
 	tx := s.observed(sqlTx)
-	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
+	var memo spellings
+	if !req.DryRun {
+		memo = s.memo.take(req.ID, time.Now())
+	}
+	if tables, err = s.bindAllFrom(ctx, tx, tables, withShared(ids, req.Shared), memo); err != nil {
 		return nil, s.fail(op, err, req)
 	}
 
@@ -56,6 +61,10 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	res, work, total, err := s.countWork(ctx, op, tx, tables, fks, req, planned)
 	if err != nil {
 		return nil, err
+	}
+	if req.DryRun {
+		// A dry run is how a deletion is planned: its erasure follows.
+		s.memo.put(req.ID, spellingsOf(tables), time.Now())
 	}
 	if req.DryRun || len(work) == 0 {
 		return res, nil

@@ -117,7 +117,7 @@ func collationPrefilter(b *Builder, quoted string, cands []string) string {
 // with more values (linked data derives them round by round) reads only the new ones. Values
 // that do not normalise (a phone number without a country code and no default region) keep
 // comparing exactly.
-func (s *Store) bind(ctx context.Context, q Querier, t *Table, ids connector.Values) (*Table, error) {
+func (s *Store) bind(ctx context.Context, q Querier, t *Table, ids connector.Values, memo spellings) (*Table, error) {
 	bound := *t
 	bound.spellings = make(map[int]map[string][]string, len(t.match))
 	for i, m := range t.match {
@@ -131,6 +131,10 @@ func (s *Store) bind(ctx context.Context, q Querier, t *Table, ids connector.Val
 		}
 		for _, raw := range ids[m.identifier] {
 			if _, done := byValue[raw]; done || raw == "" {
+				continue
+			}
+			if found, ok := memo[memoKey(t, m)][raw]; ok {
+				byValue[raw] = found
 				continue
 			}
 			key, ok := s.norm.Normalize(m.kind, raw)
@@ -214,10 +218,15 @@ func (s *Store) readSpellings(ctx context.Context, q Querier, t *Table, m matchC
 // bindAll binds every table; see bind. The bound copies point at each other where the tables
 // did (the same table's outranking mappings), so that every condition compares spellings.
 func (s *Store) bindAll(ctx context.Context, q Querier, tables []*Table, ids connector.Values) ([]*Table, error) {
+	return s.bindAllFrom(ctx, q, tables, ids, nil)
+}
+
+// bindAllFrom is bindAll taking the spellings in memo as found (memo.go).
+func (s *Store) bindAllFrom(ctx context.Context, q Querier, tables []*Table, ids connector.Values, memo spellings) ([]*Table, error) {
 	out := make([]*Table, 0, len(tables))
 	boundOf := make(map[*Table]*Table, len(tables))
 	for _, t := range tables {
-		bt, err := s.bind(ctx, q, t, ids)
+		bt, err := s.bind(ctx, q, t, ids, memo)
 		if err != nil {
 			return nil, err
 		}

@@ -28,6 +28,8 @@ type Store struct {
 	norm normalize.Normalizer
 	// deepScope says whether deep verification also searches outside the mapping (unmapped.go).
 	deepScope privacyv1alpha1.DeepScope
+	// memo hands a deletion's spellings from its derivation to its erasure (memo.go).
+	memo spellingMemo
 }
 
 var _ connector.Client = (*Store)(nil)
@@ -214,7 +216,30 @@ func (s *Store) exec(ctx context.Context, q Querier, query Query) (int64, error)
 	return res.RowsAffected()
 }
 
-// readTx is a consistent, read-only view for verify, collect and dry runs.
+// readTx is a consistent, read-only view for collect (an export must agree with itself) and dry
+// runs (a plan counts what one erasure transaction would change).
+//
+// reader is what Verify and Derive read through. Without a batched scan it is the pool itself,
+// with no transaction: each of their statements is consistent on its own, and a snapshot across
+// them would prove nothing more (a row written after their last statement is missed either way,
+// and the erasure, its verification and every re-verification read again), while BEGIN and
+// COMMIT, and MariaDB's SET TRANSACTION, were a third of their round trips. A table searched in
+// batches (scan.go) needs the snapshot: an UPDATE could move a row from a batch not yet read to
+// one already read. done ends the transaction, if any.
+func (s *Store) reader(ctx context.Context, tables []*Table) (q Querier, done func(), err error) {
+	for _, t := range tables {
+		for _, m := range t.match {
+			if m.normalised() && m.search.plan == searchScan && m.search.scan != nil {
+				tx, err := s.readTx(ctx)
+				if err != nil {
+					return nil, nil, err
+				}
+				return s.observed(tx), func() { _ = tx.Rollback() }, nil
+			}
+		}
+	}
+	return s.observed(s.db), func() {}, nil
+}
 func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 	return s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 }

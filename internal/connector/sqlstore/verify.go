@@ -28,12 +28,11 @@ func (s *Store) Verify(ctx context.Context, req connector.Request) (*connector.V
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	sqlTx, err := s.readTx(ctx)
+	tx, done, err := s.reader(ctx, tables)
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
-	defer func() { _ = sqlTx.Rollback() }()
-	tx := s.observed(sqlTx)
+	defer done()
 	if tables, err = s.bindAll(ctx, tx, tables, withShared(ids, req.Shared)); err != nil {
 		return nil, s.fail(op, err, req)
 	}

@@ -30,6 +30,7 @@ func RunConformance(t *testing.T, h Harness) {
 	t.Run("Normalized", h.testNormalized)
 	t.Run("NormalizedValues", h.testNormalizedValues)
 	t.Run("NormalizedCases", h.testNormalizedCases)
+	t.Run("ErasureFromPlannedSpellings", h.testErasureFromPlannedSpellings)
 	t.Run("ConcurrentReads", h.testConcurrentReads)
 	t.Run("SchemaChange", h.testSchemaChange)
 	if h.NewSchema != nil {

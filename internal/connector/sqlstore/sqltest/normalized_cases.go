@@ -258,6 +258,7 @@ func fillerRows(n int) string {
 type spellingSearches struct {
 	mu      sync.Mutex
 	queries map[string]int
+	calls   int
 }
 
 func (s *spellingSearches) add(query string, args int) {
@@ -267,6 +268,20 @@ func (s *spellingSearches) add(query string, args int) {
 		s.queries = map[string]int{}
 	}
 	s.queries[query] = args
+	s.calls++
+}
+
+// count is how many searches ran since the last reset.
+func (s *spellingSearches) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func (s *spellingSearches) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = 0
 }
 
 // checkPlans proves that the advised index serves every email search: the plan of each names

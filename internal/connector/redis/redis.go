@@ -199,27 +199,42 @@ func (c *client) find(ctx context.Context, op string, req connector.Request) (fo
 			order = append(order, &c.mappings[i])
 		}
 	}
-	covered = map[string]bool{}
+	// Glob patterns are scanned; the exact keys of every mapping are asked about together, in
+	// one round trip.
 	all := req.AllValues()
-	for _, m := range order {
-		l := located{m: m}
-		applies := false
+	candidates := make([][]string, len(order))
+	applies := make([]bool, len(order))
+	var exact []string
+	for i, m := range order {
 		for _, ids := range expansions(m.pattern, all) {
 			keys, ok, err := c.keysOf(ctx, op, m, ids)
 			if err != nil {
 				return nil, nil, err
 			}
-			applies = applies || ok
-			for _, k := range keys {
-				if !covered[k] {
-					covered[k] = true
-					l.keys = append(l.keys, k)
-				}
+			applies[i] = applies[i] || ok
+			candidates[i] = append(candidates[i], keys...)
+			if ok && !m.pattern.glob {
+				exact = append(exact, keys...)
 			}
 		}
-		if applies {
-			found = append(found, l)
+	}
+	existing, err := c.existing(ctx, exact)
+	if err != nil {
+		return nil, nil, fail(ctx, op, err, req.Identifiers)
+	}
+	covered = map[string]bool{}
+	for i, m := range order {
+		if !applies[i] {
+			continue
 		}
+		l := located{m: m}
+		for _, k := range candidates[i] {
+			if (m.pattern.glob || existing[k]) && !covered[k] {
+				covered[k] = true
+				l.keys = append(l.keys, k)
+			}
+		}
+		found = append(found, l)
 	}
 	return found, covered, nil
 }

@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 )
 
@@ -12,7 +14,9 @@ func expansions(p *pattern, all connector.Values) []connector.Identifiers {
 	return connector.Expansions(connector.TemplateNames(p.source), all)
 }
 
-// keysOf returns the keys of m for one expansion; ok is false when the pattern does not apply.
+// keysOf returns the keys of m for one expansion: the keys a glob pattern matches now, or the
+// one key an exact pattern names, whether it exists or not (find asks about all of those at
+// once). ok is false when the pattern does not apply.
 func (c *client) keysOf(ctx context.Context, op string, m *mapping, ids connector.Identifiers) ([]string, bool, error) {
 	target, ok, err := m.pattern.expand(c.keyIdentifiers(ids))
 	if err != nil {
@@ -28,12 +32,27 @@ func (c *client) keysOf(ctx context.Context, op string, m *mapping, ids connecto
 		}
 		return keys, true, nil
 	}
-	n, err := c.rdb.Exists(ctx, target).Result()
-	if err != nil {
-		return nil, false, fail(ctx, op, err, ids)
+	return []string{target}, true, nil
+}
+
+// existing says which of keys exist, asking in pipelined batches.
+func (c *client) existing(ctx context.Context, keys []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(keys))
+	for start := 0; start < len(keys); start += unlinkBatch {
+		batch := keys[start:min(start+unlinkBatch, len(keys))]
+		pipe := c.rdb.Pipeline()
+		cmds := make([]*goredis.IntCmd, len(batch))
+		for i, k := range batch {
+			cmds[i] = pipe.Exists(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+		for i, cmd := range cmds {
+			if cmd.Val() > 0 {
+				out[batch[i]] = true
+			}
+		}
 	}
-	if n > 0 {
-		return []string{target}, true, nil
-	}
-	return nil, true, nil
+	return out, nil
 }

@@ -95,9 +95,7 @@ func TestAttemptsResetWhenStepChanges(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(logicNow)
 	deps := logicDeps(t, clk)
 	r := &DeletionRequestReconciler{Dependencies: *deps}
-	dr := testbuilders.DeletionRequest("ns", "flap", "jane")
-	dr.Status.Phase = privacyv1alpha1.PhaseErasing
-	dr.Status.Stores = []privacyv1alpha1.DeletionStoreStatus{testbuilders.DeletionStore("db", privacyv1alpha1.StorePending)}
+	dr := erasingWithOneStore("flap", privacyv1alpha1.StorePending, nil)
 	down := fakeconnector.Result{Err: fakeconnector.Unavailable("erase")}
 	cl := fakeconnector.NewClient().
 		On(fakeconnector.OpPlan, down, down, down, fakeconnector.Result{Erase: &connector.EraseResult{Erased: 1}}).
@@ -251,11 +249,9 @@ func TestRecordsLeftAfterErasureAreErasedAgain(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(logicNow)
 	deps := logicDeps(t, clk)
 	r := &DeletionRequestReconciler{Dependencies: *deps}
-	dr := testbuilders.DeletionRequest("ns", "late", "jane")
-	dr.Status.Phase = privacyv1alpha1.PhaseErasing
-	dr.Status.Stores = []privacyv1alpha1.DeletionStoreStatus{testbuilders.DeletionStore("db", privacyv1alpha1.StoreErasing)}
+	dr := erasingWithOneStore("late", privacyv1alpha1.StoreErasing, &privacyv1alpha1.EraseCounts{Erased: 3})
+	dr.UID = "uid-late"
 	st := &dr.Status.Stores[0]
-	st.Planned = &privacyv1alpha1.EraseCounts{Erased: 3}
 	cl := fakeconnector.NewClient().
 		On(fakeconnector.OpErase, fakeconnector.Result{Erase: &connector.EraseResult{Erased: 3}}, fakeconnector.Result{Erase: &connector.EraseResult{Erased: 1}}).
 		On(fakeconnector.OpVerify, fakeconnector.Result{Verify: &connector.VerifyResult{Remaining: 1}}, fakeconnector.Result{})
@@ -278,12 +274,12 @@ func TestRecordsLeftAfterErasureAreErasedAgain(t *testing.T) {
 	if st.Phase != privacyv1alpha1.StoreVerified || st.Remaining != 0 || st.Erased != 4 {
 		t.Fatalf("after erasing what was left: phase %s, remaining %d, erased %d; want Verified, 0, 4", st.Phase, st.Remaining, st.Erased)
 	}
+	if ids := cl.IDs(fakeconnector.OpErase); ids[0] != "uid-late" || ids[1] != "uid-late/left/1" {
+		t.Errorf("erasure IDs %q: the second must be its own", ids)
+	}
 
 	// A store that keeps reporting what it cannot erase backs off longer each time.
-	stuck := testbuilders.DeletionRequest("ns", "stuck", "jane")
-	stuck.Status.Phase = privacyv1alpha1.PhaseErasing
-	stuck.Status.Stores = []privacyv1alpha1.DeletionStoreStatus{testbuilders.DeletionStore("db", privacyv1alpha1.StoreErasing)}
-	stuck.Status.Stores[0].Planned = &privacyv1alpha1.EraseCounts{Erased: 1}
+	stuck := erasingWithOneStore("stuck", privacyv1alpha1.StoreErasing, &privacyv1alpha1.EraseCounts{Erased: 1})
 	always := fakeconnector.NewClient().
 		On(fakeconnector.OpErase, fakeconnector.Result{Erase: &connector.EraseResult{Erased: 1}}, fakeconnector.Result{}, fakeconnector.Result{}, fakeconnector.Result{}).
 		On(fakeconnector.OpVerify, fakeconnector.Result{Verify: &connector.VerifyResult{Remaining: 2}})
@@ -303,4 +299,13 @@ func TestRecordsLeftAfterErasureAreErasedAgain(t *testing.T) {
 	if stuck.Status.Stores[0].Attempts != 4 || waits[3] <= waits[0] {
 		t.Errorf("attempts %d, waits %v: want 4 attempts and a growing wait", stuck.Status.Stores[0].Attempts, waits)
 	}
+}
+
+// erasingWithOneStore is an accepted deletion whose one store, db, is in phase (with its plan).
+func erasingWithOneStore(name string, phase privacyv1alpha1.StorePhase, planned *privacyv1alpha1.EraseCounts) *privacyv1alpha1.DeletionRequest {
+	dr := testbuilders.DeletionRequest("ns", name, "jane")
+	dr.Status.Phase = privacyv1alpha1.PhaseErasing
+	dr.Status.Stores = []privacyv1alpha1.DeletionStoreStatus{testbuilders.DeletionStore("db", phase)}
+	dr.Status.Stores[0].Planned = planned
+	return dr
 }

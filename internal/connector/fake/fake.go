@@ -40,6 +40,7 @@ type Client struct {
 	mu      sync.Mutex
 	scripts map[Op][]Result
 	calls   map[Op]int
+	ids     map[Op][]string
 	closed  bool
 }
 
@@ -64,11 +65,27 @@ func (c *Client) Calls(op Op) int {
 	return c.calls[op]
 }
 
+// IDs returns the request IDs op was called with, in order.
+func (c *Client) IDs(op Op) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.ids[op]...)
+}
+
 // Closed reports whether Close was called.
 func (c *Client) Closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
+}
+
+func (c *Client) record(op Op, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids == nil {
+		c.ids = map[Op][]string{}
+	}
+	c.ids[op] = append(c.ids[op], id)
 }
 
 func (c *Client) next(op Op) Result {
@@ -109,6 +126,7 @@ func (c *Client) Erase(_ context.Context, req connector.Request) (*connector.Era
 	if req.DryRun {
 		op = OpPlan
 	}
+	c.record(op, req.ID)
 	r := c.next(op)
 	if r.Err != nil {
 		return nil, r.Err

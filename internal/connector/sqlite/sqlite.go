@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -147,8 +148,9 @@ func (Dialect) Open(secret []byte, _ connector.DialFunc) (*sql.DB, error) {
 // QuoteIdent double-quotes name.
 func (Dialect) QuoteIdent(name string) string { return sqlstore.QuoteWith(`"`, name) }
 
-// Placeholder is ?.
-func (Dialect) Placeholder(int) string { return "?" }
+// Placeholder is ?NNN, numbered: a value compared twice (Equal, EqualAny) is bound once, so a
+// statement holds twice as many values under SQLite's limit of 32,766 parameters.
+func (Dialect) Placeholder(n int) string { return "?" + strconv.Itoa(n) }
 
 // FoldColumnNames is true: SQLite column names are case-insensitive.
 func (Dialect) FoldColumnNames() bool { return true }
@@ -229,7 +231,8 @@ FROM pragma_table_info(?, ?) WHERE pk > 0`, table.Table, schema).Scan(&pkCount, 
 // Equal compares with the column's own affinity and collation, which an index can serve, and
 // refines by the bytes of both sides: no NOCASE folding, no "42.0" = 42.
 func (Dialect) Equal(b *sqlstore.Builder, _ sqlstore.Column, quoted, value string) (string, bool) {
-	return quoted + " = " + b.Arg(value) + " AND CAST(" + quoted + " AS BLOB) = CAST(" + b.Arg(value) + " AS BLOB)", true
+	v := b.Arg(value)
+	return quoted + " = " + v + " AND CAST(" + quoted + " AS BLOB) = CAST(" + v + " AS BLOB)", true
 }
 
 var _ sqlstore.EqualAnyer = Dialect{}
@@ -238,12 +241,10 @@ var _ sqlstore.EqualAnyer = Dialect{}
 // levels deep, which ORed pairs reach at about 500 values.
 func (Dialect) EqualAny(b *sqlstore.Builder, _ sqlstore.Column, quoted string, values []string) (string, bool) {
 	plain := make([]string, len(values))
-	for i, v := range values {
-		plain[i] = b.Arg(v)
-	}
 	exact := make([]string, len(values))
 	for i, v := range values {
-		exact[i] = "CAST(" + b.Arg(v) + " AS BLOB)"
+		plain[i] = b.Arg(v)
+		exact[i] = "CAST(" + plain[i] + " AS BLOB)"
 	}
 	return quoted + " IN (" + strings.Join(plain, ", ") + ") AND CAST(" + quoted + " AS BLOB) IN (" + strings.Join(exact, ", ") + ")", true
 }

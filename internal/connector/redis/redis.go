@@ -24,8 +24,8 @@ const (
 	// scanCount is the COUNT hint of SCAN: a deletion pattern walks the whole keyspace, so large
 	// steps mean few round trips, while one step is still short work for the server.
 	scanCount = 10000
-	// unlinkBatch is how many keys go into one pipelined UNLINK.
-	unlinkBatch = 500
+	// keyBatch is how many keys go into one pipeline (UNLINK, EXISTS).
+	keyBatch = 500
 	// MaxDeepScanKeys bounds the keys a deep verification scans.
 	MaxDeepScanKeys = 1_000_000
 	// DeepLocation is where deep verification reports what it found.
@@ -317,21 +317,28 @@ func (c *client) Erase(ctx context.Context, req connector.Request) (*connector.E
 // unlink removes keys in pipelined batches and returns how many existed.
 func (c *client) unlink(ctx context.Context, keys []string) (int64, error) {
 	var removed int64
-	for start := 0; start < len(keys); start += unlinkBatch {
-		end := min(start+unlinkBatch, len(keys))
+	err := c.eachKey(ctx, keys, goredis.Pipeliner.Unlink, func(_ string, n int64) { removed += n })
+	return removed, err
+}
+
+// eachKey sends cmd for every key in pipelined batches and hands each key's reply to got.
+func (c *client) eachKey(ctx context.Context, keys []string, cmd func(goredis.Pipeliner, context.Context, ...string) *goredis.IntCmd,
+	got func(key string, n int64)) error {
+	for start := 0; start < len(keys); start += keyBatch {
+		batch := keys[start:min(start+keyBatch, len(keys))]
 		pipe := c.rdb.Pipeline()
-		cmds := make([]*goredis.IntCmd, 0, end-start)
-		for _, k := range keys[start:end] {
-			cmds = append(cmds, pipe.Unlink(ctx, k))
+		cmds := make([]*goredis.IntCmd, len(batch))
+		for i, k := range batch {
+			cmds[i] = cmd(pipe, ctx, k)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return removed, err
+			return err
 		}
-		for _, cmd := range cmds {
-			removed += cmd.Val()
+		for i, r := range cmds {
+			got(batch[i], r.Val())
 		}
 	}
-	return removed, nil
+	return nil
 }
 
 // Verify counts the subject's keys under deleted patterns (Remaining) and retained ones

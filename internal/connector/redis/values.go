@@ -38,21 +38,10 @@ func (c *client) keysOf(ctx context.Context, op string, m *mapping, ids connecto
 // existing says which of keys exist, asking in pipelined batches.
 func (c *client) existing(ctx context.Context, keys []string) (map[string]bool, error) {
 	out := make(map[string]bool, len(keys))
-	for start := 0; start < len(keys); start += unlinkBatch {
-		batch := keys[start:min(start+unlinkBatch, len(keys))]
-		pipe := c.rdb.Pipeline()
-		cmds := make([]*goredis.IntCmd, len(batch))
-		for i, k := range batch {
-			cmds[i] = pipe.Exists(ctx, k)
+	err := c.eachKey(ctx, keys, goredis.Pipeliner.Exists, func(k string, n int64) {
+		if n > 0 {
+			out[k] = true
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, err
-		}
-		for i, cmd := range cmds {
-			if cmd.Val() > 0 {
-				out[batch[i]] = true
-			}
-		}
-	}
-	return out, nil
+	})
+	return out, err
 }

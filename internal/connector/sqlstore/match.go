@@ -168,8 +168,8 @@ func (s *Store) findSpellings(ctx context.Context, q Querier, t *Table, m matchC
 		return s.readSpellings(ctx, q, t, m, key, "SELECT "+m.quoted+" FROM "+t.quoted+" WHERE "+cond, batch.b.Args(), seen)
 	}
 	var err error
-	if scan := m.search.scan; m.search.plan == searchScan && scan != nil {
-		err = s.scanBatches(ctx, q, t, scan, s.opts.ScanBatchRows, search)
+	if m.scannedInBatches() {
+		err = s.scanBatches(ctx, q, t, m.search.scan, s.opts.ScanBatchRows, search)
 	} else {
 		err = search(scanBatch{b: NewBuilder(t.d)})
 	}

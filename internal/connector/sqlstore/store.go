@@ -216,9 +216,6 @@ func (s *Store) exec(ctx context.Context, q Querier, query Query) (int64, error)
 	return res.RowsAffected()
 }
 
-// readTx is a consistent, read-only view for collect (an export must agree with itself) and dry
-// runs (a plan counts what one erasure transaction would change).
-//
 // reader is what Verify and Derive read through. Without a batched scan it is the pool itself,
 // with no transaction: each of their statements is consistent on its own, and a snapshot across
 // them would prove nothing more (a row written after their last statement is missed either way,
@@ -229,7 +226,7 @@ func (s *Store) exec(ctx context.Context, q Querier, query Query) (int64, error)
 func (s *Store) reader(ctx context.Context, tables []*Table) (q Querier, done func(), err error) {
 	for _, t := range tables {
 		for _, m := range t.match {
-			if m.normalised() && m.search.plan == searchScan && m.search.scan != nil {
+			if m.scannedInBatches() {
 				tx, err := s.readTx(ctx)
 				if err != nil {
 					return nil, nil, err
@@ -240,6 +237,9 @@ func (s *Store) reader(ctx context.Context, tables []*Table) (q Querier, done fu
 	}
 	return s.observed(s.db), func() {}, nil
 }
+
+// readTx is a consistent, read-only view for collect (an export must agree with itself) and dry
+// runs (a plan counts what one erasure transaction would change).
 func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 	return s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 }

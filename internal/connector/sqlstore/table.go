@@ -39,6 +39,12 @@ type matchColumn struct {
 	search search
 }
 
+// scannedInBatches: the normalised column's spellings are searched by reading the table in key
+// ranges (scan.go), one statement per range.
+func (m matchColumn) scannedInBatches() bool {
+	return m.normalised() && m.search.plan == searchScan && m.search.scan != nil
+}
+
 type maskColumn struct {
 	col      Column
 	quoted   string

@@ -110,7 +110,7 @@ check-generated: manifests generate ## Fail when generated files (CRDs, role.yam
 test: manifests generate fmt vet check-generated k8s-binaries test-deps ferretdb versitygw ## Run every test against real control planes and databases.
 	go test -race $(RACE_PACKAGES) -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 	go test $$(go list $(TEST_PACKAGES) | grep -v -e '/controllers' -e '/internal/') -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
-	go test ./internal/connector/sqlite/ -run '^TestMillionRowsWithoutIndexInBoundedMemory$$' -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
+	go test ./internal/connector/sqlite/ -run '^(TestMillionRowsWithoutIndexInBoundedMemory|TestTwentyThousandValuesOfOneIdentifier)$$' -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 
 ## Benchmark (docs/benchmarks.md): N deletion requests over PostgreSQL, MariaDB and Redis against the
 ## store and API floors. Ends with one "bench: ..." summary line per round, and with several rounds a

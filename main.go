@@ -35,6 +35,7 @@ func main() {
 		qps                               float64
 		burst                             int
 		receiptRecordsPeriod              time.Duration
+		receiptSweepInterval              time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for https, :8080 for http, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -52,6 +53,8 @@ func main() {
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server (client-side limit).")
 	flag.DurationVar(&receiptRecordsPeriod, "receipt-records-period", controllers.DefaultReceiptRecordsPeriod,
 		"How long a deletion receipt is kept after it was issued, whether or not its request still exists; then the operator deletes it (default 24 months).")
+	flag.DurationVar(&receiptSweepInterval, "receipt-sweep-interval", controllers.DefaultReceiptSweepInterval,
+		"How often receipts past their records period are looked for and deleted.")
 	phoneRegion := flag.String("default-phone-region", "", "Region (ISO 3166-1 alpha-2, e.g. US) that places phone numbers without a country code, for stores that set no spec.defaultRegion.")
 	var storeDeny, storeAllow string
 	var allowInsecureHTTP, enableSQLite bool
@@ -109,6 +112,7 @@ func main() {
 		RequestConcurrency:     requestConcurrency,
 		StoreConcurrency:       storeConc,
 		ReceiptRecordsPeriod:   receiptRecordsPeriod,
+		ReceiptSweepInterval:   receiptSweepInterval,
 		DefaultPhoneRegion:     *phoneRegion,
 		ReportContext:          inst,
 		ExportSpoolDir:         *spoolDir,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,7 +54,7 @@ func (r *DeletionRequestReconciler) recordPlan(ctx context.Context, s *deletionS
 	if err != nil {
 		return err
 	}
-	cm, created, err := r.createReceiptConfigMap(ctx, dr, map[string]string{receipt.PlanKey: string(raw)})
+	cm, created, err := r.createReceiptConfigMap(ctx, dr, map[string]string{receipt.PlanKey: string(raw)}, nil)
 	if err != nil {
 		return err
 	}
@@ -88,10 +89,11 @@ func (r *DeletionRequestReconciler) recordPlan(ctx context.Context, s *deletionS
 // The ConfigMap has no owner: the receipt is the proof of the erasure and must outlive the
 // request for the records period (the retention controller removes it after that). It is tied to
 // its request by the request's UID label.
-func (r *DeletionRequestReconciler) createReceiptConfigMap(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, data map[string]string) (cm *corev1.ConfigMap, created bool, err error) {
+func (r *DeletionRequestReconciler) createReceiptConfigMap(ctx context.Context, dr *privacyv1alpha1.DeletionRequest, data, annotations map[string]string) (cm *corev1.ConfigMap, created bool, err error) {
 	cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 		Namespace: dr.Namespace, Name: receiptConfigMapName(dr),
-		Labels: requests.RequestLabels(labelDeletionRequest, dr.Name, string(dr.UID)),
+		Labels:      requests.RequestLabels(labelDeletionRequest, dr.Name, string(dr.UID)),
+		Annotations: annotations,
 	}, Data: data}
 	if err := r.Create(ctx, cm); err == nil {
 		return cm, true, nil
@@ -151,7 +153,7 @@ func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, s *deletio
 	if err != nil {
 		return nil, err
 	}
-	name, err := r.storeReceipt(ctx, s, signed)
+	name, err := r.storeReceipt(ctx, s, signed, rc.IssuedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +165,16 @@ func (r *DeletionRequestReconciler) issueReceipt(ctx context.Context, s *deletio
 
 // storeReceipt writes the signed receipt into the request's ConfigMap, next to the plan: into
 // the one this reconcile created, else into one an earlier reconcile left (status never pointed
-// at a receipt in it, so that is replaced), else into a new one. It returns the ConfigMap's name.
-func (r *DeletionRequestReconciler) storeReceipt(ctx context.Context, s *deletionScope, signed *receipt.Signed) (string, error) {
+// at a receipt in it, so that is replaced), else into a new one, annotated with issuedAt for its
+// retention. It returns the ConfigMap's name.
+func (r *DeletionRequestReconciler) storeReceipt(ctx context.Context, s *deletionScope, signed *receipt.Signed, issuedAt time.Time) (string, error) {
+	issued := issuedAt.UTC().Format(time.RFC3339)
+	annotate := func(cm *corev1.ConfigMap) {
+		if cm.Annotations == nil {
+			cm.Annotations = map[string]string{}
+		}
+		cm.Annotations[receiptIssuedAtAnnotation] = issued
+	}
 	data := func(plan string) map[string]string {
 		d := map[string]string{receipt.DataKey: string(signed.JSON), receipt.SignatureKey: receipt.EncodeSignature(signed.Signature)}
 		if plan != "" {
@@ -174,12 +184,13 @@ func (r *DeletionRequestReconciler) storeReceipt(ctx context.Context, s *deletio
 	}
 	if cm := s.receiptConfigMap; cm != nil {
 		cm.Data = data(cm.Data[receipt.PlanKey])
+		annotate(cm)
 		if err := r.Update(ctx, cm); err == nil {
 			return cm.Name, nil
 		}
 		// Changed meanwhile (or the update failed): read it again below.
 	}
-	cm, created, err := r.createReceiptConfigMap(ctx, s.request, data(""))
+	cm, created, err := r.createReceiptConfigMap(ctx, s.request, data(""), map[string]string{receiptIssuedAtAnnotation: issued})
 	if err != nil {
 		return "", err
 	}
@@ -187,6 +198,7 @@ func (r *DeletionRequestReconciler) storeReceipt(ctx context.Context, s *deletio
 		return cm.Name, nil
 	}
 	cm.Data = data(cm.Data[receipt.PlanKey])
+	annotate(cm)
 	if err := r.Update(ctx, cm); err != nil {
 		return "", fmt.Errorf("updating the receipt ConfigMap: %w", err)
 	}

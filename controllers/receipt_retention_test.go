@@ -13,13 +13,24 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/dsr-operator/dsr-operator/controllers"
 	"github.com/dsr-operator/dsr-operator/internal/operator"
 	"github.com/dsr-operator/dsr-operator/internal/receipt"
 )
 
 // receiptConfigMap is a receipt ConfigMap as the DeletionRequest controller leaves it: labelled
-// with its request's UID, owned by nothing, the receipt issued at issuedAt.
+// with its request's UID, owned by nothing, the receipt issued at issuedAt and annotated so.
 func receiptConfigMap(t *testing.T, ns, name string, requestUID types.UID, issuedAt time.Time) *corev1.ConfigMap {
+	t.Helper()
+	cm := unannotatedReceipt(t, ns, name, requestUID, issuedAt, false)
+	cm.Annotations = map[string]string{"privacy.dsr.dev/receipt-issued-at": issuedAt.UTC().Format(time.RFC3339)}
+	create(t, cm)
+	return cm
+}
+
+// unannotatedReceipt is a receipt ConfigMap as an operator before the issuedAt annotation left
+// it (created in the API server when store is true).
+func unannotatedReceipt(t *testing.T, ns, name string, requestUID types.UID, issuedAt time.Time, store bool) *corev1.ConfigMap {
 	t.Helper()
 	raw, err := json.Marshal(receipt.Receipt{Version: receipt.Version, IssuedAt: issuedAt.UTC().Truncate(time.Second),
 		Request: receipt.RequestRef{Kind: "DeletionRequest", Namespace: ns, Name: name, UID: string(requestUID)}})
@@ -29,7 +40,9 @@ func receiptConfigMap(t *testing.T, ns, name string, requestUID types.UID, issue
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: receipt.ConfigMapName(name),
 		Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator", "privacy.dsr.dev/request-uid": string(requestUID)}},
 		Data: map[string]string{receipt.DataKey: string(raw), receipt.SignatureKey: "c2lnbmF0dXJl"}}
-	create(t, cm)
+	if store {
+		create(t, cm)
+	}
 	return cm
 }
 
@@ -44,7 +57,7 @@ func configMapExists(t *testing.T, cm *corev1.ConfigMap) bool {
 
 func TestReceiptRetention(t *testing.T) {
 	const period = time.Hour
-	startOperator(t, func(o *operator.Options) { o.ReceiptRecordsPeriod = period })
+	startOperator(t, func(o *operator.Options) { o.ReceiptRecordsPeriod, o.ReceiptSweepInterval = period, time.Second })
 	ns := newNamespace(t, nil)
 	now := time.Now()
 
@@ -80,5 +93,56 @@ func TestReceiptRetention(t *testing.T) {
 	}
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(dr), dr); !apierrors.IsNotFound(err) {
 		t.Errorf("the DeletionRequest still exists (%v): the orphan case proves nothing", err)
+	}
+}
+
+// namespacedReader lists in one namespace only, so that a sweep on a moved clock leaves the
+// receipts of other tests alone.
+type namespacedReader struct {
+	client.Reader
+	namespace string
+}
+
+func (r namespacedReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return r.Reader.List(ctx, list, append(opts, client.InNamespace(r.namespace))...)
+}
+
+// A receipt written before the issuedAt annotation is dated by its receipt, read whole once its
+// ConfigMap is older than the records period; the sweep lists metadata only otherwise.
+func TestReceiptSweepDatesUnannotatedReceiptsByTheirReceipt(t *testing.T) {
+	const period = time.Hour
+	ns := newNamespace(t, nil)
+	now := time.Now()
+	// Issued half an hour after its ConfigMap was made (a slow verification): due half an hour
+	// after the ConfigMap's own period.
+	late := unannotatedReceipt(t, ns, "late", "uid-late", now.Add(30*time.Minute), true)
+	// Holding only its plan: dated by its creation.
+	planOnly := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: receipt.ConfigMapName("plan-only"),
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "dsr-operator", "privacy.dsr.dev/request-uid": "uid-plan-only"}},
+		Data: map[string]string{receipt.PlanKey: "{}"}}
+	create(t, planOnly)
+	annotatedLate := receiptConfigMap(t, ns, "annotated-late", "uid-annotated-late", now.Add(30*time.Minute))
+
+	sweep := func(at time.Time) int {
+		t.Helper()
+		r := &controllers.ReceiptRetention{Client: env.Client, Reader: namespacedReader{env.Client, ns}, RecordsPeriod: period,
+			Now: func() time.Time { return at }}
+		removed, err := r.Sweep(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return removed
+	}
+	if n := sweep(now.Add(period / 2)); n != 0 {
+		t.Fatalf("within the period: %d receipts removed", n)
+	}
+	if n := sweep(now.Add(period + 10*time.Minute)); n != 1 || configMapExists(t, planOnly) {
+		t.Fatalf("past the ConfigMaps' period: %d removed, plan-only exists %v; want only the plan-only one removed", n, configMapExists(t, planOnly))
+	}
+	if !configMapExists(t, late) || !configMapExists(t, annotatedLate) {
+		t.Fatal("a receipt issued after its ConfigMap was made was removed by its creation time")
+	}
+	if n := sweep(now.Add(period + 40*time.Minute)); n != 2 || configMapExists(t, late) || configMapExists(t, annotatedLate) {
+		t.Fatalf("past the receipts' period: %d removed; want both", n)
 	}
 }

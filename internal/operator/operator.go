@@ -13,7 +13,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -57,6 +56,9 @@ type Options struct {
 	// ReceiptRecordsPeriod is how long a receipt is kept after it was issued, whether or not its
 	// request still exists (controllers.DefaultReceiptRecordsPeriod, 24 months, when 0).
 	ReceiptRecordsPeriod time.Duration
+	// ReceiptSweepInterval is how often receipts past their records period are looked for
+	// (controllers.DefaultReceiptSweepInterval, an hour, when 0).
+	ReceiptSweepInterval time.Duration
 	// SecretPollInterval bounds how long a rotated store Secret goes unnoticed
 	// (controllers.DefaultSecretPollInterval when 0): Secrets are read, never watched.
 	SecretPollInterval time.Duration
@@ -110,11 +112,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	// managedFields are most of a cached object's size and the operator never reads them: with
 	// 10,000 requests they would double the manager's memory. Requests are also compacted.
 	mo.Cache.DefaultTransform = compactRequest
-	// The only ConfigMaps watched are the operator's receipts, kept as metadata and issue time,
-	// for their retention. No controller watches Secrets: the store controllers poll them.
-	mo.Cache.ByObject = map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}: controllers.ReceiptCache(),
-	}
+	// No controller watches Secrets or ConfigMaps: the store controllers poll their Secrets, and
+	// receipt retention lists receipts' metadata (controllers.ReceiptRetention).
 	if mo.Metrics.BindAddress == "" {
 		mo.Metrics = metricsserver.Options{BindAddress: "0"}
 	}
@@ -149,7 +148,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 	if err := (&controllers.ClusterDataStoreReconciler{Dependencies: shared("clusterdatastore-controller"), SecretPollInterval: opts.SecretPollInterval}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, nil, err
 	}
-	if err := (&controllers.ReceiptRetentionReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), RecordsPeriod: opts.ReceiptRecordsPeriod}).SetupWithManager(mgr); err != nil {
+	if err := mgr.Add(&controllers.ReceiptRetention{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
+		RecordsPeriod: opts.ReceiptRecordsPeriod, Interval: opts.ReceiptSweepInterval}); err != nil {
 		return nil, nil, err
 	}
 	var suppressionKey []byte

@@ -25,9 +25,9 @@ type permission struct {
 }
 
 var expectedManagerRules = []permission{
-	{"", "configmaps", []string{"create", "delete", "get", "list", "update", "watch"},
+	{"", "configmaps", []string{"create", "delete", "get", "list", "update"},
 		"receipts: create <request>-receipt in the request's namespace; get and update it only when a crashed reconcile left one that the request controls; " +
-			"list/watch (label-selected: only the operator's receipts are cached, as metadata and issue time) and delete: a receipt is removed at the end of its records period. " +
+			"list (label-selected, metadata only, hourly) and delete: a receipt is removed at the end of its records period. " +
 			"The receipt public key ConfigMap in the operator namespace: get, create on first start, update when the key changes."},
 	{"", "namespaces", []string{"get", "list", "watch"},
 		"a ClusterDataStore's namespaceSelector is matched against the request namespace's labels (read through the cache)"},

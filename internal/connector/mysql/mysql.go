@@ -4,7 +4,8 @@
 //
 // The secret is a go-sql-driver/mysql DSN. The connector forces server-side prepared statements
 // (interpolateParams=false), single statements and a utf8mb4 connection, on which its exact
-// comparisons rely. It accepts only the DSN parameters of AllowedParams and never answers a
+// comparisons rely; each connection keeps its prepared statements for the next request
+// (stmtcache.go). It accepts only the DSN parameters of AllowedParams and never answers a
 // server's LOAD DATA LOCAL INFILE request with a file (allowAllFiles is refused and forced off).
 package mysql
 
@@ -55,7 +56,7 @@ func (Dialect) Open(secret []byte, dial connector.DialFunc) (*sql.DB, error) {
 	if err != nil {
 		return nil, connector.Errorf(connector.KindInvalid, "connect", "the mysql DSN cannot be used")
 	}
-	return sql.OpenDB(conn), nil
+	return sql.OpenDB(reusingPrepared{conn}), nil
 }
 
 // QuoteIdent back-quotes name.

@@ -54,6 +54,10 @@ func verifyReceipt(t *testing.T, dr *privacyv1alpha1.DeletionRequest) *receipt.R
 	if cm.Labels[requests.LabelRequestUID] != string(dr.UID) || cm.Labels[requests.LabelManagedBy] != requests.ManagedByValue {
 		t.Errorf("receipt ConfigMap labels %v", cm.Labels)
 	}
+	// Retention dates the receipt by this annotation, reading no data.
+	if got, want := cm.Annotations["privacy.dsr.dev/receipt-issued-at"], rc.IssuedAt.UTC().Format(time.RFC3339); got != want {
+		t.Errorf("receipt ConfigMap annotated as issued at %q, want %q", got, want)
+	}
 	for _, v := range subjectIDs {
 		if strings.Contains(string(data), v) {
 			t.Error("the receipt holds an identifier value")

@@ -41,6 +41,9 @@ type ReceiptRetention struct {
 	Client client.Client
 	// Reader lists receipts from the API server (the manager's cache holds no ConfigMap).
 	Reader client.Reader
+	// Namespaces are where receipts are looked for: the namespaces the operator may read
+	// (--watch-namespaces), or every namespace when empty.
+	Namespaces []string
 	// RecordsPeriod is how long a receipt is kept (DefaultReceiptRecordsPeriod when 0).
 	RecordsPeriod time.Duration
 	// Interval is the time between sweeps (DefaultReceiptSweepInterval when 0).
@@ -83,13 +86,31 @@ func (r *ReceiptRetention) Sweep(ctx context.Context) (int, error) {
 	if r.Now != nil {
 		now = r.Now()
 	}
+	namespaces := r.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	removed := 0
+	var errs []error
+	for _, ns := range namespaces {
+		n, err := r.sweepNamespace(ctx, ns, now, period)
+		removed += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// sweepNamespace is Sweep in one namespace (every namespace for metav1.NamespaceAll).
+func (r *ReceiptRetention) sweepNamespace(ctx context.Context, namespace string, now time.Time, period time.Duration) (int, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
 	selector := client.MatchingLabelsSelector{Selector: receiptSelector()}
 	removed := 0
 	var errs []error
 	for next := ""; ; {
-		if err := r.Reader.List(ctx, list, selector, client.Limit(receiptSweepPage), client.Continue(next)); err != nil {
+		if err := r.Reader.List(ctx, list, client.InNamespace(namespace), selector, client.Limit(receiptSweepPage), client.Continue(next)); err != nil {
 			return removed, errors.Join(append(errs, err)...)
 		}
 		for i := range list.Items {

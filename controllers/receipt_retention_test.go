@@ -96,17 +96,6 @@ func TestReceiptRetention(t *testing.T) {
 	}
 }
 
-// namespacedReader lists in one namespace only, so that a sweep on a moved clock leaves the
-// receipts of other tests alone.
-type namespacedReader struct {
-	client.Reader
-	namespace string
-}
-
-func (r namespacedReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	return r.Reader.List(ctx, list, append(opts, client.InNamespace(r.namespace))...)
-}
-
 // A receipt written before the issuedAt annotation is dated by its receipt, read whole once its
 // ConfigMap is older than the records period; the sweep lists metadata only otherwise.
 func TestReceiptSweepDatesUnannotatedReceiptsByTheirReceipt(t *testing.T) {
@@ -125,7 +114,8 @@ func TestReceiptSweepDatesUnannotatedReceiptsByTheirReceipt(t *testing.T) {
 
 	sweep := func(at time.Time) int {
 		t.Helper()
-		r := &controllers.ReceiptRetention{Client: env.Client, Reader: namespacedReader{env.Client, ns}, RecordsPeriod: period,
+		// Only this test's namespace: a sweep on a moved clock leaves other tests' receipts alone.
+		r := &controllers.ReceiptRetention{Client: env.Client, Reader: env.Client, Namespaces: []string{ns}, RecordsPeriod: period,
 			Now: func() time.Time { return at }}
 		removed, err := r.Sweep(context.Background())
 		if err != nil {

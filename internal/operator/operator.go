@@ -5,6 +5,8 @@ package operator
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -149,6 +151,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (ctrl.Manager, *st
 		return nil, nil, err
 	}
 	if err := mgr.Add(&controllers.ReceiptRetention{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
+		Namespaces:    slices.Sorted(maps.Keys(mo.Cache.DefaultNamespaces)),
 		RecordsPeriod: opts.ReceiptRecordsPeriod, Interval: opts.ReceiptSweepInterval}); err != nil {
 		return nil, nil, err
 	}

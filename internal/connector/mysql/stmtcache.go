@@ -83,31 +83,32 @@ func (c *stmtCachingConn) forget(query string, err error) {
 }
 
 func (c *stmtCachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if len(args) == 0 {
-		return c.mysqlConn.ExecContext(ctx, query, args)
-	}
-	st, err := c.prepared(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	res, err := st.(driver.StmtExecContext).ExecContext(ctx, args)
-	if err != nil {
-		c.forget(query, err)
-	}
-	return res, err
+	return withPrepared(ctx, c, query, args,
+		func() (driver.Result, error) { return c.mysqlConn.ExecContext(ctx, query, args) },
+		func(st driver.Stmt) (driver.Result, error) { return st.(driver.StmtExecContext).ExecContext(ctx, args) })
 }
 
 func (c *stmtCachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return withPrepared(ctx, c, query, args,
+		func() (driver.Rows, error) { return c.mysqlConn.QueryContext(ctx, query, args) },
+		func(st driver.Stmt) (driver.Rows, error) { return st.(driver.StmtQueryContext).QueryContext(ctx, args) })
+}
+
+// withPrepared runs a query with values on the connection's prepared statement for it, and one
+// without values as it is (the text protocol, nothing to prepare).
+func withPrepared[T any](ctx context.Context, c *stmtCachingConn, query string, args []driver.NamedValue,
+	plain func() (T, error), prepared func(driver.Stmt) (T, error)) (T, error) {
 	if len(args) == 0 {
-		return c.mysqlConn.QueryContext(ctx, query, args)
+		return plain()
 	}
 	st, err := c.prepared(ctx, query)
 	if err != nil {
-		return nil, err
+		var none T
+		return none, err
 	}
-	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	out, err := prepared(st)
 	if err != nil {
 		c.forget(query, err)
 	}
-	return rows, err
+	return out, err
 }

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"modernc.org/sqlite"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestDSN(t *testing.T) {
@@ -38,7 +40,23 @@ func TestDSN(t *testing.T) {
 
 func newClient(t *testing.T, path string, tables ...privacyv1alpha1.TableMapping) (connector.Client, error) {
 	t.Helper()
-	spec := &privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeSQLite, Tables: tables}
+	return clientFor(t, path, &privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeSQLite, Tables: tables})
+}
+
+// newUnhurriedClient is a client whose statements may take ten minutes: for tests of what a
+// statement can hold, not how fast it runs (the race detector slows the pure-Go driver tenfold).
+func newUnhurriedClient(t *testing.T, path string, tables ...privacyv1alpha1.TableMapping) connector.Client {
+	t.Helper()
+	c, err := clientFor(t, path, &privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeSQLite, Tables: tables,
+		Connection: privacyv1alpha1.Connection{Timeout: &metav1.Duration{Duration: 10 * time.Minute}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func clientFor(t *testing.T, path string, spec *privacyv1alpha1.DataStoreSpec) (connector.Client, error) {
+	t.Helper()
 	c, err := NewProvider(sqlstore.Options{}).NewClient(context.Background(),
 		connector.Config{Spec: spec, Secret: []byte(path), HashSalt: []byte("salt")})
 	if err == nil {

@@ -9,8 +9,6 @@ import (
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
-	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // largeRows is the size of the unindexed table: the issue's million.
@@ -65,15 +63,8 @@ FROM n`,
 	mapping := privacyv1alpha1.TableMapping{Name: "big", Action: privacyv1alpha1.ActionDelete,
 		Match: []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}, {Column: "phone", Identifier: "phone"}}}
 	// Every statement scans the million rows: a store like this needs a connection timeout that
-	// allows a full scan (the race detector slows the pure-Go SQLite driver tenfold).
-	spec := &privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeSQLite, Tables: []privacyv1alpha1.TableMapping{mapping},
-		Connection: privacyv1alpha1.Connection{Timeout: &metav1.Duration{Duration: 10 * time.Minute}}}
-	c, err := NewProvider(sqlstore.Options{}).NewClient(context.Background(),
-		connector.Config{Spec: spec, Secret: []byte(path), HashSalt: []byte("salt")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	// allows a full scan.
+	c := newUnhurriedClient(t, path, mapping)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	req := connector.Request{ID: "big", Identifiers: connector.Identifiers{"email": "customer-1@example.com", "phone": "+15550100001"}}

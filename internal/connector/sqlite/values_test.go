@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
-	"github.com/dsr-operator/dsr-operator/internal/connector/sqlstore"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Twenty thousand values of one identifier (a big customer's order ids) are compared in one
@@ -26,16 +23,8 @@ func TestTwentyThousandValuesOfOneIdentifier(t *testing.T) {
 WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < %d) SELECT i, 'o-' || i FROM k`, subject+bystanders))
 	// The statement's size is under test, not its speed: a loaded machine gets a timeout that
 	// cannot cut it short.
-	spec := &privacyv1alpha1.DataStoreSpec{Type: privacyv1alpha1.StoreTypeSQLite,
-		Tables: []privacyv1alpha1.TableMapping{{Name: "item", Action: privacyv1alpha1.ActionDelete,
-			Match: []privacyv1alpha1.ColumnMatch{{Column: "order_id", Identifier: "orderId"}}}},
-		Connection: privacyv1alpha1.Connection{Timeout: &metav1.Duration{Duration: 10 * time.Minute}}}
-	c, err := NewProvider(sqlstore.Options{}).NewClient(context.Background(),
-		connector.Config{Spec: spec, Secret: []byte(path), HashSalt: []byte("salt")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := newUnhurriedClient(t, path, privacyv1alpha1.TableMapping{Name: "item", Action: privacyv1alpha1.ActionDelete,
+		Match: []privacyv1alpha1.ColumnMatch{{Column: "order_id", Identifier: "orderId"}}})
 	values := make([]string, subject)
 	for i := range values {
 		values[i] = fmt.Sprintf("o-%d", i+1)

@@ -100,7 +100,7 @@ func (s *Store) planDerived(ctx context.Context, tx Querier, tables []*Table, fk
 	if err != nil {
 		return nil, err
 	}
-	s.memo.put(req.ID, spellingsOf(tables), time.Now())
+	s.memo.put(req.ID, spellingsOf(tables))
 	return &connector.DerivedPlan{Result: res, Values: values, Shared: plan.Shared}, nil
 }
 

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"time"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
@@ -49,7 +48,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	tx := s.observed(sqlTx)
 	var memo spellings
 	if !req.DryRun {
-		memo = s.memo.take(req.ID, time.Now())
+		memo = s.memo.take(req.ID)
 	}
 	if tables, err = s.bindAllFrom(ctx, tx, tables, withShared(ids, req.Shared), memo); err != nil {
 		return nil, s.fail(op, err, req)
@@ -64,7 +63,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	}
 	if req.DryRun {
 		// A dry run is how a deletion is planned: its erasure follows.
-		s.memo.put(req.ID, spellingsOf(tables), time.Now())
+		s.memo.put(req.ID, spellingsOf(tables))
 	}
 	if req.DryRun || len(work) == 0 {
 		return res, nil

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/cache"
 )
 
 // A deletion is derived, planned and erased in one reconcile, tens of milliseconds apart, and each
@@ -24,53 +26,40 @@ const (
 type spellings map[string]map[string][]string
 
 // spellingMemo holds the spellings of the deletions derived recently, by request ID, until their
-// erasure takes them. They are the subject's data, so they stay in memory only, briefly.
+// erasure takes them. They are the subject's data, so they stay in memory only, briefly. The zero
+// value is ready to use.
 type spellingMemo struct {
-	mu      sync.Mutex
-	entries map[string]memoEntry
+	once    sync.Once
+	entries *cache.Expiring
 }
 
-type memoEntry struct {
-	until time.Time
-	found spellings
+func (m *spellingMemo) expiring() *cache.Expiring {
+	m.once.Do(func() { m.entries = cache.NewExpiring() })
+	return m.entries
 }
 
-// put remembers found for the request id; it drops what expired, and remembers nothing when full.
-func (m *spellingMemo) put(id string, found spellings, now time.Time) {
+// put remembers found for the request id, and nothing when spellingMemoMax requests are
+// remembered already (expired ones are dropped first).
+func (m *spellingMemo) put(id string, found spellings) {
 	if id == "" || len(found) == 0 {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.entries == nil {
-		m.entries = map[string]memoEntry{}
+	c := m.expiring()
+	c.Set(id, found, spellingMemoTTL)
+	if c.Len() > spellingMemoMax {
+		c.Delete(id)
 	}
-	if len(m.entries) >= spellingMemoMax {
-		for k, e := range m.entries {
-			if now.After(e.until) {
-				delete(m.entries, k)
-			}
-		}
-		if len(m.entries) >= spellingMemoMax {
-			return
-		}
-	}
-	m.entries[id] = memoEntry{until: now.Add(spellingMemoTTL), found: found}
 }
 
 // take returns and forgets what put remembered for id, if it has not expired.
-func (m *spellingMemo) take(id string, now time.Time) spellings {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.entries[id]
+func (m *spellingMemo) take(id string) spellings {
+	c := m.expiring()
+	found, ok := c.Get(id)
 	if !ok {
 		return nil
 	}
-	delete(m.entries, id)
-	if now.After(e.until) {
-		return nil
-	}
-	return e.found
+	c.Delete(id)
+	return found.(spellings)
 }
 
 // spellingsOf collects what bind found in tables' normalised match columns.

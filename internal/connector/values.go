@@ -112,12 +112,23 @@ func (v Values) Scrub(msg string) string {
 // repeated values. Shared values are not in it: they never select a row to change.
 func (r Request) AllValues() Values {
 	out := make(Values, len(r.Identifiers)+len(r.Values))
-	for name, value := range r.Identifiers {
-		out.Add(name, value)
+	for name, vals := range r.Values {
+		out[name] = append(make([]string, 0, len(vals)+1), vals...)
 	}
-	out.Merge(r.Values)
+	for name, value := range r.Identifiers {
+		out[name] = append(out[name], value)
+	}
+	// Sorted, repeats are neighbours: thousands of derived values need no set to drop them.
 	for name, vals := range out {
 		sort.Strings(vals)
+		vals = slices.Compact(vals)
+		if len(vals) > 0 && vals[0] == "" {
+			vals = vals[1:]
+		}
+		if len(vals) == 0 {
+			delete(out, name)
+			continue
+		}
 		out[name] = vals
 	}
 	return out
@@ -129,3 +140,43 @@ func (r Request) ScrubAll(msg string) string {
 	all.Merge(r.Shared)
 	return all.Scrub(msg)
 }
+
+// ValueSet is Values with a set beside them: a subject's derived values can run to thousands
+// (order ids), and finding repeats in the lists themselves costs the square of their number.
+type ValueSet struct {
+	values Values
+	has    map[string]map[string]struct{}
+}
+
+// NewValueSet holds the values of v, without empty or repeated ones.
+func NewValueSet(v Values) *ValueSet {
+	s := &ValueSet{values: Values{}, has: map[string]map[string]struct{}{}}
+	for name, vals := range v {
+		for _, value := range vals {
+			s.Add(name, value)
+		}
+	}
+	return s
+}
+
+// Add adds value to name and reports whether it was new (an empty value never is).
+func (s *ValueSet) Add(name, value string) bool {
+	if value == "" || s.Has(name, value) {
+		return false
+	}
+	if s.has[name] == nil {
+		s.has[name] = map[string]struct{}{}
+	}
+	s.has[name][value] = struct{}{}
+	s.values[name] = append(s.values[name], value)
+	return true
+}
+
+// Has reports whether value is one of name's values.
+func (s *ValueSet) Has(name, value string) bool {
+	_, ok := s.has[name][value]
+	return ok
+}
+
+// Values are the values held, in the order they were added; the set keeps using them.
+func (s *ValueSet) Values() Values { return s.values }

@@ -44,10 +44,11 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 }
 
 func (s *Store) deriveOnce(ctx context.Context, given, shared connector.Values) (connector.Values, error) {
-	derived := connector.Values{}
+	derived := connector.NewValueSet(nil)
+	givenSet, aside := connector.NewValueSet(given), connector.NewValueSet(shared)
 	for {
 		known := given.Clone()
-		known.Merge(derived)
+		known.Merge(derived.Values())
 		added := 0
 		for _, m := range s.mappings {
 			if len(m.provides) == 0 || m.action() == privacyv1alpha1.ActionMask {
@@ -61,15 +62,15 @@ func (s *Store) deriveOnce(ctx context.Context, given, shared connector.Values) 
 				for _, p := range m.provides {
 					for _, v := range fieldValues(docs.docs[key], p.Field) {
 						text, ok := identifierText(v)
-						if ok && !shared.Has(p.Identifier, text) && !given.Has(p.Identifier, text) {
-							added += derived.Add(p.Identifier, text)
+						if ok && !aside.Has(p.Identifier, text) && !givenSet.Has(p.Identifier, text) && derived.Add(p.Identifier, text) {
+							added++
 						}
 					}
 				}
 			}
 		}
 		if added == 0 {
-			return derived, nil
+			return derived.Values(), nil
 		}
 	}
 }

@@ -167,6 +167,52 @@ func (Dialect) Equal(b *sqlstore.Builder, col sqlstore.Column, quoted, value str
 	}
 }
 
+var _ sqlstore.EqualAnyer = Dialect{}
+
+// EqualAny is Equal over several values, as one array parameter: "col = ANY($1::int8[])" is
+// planned as the index lookup an IN list is, but the statement's text does not grow with the
+// values (a subject with 2,000 derived order ids is one parameter, not 2,000 to parse and plan)
+// and is the same for every subject, so the driver's statement cache serves it. Values Equal
+// would refuse (not canonical integers or uuids, invalid text) are left out, as Equal leaves
+// them; the string types Equal refines by their text (citext, bpchar, name) keep Equal.
+func (Dialect) EqualAny(b *sqlstore.Builder, col sqlstore.Column, quoted string, values []string) (string, bool) {
+	switch {
+	case col.Type == "int2" || col.Type == "int4" || col.Type == "int8":
+		ints := make([]int64, 0, len(values))
+		for _, v := range values {
+			if n, ok := sqlstore.CanonicalInt(v); ok {
+				ints = append(ints, n)
+			}
+		}
+		if len(ints) == 0 {
+			return "", false
+		}
+		return quoted + " = ANY(" + b.Arg(ints) + "::int8[])", true
+	case col.Type == "uuid":
+		return anyText(b, quoted, "::uuid[]", values, func(v string) bool { return canonicalUUID.MatchString(v) })
+	case col.Type == "text" || col.Type == "varchar":
+		return anyText(b, quoted, "", values, bindable)
+	case col.Text:
+		return "", false
+	default:
+		return anyText(b, quoted+"::text", "", values, bindable)
+	}
+}
+
+// anyText compares lhs with the values keep accepts, bound as one text array cast by cast.
+func anyText(b *sqlstore.Builder, lhs, cast string, values []string, keep func(string) bool) (string, bool) {
+	kept := make([]string, 0, len(values))
+	for _, v := range values {
+		if keep(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		return "", false
+	}
+	return lhs + " = ANY(" + b.Arg(kept) + "::text[]" + cast + ")", true
+}
+
 // Contains uses strpos, which compares bytes and has no wildcards.
 func (Dialect) Contains(b *sqlstore.Builder, _ sqlstore.Column, quoted, value string) (string, bool) {
 	if !bindable(value) {

@@ -92,11 +92,12 @@ func (s *Store) planDerived(ctx context.Context, tx Querier, tables []*Table, fk
 		values[name] = kept
 	}
 	plan := connector.Request{ID: req.ID, Identifiers: req.Identifiers, Values: values, Shared: shared.Clone(), DryRun: true}
-	tables, err := s.bindAll(ctx, tx, linkedErase(s.d, tables, fks), withShared(plan.AllValues(), plan.Shared))
+	ids := plan.AllValues()
+	tables, err := s.bindAll(ctx, tx, linkedErase(s.d, tables, fks), withShared(ids, plan.Shared))
 	if err != nil {
 		return nil, s.fail("derive", err, req)
 	}
-	res, _, _, err := s.countWork(ctx, "derive", tx, tables, fks, plan, false)
+	res, _, _, err := s.countWork(ctx, "derive", tx, tables, fks, plan, ids, false)
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +111,12 @@ func (s *Store) planDerived(ctx context.Context, tx Querier, tables []*Table, fk
 // was already read with.
 func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, given, shared connector.Values) (connector.Values, []*Table, error) {
 	derived := connector.Values{}
-	known := newValueSet(given)
+	known := connector.NewValueSet(given)
+	aside := connector.NewValueSet(shared)
 	fresh := given
 	for fresh.Count() > 0 {
 		// Derived values can be of a normalised kind too (an order's contact email).
-		bound, err := s.bindAll(ctx, q, tables, known.values)
+		bound, err := s.bindAll(ctx, q, tables, known.Values())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -131,7 +133,7 @@ func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, give
 			for _, name := range found.Names() {
 				var added []string
 				for _, v := range found[name] {
-					if !shared.Has(name, v) && known.add(name, v) {
+					if !aside.Has(name, v) && known.Add(name, v) {
 						added = append(added, v)
 					}
 				}
@@ -142,35 +144,6 @@ func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, give
 		fresh = next
 	}
 	return derived, tables, nil
-}
-
-// valueSet is Values with a set beside them, for the membership tests of thousands of values.
-type valueSet struct {
-	values connector.Values
-	has    map[string]map[string]bool
-}
-
-func newValueSet(v connector.Values) *valueSet {
-	s := &valueSet{values: connector.Values{}, has: map[string]map[string]bool{}}
-	for name, vals := range v {
-		for _, value := range vals {
-			s.add(name, value)
-		}
-	}
-	return s
-}
-
-// add adds value to name and reports whether it was new.
-func (s *valueSet) add(name, value string) bool {
-	if value == "" || s.has[name][value] {
-		return false
-	}
-	if s.has[name] == nil {
-		s.has[name] = map[string]bool{}
-	}
-	s.has[name][value] = true
-	s.values[name] = append(s.values[name], value)
-	return true
 }
 
 // readProvides reads the provides columns of t's rows that match known.
@@ -192,7 +165,7 @@ func (s *Store) readProvides(ctx context.Context, q Querier, t *Table, known con
 		return nil, err
 	}
 	defer rows.Close()
-	out := connector.Values{}
+	out := connector.NewValueSet(nil)
 	values := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range values {
@@ -208,7 +181,7 @@ func (s *Store) readProvides(ctx context.Context, q Querier, t *Table, known con
 			}
 		}
 	}
-	return out, rows.Err()
+	return out.Values(), rows.Err()
 }
 
 // identifierText is a scanned value as the text an identifier holds: integers in canonical

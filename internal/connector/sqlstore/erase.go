@@ -57,7 +57,7 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	// A plan that fits one transaction needs no second count: every statement reports the rows it
 	// changed. Retained rows are still counted, since nothing else reports them.
 	planned := !req.DryRun && req.Planned != nil && *req.Planned <= s.opts.MaxAtomicRows
-	res, work, total, err := s.countWork(ctx, op, tx, tables, fks, req, planned)
+	res, work, total, err := s.countWork(ctx, op, tx, tables, fks, req, ids, planned)
 	if err != nil {
 		return nil, err
 	}
@@ -95,12 +95,12 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 	return res, nil
 }
 
-// countWork counts, on tx, what an erasure of req has to do in each of tables (bound and in
-// erase order), and completes the plan for linked data (linkedPlan). With sized it counts only the
-// retained rows and lists every delete and mask table as work, uncounted. Its errors are those of
-// the operation op.
-func (s *Store) countWork(ctx context.Context, op string, tx Querier, tables []*Table, fks []ForeignKey, req connector.Request, sized bool) (*connector.EraseResult, []tableWork, int64, error) {
-	ids := req.AllValues()
+// countWork counts, on tx, what an erasure of req, whose values are ids (req.AllValues, computed
+// once by the caller: a subject's thousands of derived values are sorted only once), has to do in
+// each of tables (bound and in erase order), and completes the plan for linked data
+// (linkedPlan). With sized it counts only the retained rows and lists every delete and mask table
+// as work, uncounted. Its errors are those of the operation op.
+func (s *Store) countWork(ctx context.Context, op string, tx Querier, tables []*Table, fks []ForeignKey, req connector.Request, ids connector.Values, sized bool) (*connector.EraseResult, []tableWork, int64, error) {
 	res := &connector.EraseResult{}
 	var work []tableWork
 	var total int64
@@ -139,7 +139,7 @@ func (s *Store) countWork(ctx context.Context, op string, tx Querier, tables []*
 			total += n
 		}
 	}
-	if err := s.linkedPlan(ctx, tx, tables, fks, work, req, res); err != nil {
+	if err := s.linkedPlan(ctx, tx, tables, fks, work, ids, req.Shared, res); err != nil {
 		return nil, nil, 0, s.fail(op, err, req)
 	}
 	return res, work, total, nil

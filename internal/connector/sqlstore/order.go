@@ -132,12 +132,11 @@ func linkedErase(d Dialect, tables []*Table, fks []ForeignKey) []*Table {
 
 // linkedPlan completes an erasure's plan for linked data: it refuses a delete an unmapped table's
 // foreign key blocks (dry runs too, so the plan shows it), and counts the shared rows.
-func (s *Store) linkedPlan(ctx context.Context, q Querier, tables []*Table, fks []ForeignKey, work []tableWork, req connector.Request, res *connector.EraseResult) error {
-	ids := req.AllValues()
+func (s *Store) linkedPlan(ctx context.Context, q Querier, tables []*Table, fks []ForeignKey, work []tableWork, ids, shared connector.Values, res *connector.EraseResult) error {
 	if err := s.blockedDelete(ctx, q, tables, fks, work, ids); err != nil {
 		return err
 	}
 	var err error
-	res.Shared, res.SharedLocations, err = s.countShared(ctx, q, tables, ids, req.Shared)
+	res.Shared, res.SharedLocations, err = s.countShared(ctx, q, tables, ids, shared)
 	return err
 }

@@ -1,0 +1,45 @@
+package connector
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+)
+
+func TestValueSetKeepsOrderAndSkipsRepeats(t *testing.T) {
+	s := NewValueSet(Values{"orderId": {"3", "1", "3", ""}})
+	if s.Add("orderId", "1") || s.Add("orderId", "") {
+		t.Fatal("a repeated or empty value was added")
+	}
+	if !s.Add("orderId", "2") || !s.Add("cardId", "1") {
+		t.Fatal("a new value was not added")
+	}
+	if !s.Has("cardId", "1") || s.Has("cardId", "2") || s.Has("email", "1") {
+		t.Fatal("Has does not answer from the set")
+	}
+	want := Values{"orderId": {"3", "1", "2"}, "cardId": {"1"}}
+	got := s.Values()
+	for name, vals := range want {
+		if !slices.Equal(got[name], vals) {
+			t.Fatalf("%s: got %d values in another order than added", name, len(got[name]))
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d names, want %d", len(got), len(want))
+	}
+}
+
+// Values.Add finds repeats in the list for a single value; a derivation adds thousands of values
+// one at a time, which only the set does without comparing each against all the others.
+func BenchmarkValueSetAddOneAtATime(b *testing.B) {
+	values := make([]string, 10000)
+	for i := range values {
+		values[i] = strconv.Itoa(i)
+	}
+	for b.Loop() {
+		s := NewValueSet(nil)
+		for _, v := range values {
+			s.Add("orderId", v)
+		}
+	}
+}

@@ -90,6 +90,17 @@ func (v Values) Merge(other Values) {
 	}
 }
 
+// MergeDisjoint adds every value of other, which the caller knows to be new to v and free of
+// repeats (values a derivation found beyond those it started from): no set is built to find
+// repeats, which for thousands of values costs more than the rest of the merge.
+func (v Values) MergeDisjoint(other Values) {
+	for name, vals := range other {
+		if len(vals) > 0 {
+			v[name] = append(v[name], vals...)
+		}
+	}
+}
+
 // Scrub replaces every value in msg by "[identifier]", longest first, as Identifiers.Scrub does.
 func (v Values) Scrub(msg string) string {
 	var all []string

@@ -29,6 +29,17 @@ func TestValueSetKeepsOrderAndSkipsRepeats(t *testing.T) {
 	}
 }
 
+func TestMergeDisjointAppends(t *testing.T) {
+	v := Values{"email": {"a@example.com"}}
+	v.MergeDisjoint(Values{"customerId": {"7", "9"}, "email": {"b@example.com"}, "orderId": nil})
+	if !slices.Equal(v["email"], []string{"a@example.com", "b@example.com"}) || !slices.Equal(v["customerId"], []string{"7", "9"}) {
+		t.Fatalf("merged into %d names, %d emails", len(v), len(v["email"]))
+	}
+	if _, ok := v["orderId"]; ok {
+		t.Fatal("a name without values was added")
+	}
+}
+
 // Values.Add finds repeats in the list for a single value; a derivation adds thousands of values
 // one at a time, which only the set does without comparing each against all the others.
 func BenchmarkValueSetAddOneAtATime(b *testing.B) {

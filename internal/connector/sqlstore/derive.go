@@ -44,7 +44,7 @@ func (s *Store) Derive(ctx context.Context, req connector.Request) (*connector.D
 			return nil, s.fail(op, err, req)
 		}
 		owned := given.Clone()
-		owned.Merge(derived)
+		owned.MergeDisjoint(derived) // deriveOnce derives nothing given
 		// Spellings bound before are kept (see bind): the next round reads no column twice.
 		if bound, err = s.bindAll(ctx, tx, bound, owned); err != nil {
 			return nil, s.fail(op, err, req)
@@ -77,7 +77,7 @@ func (s *Store) planDerived(ctx context.Context, tx Querier, tables []*Table, fk
 	if values == nil {
 		values = connector.Values{}
 	}
-	values.Merge(derived)
+	values.MergeDisjoint(derived) // derived holds nothing the request came with
 	for name, vals := range values {
 		set := make(map[string]bool, len(shared[name]))
 		for _, v := range shared[name] {
@@ -137,10 +137,12 @@ func (s *Store) deriveOnce(ctx context.Context, q Querier, tables []*Table, give
 						added = append(added, v)
 					}
 				}
-				next.Add(name, added...)
+				if len(added) > 0 {
+					next[name] = append(next[name], added...) // new to known, so to next too
+				}
 			}
 		}
-		derived.Merge(next)
+		derived.MergeDisjoint(next)
 		fresh = next
 	}
 	return derived, tables, nil

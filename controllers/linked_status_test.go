@@ -140,9 +140,9 @@ func ptrBool(b bool) *bool { return &b }
 // no value of is listed with zero.
 func TestDerivedCountsPerStore(t *testing.T) {
 	d := &storeDerivation{names: []string{"addressId", "customerId", "orderId"},
-		values: connector.Values{"customerId": {"1"}, "addressId": {"7", "8"}},
-		shared: connector.Values{"addressId": {"9"}}}
-	got := d.counts(connector.Values{"addressId": {"8", "9"}})
+		values: connector.NewValueSet(connector.Values{"customerId": {"1"}, "addressId": {"7", "8"}}),
+		shared: connector.NewValueSet(connector.Values{"addressId": {"9"}})}
+	got := d.counts(connector.NewValueSet(connector.Values{"addressId": {"8", "9"}}))
 	want := []privacyv1alpha1.DerivedIdentifier{
 		{Identifier: "addressId", Values: 1, Shared: 2},
 		{Identifier: "customerId", Values: 1},

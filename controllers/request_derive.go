@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -24,7 +25,11 @@ type derivation struct {
 	matches, provides map[int][]string
 
 	values, shared connector.Values
-	byStore        map[int]*storeDerivation
+	// valueSet and sharedSet hold values and shared while the waves run: a subject's thousands
+	// of derived values are merged store after store, each merge looking them up, not building
+	// a new set.
+	valueSet, sharedSet *connector.ValueSet
+	byStore             map[int]*storeDerivation
 	// plans are, per store, the dry run its last Derive counted (deletions only).
 	plans map[int]*connector.DerivedPlan
 	// seen is, per store, how many values and shared values of what it matches it was last
@@ -53,17 +58,18 @@ type failedDerive struct {
 // and sets the shared values aside. It returns the first store (in the graph's order) that
 // failed.
 func (d *derivation) run(ctx context.Context, earlier derivedValues) *failedDerive {
-	d.values, d.shared = earlier.values.Clone(), earlier.shared.Clone()
+	d.valueSet, d.sharedSet = connector.NewValueSet(earlier.values), connector.NewValueSet(earlier.shared)
+	d.values, d.shared = d.valueSet.Values(), d.sharedSet.Values()
 	for _, wave := range d.plan.Waves {
 		for _, label := range wave {
 			i := d.index[label]
 			if d.byStore[i] != nil {
 				continue
 			}
-			mine := &storeDerivation{names: d.provides[i], values: connector.Values{}, shared: connector.Values{}}
+			mine := &storeDerivation{names: d.provides[i], values: connector.NewValueSet(nil), shared: connector.NewValueSet(nil)}
 			for _, name := range mine.names {
-				mine.values.Add(name, earlier.values[name]...)
-				mine.shared.Add(name, earlier.shared[name]...)
+				mine.values.Merge(connector.Values{name: earlier.values[name]})
+				mine.shared.Merge(connector.Values{name: earlier.shared[name]})
 			}
 			d.byStore[i] = mine
 		}
@@ -72,15 +78,17 @@ func (d *derivation) run(ctx context.Context, earlier derivedValues) *failedDeri
 		}
 	}
 	// A value that turned out shared in a later store never selects a row to change.
+	kept := make(connector.Values, len(d.values))
 	for name, vals := range d.values {
-		kept := vals[:0]
+		mine := make([]string, 0, len(vals))
 		for _, v := range vals {
-			if !d.shared.Has(name, v) {
-				kept = append(kept, v)
+			if !d.sharedSet.Has(name, v) {
+				mine = append(mine, v)
 			}
 		}
-		d.values[name] = kept
+		kept[name] = mine
 	}
+	d.values = kept
 	return nil
 }
 
@@ -127,8 +135,8 @@ func (d *derivation) wave(ctx context.Context, wave []string) *failedDerive {
 	for k, label := range wave {
 		if r := outcomes[k].derived; r != nil {
 			mine := d.byStore[d.index[label]]
-			d.values.Merge(r.Values)
-			d.shared.Merge(r.Shared)
+			d.valueSet.Merge(r.Values)
+			d.sharedSet.Merge(r.Shared)
 			mine.values.Merge(r.Values)
 			mine.shared.Merge(r.Shared)
 		}
@@ -141,34 +149,19 @@ func (d *derivation) wave(ctx context.Context, wave []string) *failedDerive {
 func (d *derivation) askedWith(i int, r *connector.Derivation) int {
 	n := 0
 	for _, name := range d.matches[i] {
-		if r == nil {
-			n += len(d.values[name]) + len(d.shared[name])
-			continue
+		n += len(d.values[name]) + len(d.shared[name])
+		if r != nil {
+			n += d.valueSet.Missing(name, r.Values[name]) + d.sharedSet.Missing(name, r.Shared[name])
 		}
-		n += unionSize(d.values[name], r.Values[name]) + unionSize(d.shared[name], r.Shared[name])
 	}
 	return n
-}
-
-func unionSize(a, b []string) int {
-	if len(b) == 0 {
-		return len(a)
-	}
-	set := make(map[string]struct{}, len(a)+len(b))
-	for _, v := range a {
-		set[v] = struct{}{}
-	}
-	for _, v := range b {
-		set[v] = struct{}{}
-	}
-	return len(set)
 }
 
 // counts is each store's status entry.
 func (d *derivation) counts(stores int) [][]privacyv1alpha1.DerivedIdentifier {
 	out := make([][]privacyv1alpha1.DerivedIdentifier, stores)
 	for i, mine := range d.byStore {
-		out[i] = mine.counts(d.shared)
+		out[i] = mine.counts(d.sharedSet)
 	}
 	return out
 }
@@ -206,18 +199,13 @@ func (d *derivation) validPlans() map[int]*connector.EraseResult {
 	return out
 }
 
-// sameSet reports whether a and b hold the same values, ignoring order and repeats.
+// sameSet reports whether a and b hold the same values, ignoring order and repeats. Sorted
+// copies compare thousands of values without a set for each side.
 func sameSet(a, b []string) bool {
-	set := make(map[string]bool, len(a))
-	for _, v := range a {
-		set[v] = true
+	sorted := func(v []string) []string {
+		c := slices.Clone(v)
+		slices.Sort(c)
+		return slices.Compact(c)
 	}
-	other := make(map[string]bool, len(b))
-	for _, v := range b {
-		if !set[v] {
-			return false
-		}
-		other[v] = true
-	}
-	return len(other) == len(set)
+	return slices.Equal(sorted(a), sorted(b))
 }

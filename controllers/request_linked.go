@@ -112,27 +112,26 @@ func (s *requestScope) deriveLinked(ctx context.Context, nameLabel string) (bool
 type storeDerivation struct {
 	// names are the identifiers the store's mappings provide, found or not.
 	names          []string
-	values, shared connector.Values
+	values, shared *connector.ValueSet
 }
 
 // counts is the store's status entry: per identifier its mappings provide (values passed in to
 // it and handed back are not its own), how many of its values are the subject's alone and how
 // many are shared. A value one store derived and another found shared counts as shared. Never
 // the values.
-func (d *storeDerivation) counts(allShared connector.Values) []privacyv1alpha1.DerivedIdentifier {
+func (d *storeDerivation) counts(allShared *connector.ValueSet) []privacyv1alpha1.DerivedIdentifier {
 	out := make([]privacyv1alpha1.DerivedIdentifier, 0, len(d.names))
 	for _, name := range d.names {
-		shared := connector.Values{}
-		shared.Add(name, d.shared[name]...)
-		alone := 0
-		for _, v := range d.values[name] {
-			if allShared.Has(name, v) {
-				shared.Add(name, v)
-			} else {
+		alone, shared := 0, len(d.shared.Values()[name])
+		for _, v := range d.values.Values()[name] {
+			switch {
+			case !allShared.Has(name, v):
 				alone++
+			case !d.shared.Has(name, v):
+				shared++
 			}
 		}
-		out = append(out, privacyv1alpha1.DerivedIdentifier{Identifier: name, Values: int32(alone), Shared: int32(len(shared[name]))})
+		out = append(out, privacyv1alpha1.DerivedIdentifier{Identifier: name, Values: int32(alone), Shared: int32(shared)})
 	}
 	return out
 }

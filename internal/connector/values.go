@@ -189,5 +189,29 @@ func (s *ValueSet) Has(name, value string) bool {
 	return ok
 }
 
+// Merge adds every value of v.
+func (s *ValueSet) Merge(v Values) {
+	for name, vals := range v {
+		for _, value := range vals {
+			s.Add(name, value)
+		}
+	}
+}
+
+// Missing counts the distinct values of vals, empty ones aside, that name does not hold.
+func (s *ValueSet) Missing(name string, vals []string) int {
+	var extra map[string]struct{}
+	for _, v := range vals {
+		if v == "" || s.Has(name, v) {
+			continue
+		}
+		if extra == nil {
+			extra = map[string]struct{}{}
+		}
+		extra[v] = struct{}{}
+	}
+	return len(extra)
+}
+
 // Values are the values held, in the order they were added; the set keeps using them.
 func (s *ValueSet) Values() Values { return s.values }

@@ -40,6 +40,20 @@ func TestMergeDisjointAppends(t *testing.T) {
 	}
 }
 
+func TestValueSetMergeAndMissing(t *testing.T) {
+	s := NewValueSet(Values{"orderId": {"1", "2"}})
+	if n := s.Missing("orderId", []string{"2", "3", "3", "", "4"}); n != 2 {
+		t.Fatalf("Missing counted %d values the set does not hold, want 2", n)
+	}
+	s.Merge(Values{"orderId": {"3", "2", "4"}, "cardId": {"9"}})
+	if got := s.Values(); !slices.Equal(got["orderId"], []string{"1", "2", "3", "4"}) || !slices.Equal(got["cardId"], []string{"9"}) {
+		t.Fatalf("merged into %d order ids and %d card ids", len(got["orderId"]), len(got["cardId"]))
+	}
+	if s.Missing("orderId", []string{"4", "1"}) != 0 {
+		t.Fatal("values the set holds were counted as missing")
+	}
+}
+
 // Values.Add finds repeats in the list for a single value; a derivation adds thousands of values
 // one at a time, which only the set does without comparing each against all the others.
 func BenchmarkValueSetAddOneAtATime(b *testing.B) {

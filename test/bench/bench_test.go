@@ -19,6 +19,8 @@
 //	                                      JSON + CSV + HTML to an S3 bucket, links checked, bucket
 //	                                      empty after BENCH_EXPORT_TTL (export_test.go)
 //	BENCH_LINKED_ROWS=10000  the linked mode's rows per store
+//	BENCH_LINKED_PAIRS=3  how many times the linked mode runs its floor and the operator,
+//	                     alternately; it reports the medians and the spread
 //	BENCH_LINKED_STORES_ONLY=1  the linked mode without the control plane and the operator: the
 //	                     floor and the connector alone, three times each, interleaved
 //	BENCH_GRACE=5m       how long to wait beyond N*200ms for every request to be Verified

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,9 +27,12 @@ import (
 
 // The linked mode: one subject with many linked rows (BENCH_LINKED_ROWS, default 10,000, in each
 // SQL store) erased and verified by the operator, against a plain Go program that deletes the
-// same rows in one transaction per store with the same drivers. Sets: "a" for the floor, "c" for
-// the connector alone (a diagnosis of where the operator's time goes), "b" for the operator; "xa"
-// is a bystander of the same size and "xb" a thousand small ones, which must stay whole.
+// same rows in one transaction per store with the same drivers. Floor and operator alternate,
+// BENCH_LINKED_PAIRS (3) times each, the order swapped every pair (floor first, then operator
+// first), each after a pause that lets the databases settle from the step before: both see the
+// same machine, and neither always follows the other's deletes. Sets: "a1".. for the floor, "b1"..
+// for the operator, "c" for the connector alone (a diagnosis of where the operator's time goes);
+// "xa" is a bystander of the same size and "xb" a thousand small ones, which must stay whole.
 
 func linkedRows() (int, error) {
 	v := os.Getenv("BENCH_LINKED_ROWS")
@@ -42,19 +46,42 @@ func linkedRows() (int, error) {
 	return n, nil
 }
 
+func linkedPairs() (int, error) {
+	v := os.Getenv("BENCH_LINKED_PAIRS")
+	if v == "" {
+		return 3, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("BENCH_LINKED_PAIRS=%q: want a positive number", v)
+	}
+	return n, nil
+}
+
+// linkedSettle is the pause before each timed step of the linked mode: InnoDB purges the
+// deleted rows' index entries in the background after a commit, and autovacuum may start.
+const linkedSettle = time.Second
+
 func runLinked(t *testing.T, ctx context.Context, st *stores, root, outDir string, diag bool, logf func(string, ...any)) {
 	t.Helper()
 	rows, err := linkedRows()
 	if err != nil {
 		t.Fatal(err)
 	}
+	pairs, err := linkedPairs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	sh := shapeOf(rows)
 	storesOnly := os.Getenv("BENCH_LINKED_STORES_ONLY") != "" && os.Getenv("BENCH_LINKED_STORES_ONLY") != "0"
-	sets := []string{"a", "b", "c", "xa"}
+	sets := []string{"c", "xa"}
+	for k := 1; k <= pairs; k++ {
+		sets = append(sets, fmt.Sprintf("a%d", k), fmt.Sprintf("b%d", k))
+	}
 	if storesOnly {
 		sets = []string{"a1", "c1", "a2", "c2", "a3", "c3", "xa"}
 	}
-	logf("seeding: per SQL store, %d customers of %d rows (%d orders, %d order items, %d logins), the last a bystander, and 1000 small bystanders",
+	logf("seeding: per SQL store, %d customers of %d rows (%d orders, %d order items, %d logins), one a bystander, and 1000 small bystanders",
 		len(sets), sh.rows(), sh.orders, sh.orders*sh.itemsPerOrder, sh.logins)
 	for _, set := range sets {
 		st.linked.seedLinked(t, ctx, st, set, 1, sh)
@@ -67,11 +94,6 @@ func runLinked(t *testing.T, ctx context.Context, st *stores, root, outDir strin
 		runLinkedStoresOnly(t, ctx, st, sh, bystanders, logf)
 		return
 	}
-
-	logf("floor: a plain Go program deletes the subject's rows in one transaction per store and verifies")
-	floor, perStore := runLinkedFloor(t, ctx, st, "a")
-	st.linked.checkLinkedErased(t, ctx, st, "a", bystanders...)
-	logf("floor: %.3fs (postgres %.3fs, mariadb %.3fs)", floor.Seconds(), perStore["pg"].Seconds(), perStore["my"].Seconds())
 
 	logf("connector alone: derive, plan, erase, verify with the manager's clients, no Kubernetes")
 	phases := runLinkedConnector(t, ctx, st, "c", int64(sh.rows()))
@@ -97,7 +119,7 @@ func runLinked(t *testing.T, ctx context.Context, st *stores, root, outDir strin
 	mgr := startManager(t, root, outDir, env.KubeConfig, diag)
 	createDataStores(t, ctx, c, st, benchNamespace)
 	waitDataStoresReady(t, ctx, c, benchNamespace, len(specs(st.mode)))
-	w := watchVerified(t, ctx, cfg, benchNamespace, "r", 1)
+	w := watchVerified(t, ctx, cfg, benchNamespace, "r", pairs)
 	defer w.stop()
 	var profiling sync.WaitGroup
 	if diag {
@@ -110,55 +132,115 @@ func runLinked(t *testing.T, ctx context.Context, st *stores, root, outDir strin
 		}()
 	}
 
-	logf("operator: one DeletionRequest for a subject with %d rows in each SQL store", sh.rows())
-	name := requestName("r", 0)
-	ids := map[string]string{"email": subjectID("b", 0) + "@example.com"}
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: name, Labels: identifiersLabel}, StringData: ids}); err != nil {
-		t.Fatal(err)
-	}
-	cpuBefore := sampleCPU(mgr.pid())
-	start := time.Now()
-	if err := c.Create(ctx, deletionRequest(benchNamespace, name)); err != nil {
-		t.Fatal(err)
-	}
-	for w.done.Load() < 1 {
-		if time.Since(start) > benchGrace() {
-			reportStuck(t, ctx, c, 1, 0, mgr.logPath)
+	logf("%d pairs: the floor and the operator (one DeletionRequest for a subject with %d rows in each SQL store), alternately", pairs, sh.rows())
+	var floors, operators, ratios []float64
+	for k := 0; k < pairs; k++ {
+		var floor, operated time.Duration
+		runFloor := func() {
+			time.Sleep(linkedSettle)
+			before := threadTime(0)
+			var perStore map[string]time.Duration
+			floor, perStore = runLinkedFloor(t, ctx, st, fmt.Sprintf("a%d", k+1))
+			logf("pair %d: floor %.3f s (postgres %.3f s, mariadb %.3f s, concurrently); run time %s", k+1, floor.Seconds(),
+				perStore["pg"].Seconds(), perStore["my"].Seconds(), threadTimeSince(before, threadTime(0)))
 		}
-		time.Sleep(5 * time.Millisecond)
+		runOperator := func() {
+			time.Sleep(linkedSettle)
+			before := threadTime(mgr.pid())
+			operated = runLinkedRequest(t, ctx, c, w, k, fmt.Sprintf("b%d", k+1), mgr.logPath)
+			logf("pair %d: operator %.3f s from create to Verified; run time %s", k+1, operated.Seconds(),
+				threadTimeSince(before, threadTime(mgr.pid())))
+		}
+		if k%2 == 0 {
+			runFloor()
+			runOperator()
+		} else {
+			runOperator()
+			runFloor()
+		}
+		floors = append(floors, floor.Seconds())
+		operators = append(operators, operated.Seconds())
+		ratios = append(ratios, operated.Seconds()/floor.Seconds())
 	}
-	elapsed := w.verified[0].Sub(start)
-	cpuUsed := sampleCPU(mgr.pid()).since(cpuBefore)
 	rss, err := peakRSSMiB(mgr.pid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	profiling.Wait()
 	mgr.stop()
-	st.linked.checkLinkedErased(t, ctx, st, "b", bystanders...)
+	for k := 1; k <= pairs; k++ {
+		st.linked.checkLinkedErased(t, ctx, st, fmt.Sprintf("a%d", k), bystanders...)
+		st.linked.checkLinkedErased(t, ctx, st, fmt.Sprintf("b%d", k), bystanders...)
+	}
+	for k := 0; k < pairs; k++ {
+		checkLinkedStatus(t, ctx, c, requestName("r", k), int64(sh.rows()))
+	}
+
+	ratio, ratioLow, ratioHigh := medianSpread(ratios)
+	floorMedian, floorLow, floorHigh := medianSpread(floors)
+	operatorMedian, operatorLow, operatorHigh := medianSpread(operators)
+	fmt.Printf("\nlinked rows         %d per SQL store (PostgreSQL, MariaDB): %d customer, %d orders, %d order items, %d logins\n",
+		sh.rows(), 1, sh.orders, sh.orders*sh.itemsPerOrder, sh.logins)
+	fmt.Printf("operator            %.3f s (%.3f-%.3f) from create to Verified, median of %d\n", operatorMedian, operatorLow, operatorHigh, pairs)
+	fmt.Printf("floor               %.3f s (%.3f-%.3f), both stores concurrently, median of %d\n", floorMedian, floorLow, floorHigh, pairs)
+	fmt.Printf("ratio               %.2f (%.2f-%.2f), median of the %d pairs' ratios\n", ratio, ratioLow, ratioHigh, pairs)
+	fmt.Printf("connector alone     %s\n", phases)
+	fmt.Printf("manager             peak RSS %.1f MiB\n", rss)
+	summary := fmt.Sprintf("bench: mode=linked rows=%d stores=2 pairs=%d seconds=%.3f floor_seconds=%.3f connector_seconds=%.3f manager_peak_rss_mib=%.1f ratio_to_floor=%.2f ratio_min=%.2f ratio_max=%.2f\n",
+		sh.rows(), pairs, operatorMedian, floorMedian, phases.total().Seconds(), rss, ratio, ratioLow, ratioHigh)
+	writeSummary(t, summary)
+}
+
+// runLinkedRequest creates the k-th DeletionRequest, for set's subject, and returns the time from
+// its create to the harness seeing it Verified.
+func runLinkedRequest(t *testing.T, ctx context.Context, c client.Client, w *verifiedWatch, k int, set, logPath string) time.Duration {
+	t.Helper()
+	name := requestName("r", k)
+	ids := map[string]string{"email": subjectID(set, 0) + "@example.com"}
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: name, Labels: identifiersLabel}, StringData: ids}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := c.Create(ctx, deletionRequest(benchNamespace, name)); err != nil {
+		t.Fatal(err)
+	}
+	for w.done.Load() < int64(k+1) {
+		if time.Since(start) > benchGrace() {
+			reportStuck(t, ctx, c, k+1, w.done.Load(), logPath)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return w.verified[k].Sub(start)
+}
+
+// checkLinkedStatus fails unless the request's status reports every row of both stores erased,
+// none remaining, and a receipt.
+func checkLinkedStatus(t *testing.T, ctx context.Context, c client.Client, name string, rows int64) {
+	t.Helper()
 	var dr privacyv1alpha1.DeletionRequest
 	if err := c.Get(ctx, client.ObjectKey{Namespace: benchNamespace, Name: name}, &dr); err != nil {
 		t.Fatal(err)
 	}
 	if dr.Status.Receipt == nil || len(dr.Status.Stores) != 2 {
-		t.Fatalf("Verified, but its status is %+v", dr.Status)
+		t.Fatalf("%s is Verified, but its status is %+v", name, dr.Status)
 	}
 	for _, s := range dr.Status.Stores {
-		if s.Erased != int64(sh.rows()) || s.Remaining != 0 {
-			t.Fatalf("store %s: erased %d, remaining %d; the subject had %d rows there", s.Name, s.Erased, s.Remaining, sh.rows())
+		if s.Erased != rows || s.Remaining != 0 {
+			t.Fatalf("%s, store %s: erased %d, remaining %d; the subject had %d rows there", name, s.Name, s.Erased, s.Remaining, rows)
 		}
 	}
+}
 
-	ratio := elapsed.Seconds() / floor.Seconds()
-	fmt.Printf("\nlinked rows         %d per SQL store (PostgreSQL, MariaDB): %d customer, %d orders, %d order items, %d logins\n",
-		sh.rows(), 1, sh.orders, sh.orders*sh.itemsPerOrder, sh.logins)
-	fmt.Printf("operator            %.3f s from create to Verified (receipt %s)\n", elapsed.Seconds(), dr.Status.Receipt.ConfigMapName)
-	fmt.Printf("floor               %.3f s: postgres %.3f s, mariadb %.3f s, concurrently\n", floor.Seconds(), perStore["pg"].Seconds(), perStore["my"].Seconds())
-	fmt.Printf("connector alone     %s\n", phases)
-	fmt.Printf("manager             peak RSS %.1f MiB; CPU s during the request %s\n", rss, cpuUsed)
-	summary := fmt.Sprintf("bench: mode=linked rows=%d stores=2 seconds=%.3f floor_seconds=%.3f connector_seconds=%.3f manager_peak_rss_mib=%.1f ratio_to_floor=%.2f\n",
-		sh.rows(), elapsed.Seconds(), floor.Seconds(), phases.total().Seconds(), rss, ratio)
-	writeSummary(t, summary)
+// medianSpread is the median of xs and their least and greatest.
+func medianSpread(xs []float64) (median, low, high float64) {
+	sorted := slices.Clone(xs)
+	sort.Float64s(sorted)
+	n := len(sorted)
+	median = sorted[n/2]
+	if n%2 == 0 {
+		median = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	return median, sorted[0], sorted[n-1]
 }
 
 // runLinkedStoresOnly measures the floor and the connector alone three times each, interleaved,

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/prometheus/procfs"
 )
@@ -50,6 +51,45 @@ func groupName(comm string) string {
 	return comm
 }
 
+// readProcs reads every process of the machine.
+func readProcs(fs procfs.FS) (map[int]procInfo, error) {
+	all, err := fs.AllProcs()
+	if err != nil {
+		return nil, err
+	}
+	procs := map[int]procInfo{}
+	for _, p := range all {
+		if info, ok := readProc(p); ok {
+			procs[info.pid] = info
+		}
+	}
+	return procs, nil
+}
+
+// groupOf walks up from p to the manager, or to a direct child of the harness, and names the
+// group; "" for a process the benchmark did not start.
+func groupOf(procs map[int]procInfo, p procInfo, managerPID int) string {
+	self := os.Getpid()
+	cur := p
+	for depth := 0; depth < 64; depth++ {
+		if cur.pid == self {
+			return "harness"
+		}
+		if cur.pid == managerPID && managerPID != 0 {
+			return "manager"
+		}
+		if cur.ppid == self {
+			return groupName(cur.comm)
+		}
+		parent, ok := procs[cur.ppid]
+		if !ok {
+			return ""
+		}
+		cur = parent
+	}
+	return ""
+}
+
 // sampleCPU reads /proc. managerPID may be 0.
 func sampleCPU(managerPID int) cpuSample {
 	out := cpuSample{groups: map[string]float64{}}
@@ -57,37 +97,11 @@ func sampleCPU(managerPID int) cpuSample {
 	if fsErr != nil {
 		return out
 	}
-	all, err := fs.AllProcs()
+	procs, err := readProcs(fs)
 	if err == nil {
-		procs := map[int]procInfo{}
-		for _, p := range all {
-			if info, ok := readProc(p); ok {
-				procs[info.pid] = info
-			}
-		}
 		self := os.Getpid()
 		for _, p := range procs {
-			// Walk up to the manager, or to a direct child of the harness.
-			group, cur := "", p
-			for depth := 0; depth < 64; depth++ {
-				if cur.pid == self {
-					group = "harness"
-					break
-				}
-				if cur.pid == managerPID && managerPID != 0 {
-					group = "manager"
-					break
-				}
-				if cur.ppid == self {
-					group = groupName(cur.comm)
-					break
-				}
-				parent, ok := procs[cur.ppid]
-				if !ok {
-					break
-				}
-				cur = parent
-			}
+			group := groupOf(procs, p, managerPID)
 			if group == "" {
 				continue
 			}
@@ -184,4 +198,48 @@ func procStatus(pid int) (procfs.ProcStatus, error) {
 		return procfs.ProcStatus{}, err
 	}
 	return p.NewStatus()
+}
+
+// threadTime is the run time of the benchmark's processes by group, summed over their live
+// threads from /proc/PID/task/TID/schedstat: nanoseconds, where the process times of sampleCPU
+// count in clock ticks of 10 ms, too coarse for one request of a tenth of a second. Threads that
+// ended between two samples are missed; the long-lived servers and the manager keep theirs.
+func threadTime(managerPID int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return out
+	}
+	procs, err := readProcs(fs)
+	if err != nil {
+		return out
+	}
+	for _, p := range procs {
+		group := groupOf(procs, p, managerPID)
+		if group == "" {
+			continue
+		}
+		threads, err := fs.AllThreads(p.pid)
+		if err != nil {
+			continue
+		}
+		for _, th := range threads {
+			if st, err := th.Schedstat(); err == nil {
+				out[group] += time.Duration(st.RunningNanoseconds)
+			}
+		}
+	}
+	return out
+}
+
+// threadTimeSince formats the run time each group used since before, in milliseconds.
+func threadTimeSince(before, after map[string]time.Duration) string {
+	var parts []string
+	for group, d := range after {
+		if used := d - before[group]; used >= time.Millisecond/2 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", group, float64(used)/float64(time.Millisecond)))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ") + " ms"
 }

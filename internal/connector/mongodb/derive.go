@@ -48,7 +48,7 @@ func (s *Store) deriveOnce(ctx context.Context, given, shared connector.Values) 
 	givenSet, aside := connector.NewValueSet(given), connector.NewValueSet(shared)
 	for {
 		known := given.Clone()
-		known.Merge(derived.Values())
+		known.MergeDisjoint(derived.Values()) // nothing given is derived
 		added := 0
 		for _, m := range s.mappings {
 			if len(m.provides) == 0 || m.action() == privacyv1alpha1.ActionMask {

@@ -34,26 +34,20 @@ import (
 // for the operator, "c" for the connector alone (a diagnosis of where the operator's time goes);
 // "xa" is a bystander of the same size and "xb" a thousand small ones, which must stay whole.
 
-func linkedRows() (int, error) {
-	v := os.Getenv("BENCH_LINKED_ROWS")
-	if v == "" {
-		return 10000, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 10 {
-		return 0, fmt.Errorf("BENCH_LINKED_ROWS=%q: want a number of at least 10", v)
-	}
-	return n, nil
-}
+func linkedRows() (int, error) { return envCount("BENCH_LINKED_ROWS", 10000, 10) }
 
-func linkedPairs() (int, error) {
-	v := os.Getenv("BENCH_LINKED_PAIRS")
+func linkedPairs() (int, error) { return envCount("BENCH_LINKED_PAIRS", 3, 1) }
+
+// envCount is the number in the environment variable name, def when it is unset; below least
+// it is refused.
+func envCount(name string, def, least int) (int, error) {
+	v := os.Getenv(name)
 	if v == "" {
-		return 3, nil
+		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("BENCH_LINKED_PAIRS=%q: want a positive number", v)
+	if err != nil || n < least {
+		return 0, fmt.Errorf("%s=%q: want a number of at least %d", name, v, least)
 	}
 	return n, nil
 }

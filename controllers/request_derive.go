@@ -24,12 +24,13 @@ type derivation struct {
 	// matches are, per store, the identifiers its mappings match; provides, those they provide.
 	matches, provides map[int][]string
 
-	values, shared connector.Values
-	// valueSet and sharedSet hold values and shared while the waves run: a subject's thousands
-	// of derived values are merged store after store, each merge looking them up, not building
-	// a new set.
+	// valueSet and sharedSet are the values and shared values known while the waves run: a
+	// subject's thousands of derived values are merged store after store, each merge looking
+	// them up, not building a new set.
 	valueSet, sharedSet *connector.ValueSet
-	byStore             map[int]*storeDerivation
+	// values and shared are what the run derived, the shared values set aside from values.
+	values, shared connector.Values
+	byStore        map[int]*storeDerivation
 	// plans are, per store, the dry run its last Derive counted (deletions only).
 	plans map[int]*connector.DerivedPlan
 	// seen is, per store, how many values and shared values of what it matches it was last
@@ -59,7 +60,6 @@ type failedDerive struct {
 // failed.
 func (d *derivation) run(ctx context.Context, earlier derivedValues) *failedDerive {
 	d.valueSet, d.sharedSet = connector.NewValueSet(earlier.values), connector.NewValueSet(earlier.shared)
-	d.values, d.shared = d.valueSet.Values(), d.sharedSet.Values()
 	for _, wave := range d.plan.Waves {
 		for _, label := range wave {
 			i := d.index[label]
@@ -78,8 +78,9 @@ func (d *derivation) run(ctx context.Context, earlier derivedValues) *failedDeri
 		}
 	}
 	// A value that turned out shared in a later store never selects a row to change.
-	kept := make(connector.Values, len(d.values))
-	for name, vals := range d.values {
+	known := d.valueSet.Values()
+	kept := make(connector.Values, len(known))
+	for name, vals := range known {
 		mine := make([]string, 0, len(vals))
 		for _, v := range vals {
 			if !d.sharedSet.Has(name, v) {
@@ -88,7 +89,7 @@ func (d *derivation) run(ctx context.Context, earlier derivedValues) *failedDeri
 		}
 		kept[name] = mine
 	}
-	d.values = kept
+	d.values, d.shared = kept, d.sharedSet.Values()
 	return nil
 }
 
@@ -101,7 +102,7 @@ func (d *derivation) wave(ctx context.Context, wave []string) *failedDerive {
 		err     error
 	}
 	outcomes := make([]outcome, len(wave))
-	req := connector.Request{ID: string(d.s.object.GetUID()), Identifiers: d.s.identifiers, Values: d.values, Shared: d.shared,
+	req := connector.Request{ID: string(d.s.object.GetUID()), Identifiers: d.s.identifiers, Values: d.valueSet.Values(), Shared: d.sharedSet.Values(),
 		Plan: d.s.planWhileDeriving}
 	var wg sync.WaitGroup
 	for k, label := range wave {
@@ -149,7 +150,7 @@ func (d *derivation) wave(ctx context.Context, wave []string) *failedDerive {
 func (d *derivation) askedWith(i int, r *connector.Derivation) int {
 	n := 0
 	for _, name := range d.matches[i] {
-		n += len(d.values[name]) + len(d.shared[name])
+		n += len(d.valueSet.Values()[name]) + len(d.sharedSet.Values()[name])
 		if r != nil {
 			n += d.valueSet.Missing(name, r.Values[name]) + d.sharedSet.Missing(name, r.Shared[name])
 		}

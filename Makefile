@@ -117,7 +117,7 @@ test: manifests generate fmt vet check-generated k8s-binaries test-deps ferretdb
 ## "bench-median: ..." line (median and min-max of every figure).
 ## BENCH_MODE: requests (default), linked-requests (the SQL stores map customers -> orders ->
 ## order_item), linked (one subject with BENCH_LINKED_ROWS linked rows against a plain Go program,
-## BENCH_LINKED_PAIRS times each, alternately),
+## BENCH_PAIRS times each, alternately),
 ## sweep (a SuppressionList of BENCH_SWEEP_ENTRIES keyed entries swept over BENCH_SWEEP_ROWS PostgreSQL
 ## rows and BENCH_SWEEP_KEYS Redis keys against plain Go programs; no Kubernetes), export (one person's
 ## access export of BENCH_EXPORT_MB MB in JSON + CSV + HTML to an S3 bucket, empty after BENCH_EXPORT_TTL).
@@ -127,18 +127,18 @@ BENCH_DIAG ?=
 BENCH_MODE ?= requests
 BENCH_ROUNDS ?= 1
 BENCH_LINKED_ROWS ?= 10000
-BENCH_LINKED_PAIRS ?= 3
+BENCH_PAIRS ?= 3
 BENCH_SWEEP_ROWS ?= 10000000
 BENCH_SWEEP_KEYS ?= 1000000
 BENCH_SWEEP_ENTRIES ?= 1000000
 BENCH_EXPORT_MB ?= 50
 BENCH_EXPORT_TTL ?= 3m
 .PHONY: bench
-bench: k8s-binaries test-deps ## Run the end-to-end benchmark (BENCH_MODE, BENCH_REQUESTS, BENCH_ROUNDS, BENCH_LINKED_ROWS, BENCH_LINKED_PAIRS; BENCH_DIAG=1 profiles).
+bench: k8s-binaries test-deps ## Run the end-to-end benchmark (BENCH_MODE, BENCH_REQUESTS, BENCH_ROUNDS, BENCH_LINKED_ROWS, BENCH_PAIRS; BENCH_DIAG=1 profiles).
 	@mkdir -p test/bench/out && rm -f test/bench/out/summary.txt test/bench/out/summaries.txt
 	@for round in $$(seq 1 $(BENCH_ROUNDS)); do \
 		echo "==> bench round $$round of $(BENCH_ROUNDS), mode $(BENCH_MODE)"; \
-		BENCH_REQUESTS=$(BENCH_REQUESTS) BENCH_DIAG=$(BENCH_DIAG) BENCH_MODE=$(BENCH_MODE) BENCH_LINKED_ROWS=$(BENCH_LINKED_ROWS) BENCH_LINKED_PAIRS=$(BENCH_LINKED_PAIRS) \
+		BENCH_REQUESTS=$(BENCH_REQUESTS) BENCH_DIAG=$(BENCH_DIAG) BENCH_MODE=$(BENCH_MODE) BENCH_LINKED_ROWS=$(BENCH_LINKED_ROWS) BENCH_PAIRS=$(BENCH_PAIRS) \
 			BENCH_SWEEP_ROWS=$(BENCH_SWEEP_ROWS) BENCH_SWEEP_KEYS=$(BENCH_SWEEP_KEYS) BENCH_SWEEP_ENTRIES=$(BENCH_SWEEP_ENTRIES) \
 			BENCH_EXPORT_MB=$(BENCH_EXPORT_MB) BENCH_EXPORT_TTL=$(BENCH_EXPORT_TTL) \
 			BENCH_SUMMARY="$(CURDIR)/test/bench/out/summary.txt" \

@@ -19,8 +19,9 @@
 //	                                      JSON + CSV + HTML to an S3 bucket, links checked, bucket
 //	                                      empty after BENCH_EXPORT_TTL (export_test.go)
 //	BENCH_LINKED_ROWS=10000  the linked mode's rows per store
-//	BENCH_LINKED_PAIRS=3  how many times the linked mode runs its floor and the operator,
-//	                     alternately; it reports the medians and the spread
+//	BENCH_PAIRS=3        how many times the requests, linked-requests and linked modes run
+//	                     their floors and the operator, alternately, each pair on subjects and
+//	                     namespaces of its own; they report the medians and the spread
 //	BENCH_LINKED_STORES_ONLY=1  the linked mode without the control plane and the operator: the
 //	                     floor and the connector alone, three times each, interleaved
 //	BENCH_GRACE=5m       how long to wait beyond N*200ms for every request to be Verified
@@ -40,7 +41,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,12 +50,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
-	"github.com/dsr-operator/dsr-operator/internal/operator"
 	"github.com/dsr-operator/dsr-operator/internal/testenv"
 )
 
@@ -113,211 +111,7 @@ func TestBench(t *testing.T) {
 		runLinked(t, ctx, startStores(t, ctx, mode), root, outDir, diag, logf)
 		return
 	}
-	logf("mode %s: starting the control plane, PostgreSQL, MariaDB and Redis", mode)
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	st := startStores(t, ctx, mode)
-
-	// Two sets of subjects, each with as many bystanders: "a" for the store floor, "b" for the
-	// operator, so that neither finds the other's work done.
-	logf("seeding %d subjects and %d bystanders per store, twice", n, n)
-	seed(t, ctx, st, "a", n)
-	seed(t, ctx, st, "b", n)
-
-	cfg := rest.CopyConfig(env.Config)
-	// The harness must never be the bottleneck it measures.
-	cfg.QPS, cfg.Burst = 5000, 10000
-	c, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range []string{operatorNamespace, benchNamespace, floorNamespace} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	logf("store floor: erase+verify of %d subjects x 3 stores by a plain Go program", n)
-	cpu0 := sampleCPU(0)
-	storeFloor := runStoreFloor(t, ctx, st, "a", n)
-	storeFloorCPU := sampleCPU(0).since(cpu0)
-	checkErased(t, ctx, st, "a", n)
-	logf("store floor: %.2fs (CPU s: %s)", storeFloor.Seconds(), storeFloorCPU)
-
-	mgr := startManager(t, root, outDir, env.KubeConfig, diag)
-	createDataStores(t, ctx, c, st, benchNamespace)
-	waitDataStoresReady(t, ctx, c, benchNamespace, len(specs(mode)))
-	w := watchVerified(t, ctx, cfg, benchNamespace, "r", n)
-	defer w.stop()
-
-	apiBefore := parseProm(scrape(t, ctx, cfg))
-	cpuBefore := sampleCPU(mgr.pid())
-	var profiling sync.WaitGroup
-	if diag {
-		secs := profileSeconds()
-		profiling.Add(2)
-		go func() {
-			defer profiling.Done()
-			if err := fetch(ctx, mgr.pprof, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(outDir, "cpu.pprof")); err != nil {
-				logf("CPU profile: %v", err)
-			}
-		}()
-		// The API server profiles itself too (--profiling defaults to true), for cluster admins.
-		go func() {
-			defer profiling.Done()
-			if err := apiServerProfile(ctx, cfg, secs, filepath.Join(outDir, "apiserver-cpu.pprof")); err != nil {
-				logf("API server CPU profile: %v", err)
-			}
-		}()
-	}
-
-	logf("creating %d DeletionRequests with their identifiers Secrets (%d in flight)", n, portalConcurrency)
-	created := make([]time.Time, n)
-	start := time.Now()
-	createRequests(t, ctx, c, benchNamespace, "b", n, created)
-	if t.Failed() {
-		t.FailNow()
-	}
-	createdIn := time.Since(start)
-	logf("created in %.2fs (%.0f/s); waiting for every request to be Verified", createdIn.Seconds(), float64(n)/createdIn.Seconds())
-	deadline := start.Add(time.Duration(n)*200*time.Millisecond + benchGrace())
-	lastReport := time.Now()
-	for w.done.Load() < int64(n) {
-		if time.Now().After(deadline) {
-			reportStuck(t, ctx, c, n, w.done.Load(), mgr.logPath)
-		}
-		if time.Since(lastReport) >= 30*time.Second {
-			logf("%d of %d Verified after %.0fs", w.done.Load(), n, time.Since(start).Seconds())
-			lastReport = time.Now()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	cpuUsed := sampleCPU(mgr.pid()).since(cpuBefore)
-	// Events are sent asynchronously after the status write that made a request Verified.
-	time.Sleep(2 * time.Second)
-	apiAfterRaw := scrape(t, ctx, cfg)
-	apiAfter := parseProm(apiAfterRaw)
-	rss, err := peakRSSMiB(mgr.pid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rssAnon, rssFile := rssMiB(mgr.pid())
-	if diag {
-		profiling.Wait()
-		saveDiagnostics(t, ctx, mgr, outDir, n, apiAfterRaw, logf)
-	}
-	mgr.stop()
-	w.stop()
-	checkErased(t, ctx, st, "b", n)
-
-	// Every request's own record agrees: Verified=True, a receipt. Latency from the timestamps the
-	// API server keeps (second resolution) as a cross-check of the watched latency.
-	var list privacyv1alpha1.DeletionRequestList
-	if err := c.List(ctx, &list, client.InNamespace(benchNamespace)); err != nil {
-		t.Fatal(err)
-	}
-	var stamped []float64
-	var template *privacyv1alpha1.DeletionRequest
-	for i := range list.Items {
-		dr := &list.Items[i]
-		cond := meta.FindStatusCondition(dr.Status.Conditions, privacyv1alpha1.ConditionVerified)
-		if cond == nil || cond.Status != metav1.ConditionTrue || dr.Status.Receipt == nil {
-			t.Fatalf("%s: seen Verified, but its status is %+v", dr.Name, dr.Status)
-		}
-		stamped = append(stamped, cond.LastTransitionTime.Sub(dr.CreationTimestamp.Time).Seconds())
-		if template == nil {
-			template = dr
-		}
-	}
-	if len(list.Items) != n {
-		t.Fatalf("%d requests listed, %d created", len(list.Items), n)
-	}
-
-	// API writes: the API server counts requests by verb and resource, not by client. The
-	// harness's own writes in the window are exactly one Secret and one DeletionRequest per
-	// request; the informer and the metrics scrapes only read. The API server's own controllers
-	// touch leases (its identity lease, renewed every 10 s), services and endpoints, which the
-	// manager cannot: it runs without leader election and its ClusterRole does not name them.
-	// Everything else is the operator's.
-	delta := requestCounts(apiAfter).minus(requestCounts(apiBefore))
-	harness := apiCounts{"POST secrets": float64(n), "POST deletionrequests": float64(n)}
-	apiServersOwn := map[string]bool{"leases": true, "services": true, "endpoints": true, "endpointslices": true}
-	operatorCounts := apiCounts{}
-	for k, v := range delta {
-		if apiServersOwn[strings.Fields(k)[1]] {
-			continue
-		}
-		if d := v - harness[k]; d != 0 {
-			operatorCounts[k] = d
-		}
-	}
-	operatorWrites := operatorCounts.writes()
-	perRequest := operatorWrites / float64(n)
-
-	fw := floorWritesFrom(operatorCounts, n)
-	fw.templates(t, ctx, c, template)
-	logf("API floor: %d Secrets and requests plus %s each, by a plain client", n, fw)
-	var floorProfile sync.WaitGroup
-	if diag {
-		floorProfile.Add(1)
-		go func() {
-			defer floorProfile.Done()
-			if err := apiServerProfile(ctx, cfg, profileSeconds(), filepath.Join(outDir, "apiserver-floor-cpu.pprof")); err != nil {
-				logf("API server CPU profile of the API floor: %v", err)
-			}
-		}()
-	}
-	cpu1 := sampleCPU(0)
-	apiFloor := runAPIFloor(t, ctx, c, floorNamespace, n, fw)
-	apiFloorCPU := sampleCPU(0).since(cpu1)
-	floorProfile.Wait()
-	logf("API floor: %.2fs, kube-apiserver+etcd %.1f CPU s (%s)", apiFloor.Seconds(),
-		apiFloorCPU.groups["kube-apiserver"]+apiFloorCPU.groups["etcd"], apiFloorCPU)
-
-	// Variants are for diagnosis at sizes where four more floors take a minute, not an hour.
-	if diag && n <= 2000 {
-		apiFloorVariants(t, ctx, c, n, fw, operatorCounts["GET secrets"], logf)
-	}
-
-	lat := make([]float64, n)
-	for i := range n {
-		lat[i] = w.verified[i].Sub(created[i]).Seconds()
-	}
-	sort.Float64s(lat)
-	sort.Float64s(stamped)
-	p50, p99 := percentile(lat, 0.50), percentile(lat, 0.99)
-	ratio := elapsed.Seconds() / math.Max(storeFloor.Seconds(), apiFloor.Seconds())
-
-	fmt.Printf("\nrequests            %d (3 stores each: PostgreSQL, MariaDB, Redis)\n", n)
-	fmt.Printf("end to end          %.2f s, %.1f requests/s (created in %.2f s)\n", elapsed.Seconds(), float64(n)/elapsed.Seconds(), createdIn.Seconds())
-	fmt.Printf("created->Verified   p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s (watched); p50 %.0f s, p99 %.0f s (creationTimestamp->lastTransitionTime, 1 s resolution)\n",
-		p50, percentile(lat, 0.90), p99, lat[n-1], percentile(stamped, 0.50), percentile(stamped, 0.99))
-	fmt.Printf("API writes          %.0f by the operator, %.2f per request (the harness's own %d excluded)\n", operatorWrites, perRequest, 2*n)
-	fmt.Printf("API requests by the operator, per request:\n")
-	for _, k := range operatorCounts.sortedKeys() {
-		fmt.Printf("    %-48s %7.2f\n", k, operatorCounts[k]/float64(n))
-	}
-	fmt.Printf("manager peak RSS    %.1f MiB (at the end: %.1f MiB anonymous, %.1f MiB file pages, mostly its code)\n", rss, rssAnon, rssFile)
-	fmt.Printf("CPU s, end to end   %s\n", cpuUsed)
-	fmt.Printf("CPU s per request   manager %.1f ms, kube-apiserver+etcd %.1f ms, databases %.1f ms\n",
-		1000*cpuUsed.groups["manager"]/float64(n), 1000*(cpuUsed.groups["kube-apiserver"]+cpuUsed.groups["etcd"])/float64(n),
-		1000*(cpuUsed.groups["postgres"]+cpuUsed.groups["mariadb"]+cpuUsed.groups["redis"])/float64(n))
-	// On a machine where the stores and the API server share the same cores, the two floors cannot
-	// overlap as max() assumes; their sum is the other bound.
-	fmt.Printf("floors              store %.2f s, API %.2f s; ratio %.2f to the larger, %.2f to their sum\n",
-		storeFloor.Seconds(), apiFloor.Seconds(), ratio, elapsed.Seconds()/(storeFloor.Seconds()+apiFloor.Seconds()))
-	// Seconds move with whatever else runs on the machine; the CPU the benchmark's own processes
-	// used does not, much.
-	e2eCPU, storeCPU, apiCPU := cpuUsed.ours(), storeFloorCPU.ours(), apiFloorCPU.ours()
-	fmt.Printf("CPU core-seconds    end to end %.1f, store floor %.1f, API floor %.1f; ratio %.2f to the larger, %.2f to their sum\n",
-		e2eCPU, storeCPU, apiCPU, e2eCPU/math.Max(storeCPU, apiCPU), e2eCPU/(storeCPU+apiCPU))
-	summary := fmt.Sprintf("bench: mode=%s requests=%d stores=3 seconds=%.2f throughput=%.2f p50=%.3f p99=%.3f api_writes_per_request=%.2f manager_peak_rss_mib=%.1f store_floor_seconds=%.2f api_floor_seconds=%.2f ratio_to_floor=%.2f\n",
-		mode, n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), p50, p99, perRequest, rss, storeFloor.Seconds(), apiFloor.Seconds(), ratio)
-	writeSummary(t, summary)
+	runRequests(t, ctx, mode, root, outDir, n, diag, logf) // requests_test.go
 }
 
 // writeSummary prints the summary line, or writes it to BENCH_SUMMARY: make bench prints it after
@@ -354,10 +148,10 @@ func benchMode() (string, error) {
 }
 
 // reportStuck fails with what the requests that are not Verified say about themselves.
-func reportStuck(t *testing.T, ctx context.Context, c client.Client, n int, done int64, logPath string) {
+func reportStuck(t *testing.T, ctx context.Context, c client.Client, ns string, n int, done int64, logPath string) {
 	t.Helper()
 	var list privacyv1alpha1.DeletionRequestList
-	_ = c.List(ctx, &list, client.InNamespace(benchNamespace))
+	_ = c.List(ctx, &list, client.InNamespace(ns))
 	phases := map[string]int{}
 	sample := ""
 	for _, dr := range list.Items {

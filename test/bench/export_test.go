@@ -93,7 +93,7 @@ func runExport(t *testing.T, ctx context.Context, root, outDir string, diag bool
 			t.Fatal(err)
 		}
 	}
-	mgr := startManager(t, root, outDir, env.KubeConfig, diag)
+	mgr := startManager(t, buildManager(t, root, outDir), outDir, "manager.log", env.KubeConfig, diag)
 	connection := map[string]string{privacyv1alpha1.SecretTypeLabel: privacyv1alpha1.SecretTypeConnection}
 	for _, obj := range []client.Object{
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "pg", Labels: connection}, StringData: map[string]string{"secret": dsn}},

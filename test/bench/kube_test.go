@@ -366,20 +366,26 @@ type managerProcess struct {
 	pprof, metrics string
 }
 
-func startManager(t *testing.T, root, outDir string, kubeconfig []byte, diag bool) *managerProcess {
+// buildManager builds the manager next to its profiles and returns its path.
+func buildManager(t *testing.T, root, outDir string) string {
 	t.Helper()
-	// Kept next to its profiles.
 	bin := filepath.Join(outDir, "manager")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the manager: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// startManager starts the manager bin, logging to logName in outDir.
+func startManager(t *testing.T, bin, outDir, logName string, kubeconfig []byte, diag bool) *managerProcess {
+	t.Helper()
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kc, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := &managerProcess{logPath: filepath.Join(outDir, "manager.log")}
+	m := &managerProcess{logPath: filepath.Join(outDir, logName)}
 	logFile, err := os.Create(m.logPath)
 	if err != nil {
 		t.Fatal(err)

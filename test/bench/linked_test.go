@@ -28,15 +28,13 @@ import (
 // The linked mode: one subject with many linked rows (BENCH_LINKED_ROWS, default 10,000, in each
 // SQL store) erased and verified by the operator, against a plain Go program that deletes the
 // same rows in one transaction per store with the same drivers. Floor and operator alternate,
-// BENCH_LINKED_PAIRS (3) times each, the order swapped every pair (floor first, then operator
+// BENCH_PAIRS (3) times each, the order swapped every pair (floor first, then operator
 // first), each after a pause that lets the databases settle from the step before: both see the
 // same machine, and neither always follows the other's deletes. Sets: "a1".. for the floor, "b1"..
 // for the operator, "c" for the connector alone (a diagnosis of where the operator's time goes);
 // "xa" is a bystander of the same size and "xb" a thousand small ones, which must stay whole.
 
 func linkedRows() (int, error) { return envCount("BENCH_LINKED_ROWS", 10000, 10) }
-
-func linkedPairs() (int, error) { return envCount("BENCH_LINKED_PAIRS", 3, 1) }
 
 // envCount is the number in the environment variable name, def when it is unset; below least
 // it is refused.
@@ -62,7 +60,7 @@ func runLinked(t *testing.T, ctx context.Context, st *stores, root, outDir strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs, err := linkedPairs()
+	pairs, err := benchPairs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +108,7 @@ func runLinked(t *testing.T, ctx context.Context, st *stores, root, outDir strin
 			t.Fatal(err)
 		}
 	}
-	mgr := startManager(t, root, outDir, env.KubeConfig, diag)
+	mgr := startManager(t, buildManager(t, root, outDir), outDir, "manager.log", env.KubeConfig, diag)
 	createDataStores(t, ctx, c, st, benchNamespace)
 	waitDataStoresReady(t, ctx, c, benchNamespace, len(specs(st.mode)))
 	w := watchVerified(t, ctx, cfg, benchNamespace, "r", pairs)
@@ -200,7 +198,7 @@ func runLinkedRequest(t *testing.T, ctx context.Context, c client.Client, w *ver
 	}
 	for w.done.Load() < int64(k+1) {
 		if time.Since(start) > benchGrace() {
-			reportStuck(t, ctx, c, k+1, w.done.Load(), logPath)
+			reportStuck(t, ctx, c, benchNamespace, k+1, w.done.Load(), logPath)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -35,6 +35,12 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		return nil, s.fail(op, err, req)
 	}
 	tables = linkedErase(s.d, tables, fks)
+	// A plan that fits one transaction needs no second count: every statement reports the rows it
+	// changed. Retained rows are still counted, since nothing else reports them.
+	planned := !req.DryRun && req.Planned != nil && *req.Planned <= s.opts.MaxAtomicRows
+	if p, ok := s.d.(Pipeliner); ok && planned {
+		return s.erasePipelined(ctx, p, req, tables, fks, ids)
+	}
 	var sqlTx *sql.Tx
 	if req.DryRun {
 		sqlTx, err = s.readTx(ctx)
@@ -54,9 +60,6 @@ func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.Er
 		return nil, s.fail(op, err, req)
 	}
 
-	// A plan that fits one transaction needs no second count: every statement reports the rows it
-	// changed. Retained rows are still counted, since nothing else reports them.
-	planned := !req.DryRun && req.Planned != nil && *req.Planned <= s.opts.MaxAtomicRows
 	res, work, total, err := s.countWork(ctx, op, tx, tables, fks, req, ids, planned)
 	if err != nil {
 		return nil, err

@@ -25,7 +25,8 @@ type Options struct {
 	// MaxOpenConns caps the pool of each client (default 4).
 	MaxOpenConns int
 	// AfterBatch, when set, is called after every batch statement of an erasure with the table's
-	// location; tests use it to interrupt an erasure at a known point.
+	// location; tests use it to interrupt an erasure at a known point. Statements a Pipeliner
+	// sends together are reported once their transaction has committed.
 	AfterBatch func(location connector.Location)
 	// CatalogTTL is how long the mapped tables read from the catalog are reused (default 30s;
 	// negative: read in every operation). Any failed operation forgets them.

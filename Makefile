@@ -116,12 +116,12 @@ test: manifests generate fmt vet check-generated k8s-binaries test-deps ferretdb
 ## store and API floors. Ends with one "bench: ..." summary line per round, and with several rounds a
 ## "bench-median: ..." line (median and min-max of every figure).
 ## BENCH_MODE: requests (default), linked-requests (the SQL stores map customers -> orders ->
-## order_item), linked (one subject with BENCH_LINKED_ROWS linked rows against a plain Go program,
-## BENCH_PAIRS times each, alternately),
+## order_item), linked (one subject with BENCH_LINKED_ROWS linked rows against a plain Go program),
+## these three running their floors and the operator BENCH_PAIRS times each, alternately,
 ## sweep (a SuppressionList of BENCH_SWEEP_ENTRIES keyed entries swept over BENCH_SWEEP_ROWS PostgreSQL
 ## rows and BENCH_SWEEP_KEYS Redis keys against plain Go programs; no Kubernetes), export (one person's
 ## access export of BENCH_EXPORT_MB MB in JSON + CSV + HTML to an S3 bucket, empty after BENCH_EXPORT_TTL).
-## BENCH_ROUNDS: rounds, each its own run of floors and operator, so floors and operator interleave.
+## BENCH_ROUNDS: rounds, each its own run (and pairs) of floors and operator.
 BENCH_REQUESTS ?= 1000
 BENCH_DIAG ?=
 BENCH_MODE ?= requests

@@ -19,14 +19,18 @@ type Pipeliner interface {
 }
 
 // erasePipelined is the erasure of a request its plan sized to fit one transaction, on a dialect
-// that pipelines: the spellings, the retained and shared counts are read first, each statement
-// on its own (PostgreSQL reads committed data per statement inside a transaction too, so a
-// transaction around them would see nothing else), then every change goes in one round trip
-// instead of BEGIN, a statement per table and COMMIT, each waiting for the one before.
+// that pipelines: the spellings, the retained and shared counts are read first, as Verify reads
+// (statement by statement, in a snapshot where a column is searched in batches; PostgreSQL's
+// default transaction reads committed data per statement too), then every change goes in one
+// round trip instead of BEGIN, a statement per table and COMMIT, each waiting for the one before.
 func (s *Store) erasePipelined(ctx context.Context, p Pipeliner, req connector.Request, tables []*Table, fks []ForeignKey, ids connector.Values) (*connector.EraseResult, error) {
 	const op = "erase"
-	q := s.observed(s.db)
-	tables, err := s.bindAllFrom(ctx, q, tables, withShared(ids, req.Shared), s.memo.take(req.ID))
+	q, done, err := s.reader(ctx, tables)
+	if err != nil {
+		return nil, s.fail(op, err, req)
+	}
+	defer done()
+	tables, err = s.bindAllFrom(ctx, q, tables, withShared(ids, req.Shared), s.memo.take(req.ID))
 	if err != nil {
 		return nil, s.fail(op, err, req)
 	}
@@ -34,6 +38,9 @@ func (s *Store) erasePipelined(ctx context.Context, p Pipeliner, req connector.R
 	if err != nil || len(work) == 0 {
 		return res, err
 	}
+	// The changes take a connection of their own: a read snapshot still held here could leave a
+	// small pool with every connection waiting for a second one.
+	done()
 	queries := make([]Query, 0, len(work))
 	changes := make([]*Table, 0, len(work))
 	for _, w := range work {

@@ -26,7 +26,8 @@ type tableWork struct {
 // its own transaction: a big subject never holds its locks for the whole erasure, at the price
 // that an interruption leaves some batches done. Each batch deletes or fully masks whole rows,
 // and every statement only targets rows still matching and not yet masked, so calling Erase
-// again finishes the job.
+// again finishes the job. On a dialect that pipelines (PostgreSQL), an erasure its plan sized
+// sends its changes in one round trip instead (pipeline.go).
 func (s *Store) Erase(ctx context.Context, req connector.Request) (*connector.EraseResult, error) {
 	const op = "erase"
 	ids := req.AllValues()

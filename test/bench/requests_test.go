@@ -47,7 +47,7 @@ type requestsBench struct {
 // operatorRun is what one operator run measured.
 type operatorRun struct {
 	elapsed, createdIn    time.Duration
-	latencies, stamped    []float64 // sorted, seconds
+	latencies             []float64 // sorted, seconds
 	counts                apiCounts
 	cpu                   cpuUse
 	rss, rssAnon, rssFile float64

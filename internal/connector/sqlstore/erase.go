@@ -169,16 +169,19 @@ func addDone(res *connector.EraseResult, t *Table, n int64) {
 	}
 }
 
+// changeQuery is the statement that deletes or masks at most limit (0: all) of the subject's rows
+// in t, as its mapping says.
+func (s *Store) changeQuery(t *Table, ids connector.Values, limit int) (Query, bool) {
+	if t.Mapping.Action == privacyv1alpha1.ActionMask {
+		return t.MaskQuery(ids, s.salt, limit)
+	}
+	return t.DeleteQuery(ids, limit)
+}
+
 // applyAll changes all of one table's rows in a single statement, inside the erasure's
 // transaction.
 func (s *Store) applyAll(ctx context.Context, tx Querier, w tableWork, ids connector.Values) (int64, error) {
-	var q Query
-	var ok bool
-	if w.table.Mapping.Action == privacyv1alpha1.ActionMask {
-		q, ok = w.table.MaskQuery(ids, s.salt, 0)
-	} else {
-		q, ok = w.table.DeleteQuery(ids, 0)
-	}
+	q, ok := s.changeQuery(w.table, ids, 0)
 	if !ok {
 		return 0, nil
 	}
@@ -213,13 +216,7 @@ func (s *Store) apply(ctx context.Context, w tableWork, ids connector.Values, ru
 	maxBatches := w.count/int64(limit) + 10
 	var done int64
 	for batch := int64(0); batch < maxBatches; batch++ {
-		var q Query
-		var ok bool
-		if w.table.Mapping.Action == privacyv1alpha1.ActionMask {
-			q, ok = w.table.MaskQuery(ids, s.salt, limit)
-		} else {
-			q, ok = w.table.DeleteQuery(ids, limit)
-		}
+		q, ok := s.changeQuery(w.table, ids, limit)
 		if !ok {
 			return done, nil
 		}

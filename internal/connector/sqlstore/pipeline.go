@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 
-	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
 	"github.com/dsr-operator/dsr-operator/internal/connector"
 )
 
@@ -44,13 +43,7 @@ func (s *Store) erasePipelined(ctx context.Context, p Pipeliner, req connector.R
 	queries := make([]Query, 0, len(work))
 	changes := make([]*Table, 0, len(work))
 	for _, w := range work {
-		var query Query
-		var ok bool
-		if w.table.Mapping.Action == privacyv1alpha1.ActionMask {
-			query, ok = w.table.MaskQuery(ids, s.salt, 0)
-		} else {
-			query, ok = w.table.DeleteQuery(ids, 0)
-		}
+		query, ok := s.changeQuery(w.table, ids, 0)
 		if !ok {
 			continue
 		}

@@ -162,11 +162,7 @@ type ValueSet struct {
 // NewValueSet holds the values of v, without empty or repeated ones.
 func NewValueSet(v Values) *ValueSet {
 	s := &ValueSet{values: Values{}, has: map[string]map[string]struct{}{}}
-	for name, vals := range v {
-		for _, value := range vals {
-			s.Add(name, value)
-		}
-	}
+	s.Merge(v)
 	return s
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,28 @@ func newClient(t *testing.T, dsn string, opts sqlstore.Options, tables ...privac
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// statementLog keeps the statements a client sends (sqlstore.Options.OnStatement), which its
+// pool may send from several goroutines.
+type statementLog struct {
+	mu         sync.Mutex
+	statements []string
+}
+
+func (l *statementLog) record(query string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.statements = append(l.statements, query)
+}
+
+// take returns the statements so far and starts again.
+func (l *statementLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.statements
+	l.statements = nil
+	return out
 }
 
 func count(t *testing.T, raw *sql.DB, query string) int {

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -34,15 +33,10 @@ func TestEqualAnyMatchesWhatEqualMatches(t *testing.T) {
 	}
 	want := map[string]int{"i4": 2, "i8": 2, "u": 1, "tx": 2, "vc": 2, "nm": 2}
 	for col, vals := range values {
-		var mu sync.Mutex
-		var statements []string
+		var log statementLog
 		table := privacyv1alpha1.TableMapping{Name: "t", Action: privacyv1alpha1.ActionDelete,
 			Match: []privacyv1alpha1.ColumnMatch{{Column: col, Identifier: "v"}}}
-		c := newClient(t, dsn, sqlstore.Options{OnStatement: func(q string) {
-			mu.Lock()
-			defer mu.Unlock()
-			statements = append(statements, q)
-		}}, table)
+		c := newClient(t, dsn, sqlstore.Options{OnStatement: log.record}, table)
 		ctx := context.Background()
 		alone := 0
 		for _, v := range vals {
@@ -52,7 +46,7 @@ func TestEqualAnyMatchesWhatEqualMatches(t *testing.T) {
 			}
 			alone += int(got.Remaining)
 		}
-		statements = nil
+		log.take()
 		got, err := c.Verify(ctx, connector.Request{Values: connector.Values{"v": vals}})
 		if err != nil {
 			t.Fatalf("%s: Verify %d values: %v", col, len(vals), err)
@@ -60,7 +54,7 @@ func TestEqualAnyMatchesWhatEqualMatches(t *testing.T) {
 		if int(got.Remaining) != want[col] || alone != want[col] {
 			t.Errorf("%s: %d rows for the values together, %d one by one; want %d", col, got.Remaining, alone, want[col])
 		}
-		if !strings.Contains(strings.Join(statements, "\n"), "ANY(") {
+		if statements := log.take(); !strings.Contains(strings.Join(statements, "\n"), "ANY(") {
 			t.Errorf("%s: the values were not bound as one array: %q", col, statements)
 		}
 	}

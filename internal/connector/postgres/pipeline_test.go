@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	privacyv1alpha1 "github.com/dsr-operator/dsr-operator/api/v1alpha1"
@@ -27,13 +26,8 @@ func TestPlannedErasureIsOneTransaction(t *testing.T) {
 		`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$`,
 		`CREATE TRIGGER refuse_note BEFORE DELETE ON note FOR EACH ROW EXECUTE FUNCTION refuse()`)
 	byEmail := []privacyv1alpha1.ColumnMatch{{Column: "email", Identifier: "email"}}
-	var mu sync.Mutex
-	var statements []string
-	c := newClient(t, dsn, sqlstore.Options{OnStatement: func(q string) {
-		mu.Lock()
-		defer mu.Unlock()
-		statements = append(statements, q)
-	}},
+	var log statementLog
+	c := newClient(t, dsn, sqlstore.Options{OnStatement: log.record},
 		privacyv1alpha1.TableMapping{Name: "account", Action: privacyv1alpha1.ActionDelete, Match: byEmail},
 		privacyv1alpha1.TableMapping{Name: "note", Action: privacyv1alpha1.ActionDelete, Match: byEmail},
 		privacyv1alpha1.TableMapping{Name: "audit", Action: privacyv1alpha1.ActionMask, Match: byEmail,
@@ -59,7 +53,7 @@ func TestPlannedErasureIsOneTransaction(t *testing.T) {
 	if _, err := raw.Exec(`DROP TRIGGER refuse_note ON note`); err != nil {
 		t.Fatal(err)
 	}
-	statements = nil
+	log.take()
 	res, err := c.Erase(ctx, req)
 	if err != nil {
 		t.Fatalf("Erase: %v", err)
@@ -67,6 +61,7 @@ func TestPlannedErasureIsOneTransaction(t *testing.T) {
 	if res.Erased != 3 || res.Masked != 1 {
 		t.Errorf("Erase = %+v, want 3 erased (2 accounts, 1 note) and 1 masked", res)
 	}
+	statements := log.take()
 	changes := 0
 	for _, q := range statements {
 		if strings.HasPrefix(q, "DELETE") || strings.HasPrefix(q, "UPDATE") {
